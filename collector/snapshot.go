@@ -1,0 +1,157 @@
+// Package collector observes the host: sockets, processes, the neighbour table,
+// routes, DNS configuration and kernel counters. Everything one poll sees is a
+// Snapshot; detectors read snapshots and never touch the host themselves.
+//
+// Layout: one source per file (sockets, processes, arp, routes, dns config,
+// counters, system metrics). On Linux the hot path is NETLINK_SOCK_DIAG plus an
+// incremental inode→PID cache (see sockdiag_linux.go, pidcache_linux.go); on
+// other systems a gopsutil-based source keeps the same Snapshot shape.
+// Parsers are pure functions over bytes, tested on fixtures in testdata/.
+// The /proc root is configurable (Options.ProcRoot, --host-proc, HOST_PROC).
+package collector
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Socket is one TCP or UDP socket as seen by a poll or a destroy notification.
+type Socket struct {
+	Proto  string         `json:"proto"`  // "tcp" or "udp"
+	Family uint8          `json:"family"` // 4 or 6
+	State  string         `json:"state"`  // ESTABLISHED, LISTEN, SYN_SENT, SYN_RECV, TIME_WAIT, CLOSE ... ("" for UDP unconnected is "UNCONN")
+	Local  netip.AddrPort `json:"local"`
+	Remote netip.AddrPort `json:"remote"`
+	Inode  uint64         `json:"inode,omitempty"`
+	UID    uint32         `json:"uid"`
+	Cookie uint64         `json:"cookie,omitempty"` // kernel socket cookie: stable identity across polls and destroy events
+	// PID of the owning process; 0 when it cannot be read (another user's
+	// process while unprivileged, or a socket with no owner such as TIME_WAIT).
+	PID int32 `json:"pid,omitempty"`
+	// tcp_info byte counters (TCP only; zero when unknown).
+	BytesAcked    uint64 `json:"bytes_acked,omitempty"`    // bytes sent and acknowledged by the peer
+	BytesReceived uint64 `json:"bytes_received,omitempty"` // bytes received
+	BytesSent     uint64 `json:"bytes_sent,omitempty"`     // bytes sent incl. retransmits (kernel >= 4.19)
+	// FirstSeen is when this socket (by cookie, or by 5-tuple when no cookie) was
+	// first observed; set by the collector's connection tracker.
+	FirstSeen time.Time `json:"first_seen"`
+	// Destroyed is true for sockets delivered by a socket-destroy notification.
+	Destroyed bool `json:"destroyed,omitempty"`
+}
+
+// Process is one entry of the process table.
+type Process struct {
+	PID       int32     `json:"pid"`
+	PPID      int32     `json:"ppid"`
+	Name      string    `json:"name"`
+	Exe       string    `json:"exe,omitempty"` // empty when /proc/<pid>/exe is not readable
+	Cmdline   []string  `json:"cmdline,omitempty"`
+	UID       uint32    `json:"uid"`
+	User      string    `json:"user,omitempty"`
+	StartTime time.Time `json:"start_time"`
+	// FDSockets lists inodes of sockets open on fds 0, 1 and 2 (stdin, stdout,
+	// stderr) when readable; used to spot reverse shells.
+	StdioSockets []uint64 `json:"stdio_sockets,omitempty"`
+}
+
+// Neighbor is one ARP/NDP neighbour table entry.
+type Neighbor struct {
+	IP        netip.Addr `json:"ip"`
+	MAC       string     `json:"mac"` // lower-case colon form; "" when incomplete
+	Device    string     `json:"device"`
+	Flags     uint32     `json:"flags"`
+	Complete  bool       `json:"complete"`
+	Permanent bool       `json:"permanent"`
+}
+
+// Route is a default gateway.
+type Route struct {
+	Device  string     `json:"device"`
+	Gateway netip.Addr `json:"gateway"`
+	Metric  uint32     `json:"metric"`
+}
+
+// Counters holds the kernel's host-wide TCP/UDP counters from /proc/net/snmp
+// (and /proc/net/netstat where useful). Values are cumulative; detectors diff them.
+type Counters struct {
+	TCPActiveOpens  uint64 `json:"tcp_active_opens"`
+	TCPPassiveOpens uint64 `json:"tcp_passive_opens"`
+	TCPAttemptFails uint64 `json:"tcp_attempt_fails"`
+	TCPEstabResets  uint64 `json:"tcp_estab_resets"`
+	TCPCurrEstab    uint64 `json:"tcp_curr_estab"`
+	TCPInSegs       uint64 `json:"tcp_in_segs"`
+	TCPOutSegs      uint64 `json:"tcp_out_segs"`
+	TCPRetransSegs  uint64 `json:"tcp_retrans_segs"`
+	TCPInErrs       uint64 `json:"tcp_in_errs"`
+	TCPOutRsts      uint64 `json:"tcp_out_rsts"`
+	UDPInDatagrams  uint64 `json:"udp_in_datagrams"`
+	UDPNoPorts      uint64 `json:"udp_no_ports"`
+	UDPInErrors     uint64 `json:"udp_in_errors"`
+	UDPOutDatagrams uint64 `json:"udp_out_datagrams"`
+	Valid           bool   `json:"valid"` // false when the counters could not be read
+}
+
+// SystemMetrics are host metrics gathered through gopsutil.
+type SystemMetrics struct {
+	BytesSent     uint64  `json:"bytes_sent"`
+	BytesRecv     uint64  `json:"bytes_recv"`
+	PacketsSent   uint64  `json:"packets_sent"`
+	PacketsRecv   uint64  `json:"packets_recv"`
+	ErrIn         uint64  `json:"errin"`
+	ErrOut        uint64  `json:"errout"`
+	DropIn        uint64  `json:"dropin"`
+	DropOut       uint64  `json:"dropout"`
+	CPUPercent    float64 `json:"cpu_percent"`
+	MemoryPercent float64 `json:"memory_percent"`
+}
+
+// Stats describes what one collection cost and what it could not see.
+type Stats struct {
+	Duration          time.Duration `json:"duration_ns"`
+	Sockets           int           `json:"sockets"`
+	SocketsNoPID      int           `json:"sockets_without_pid"`
+	Processes         int           `json:"processes"`
+	DestroyEvents     int           `json:"destroy_events"`
+	DestroyEventsLost uint64        `json:"destroy_events_lost"`
+	Errors            []string      `json:"errors,omitempty"` // one line per failing source; the rest of the snapshot is still valid
+}
+
+// Snapshot is everything one poll saw. Time is the clock detectors use.
+type Snapshot struct {
+	Time     time.Time    `json:"time"`
+	Hostname string       `json:"hostname"`
+	HostIPs  []netip.Addr `json:"host_ips,omitempty"` // this host's own addresses
+	Sockets  []Socket     `json:"sockets"`            // every socket open at poll time
+	// Opened are sockets first seen at this poll (also included in Sockets).
+	Opened []Socket `json:"opened,omitempty"`
+	// Closed are sockets seen before (or only in a destroy notification) that
+	// are gone now, with their last known counters and PID.
+	Closed      []Socket           `json:"closed,omitempty"`
+	Processes   map[int32]*Process `json:"processes"`
+	ARP         []Neighbor         `json:"arp"`
+	Gateways    []Route            `json:"gateways"`
+	Nameservers []netip.Addr       `json:"nameservers"`
+	Counters    Counters           `json:"counters"`
+	System      SystemMetrics      `json:"system"`
+	Stats       Stats              `json:"stats"`
+}
+
+// Source produces snapshots. Collect must be safe to call repeatedly from one
+// goroutine; a failing sub-source is recorded in Stats.Errors, not returned,
+// unless nothing at all could be collected.
+type Source interface {
+	Collect(ctx context.Context) (*Snapshot, error)
+	Close() error
+}
+
+// Options configure a Source.
+type Options struct {
+	ProcRoot string // default "/proc"; HOST_PROC or --host-proc override
+	// ResolvConf is the resolver configuration file (default /etc/resolv.conf).
+	ResolvConf string
+	// SystemMetrics enables gopsutil CPU/memory/interface metrics (default on).
+	SystemMetrics bool
+	// DestroyEvents subscribes to sock_diag destroy notifications (Linux).
+	DestroyEvents bool
+}

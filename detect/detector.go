@@ -1,0 +1,134 @@
+// Package detect turns snapshots into alerts.
+//
+// A Detector is registered by name (one file per detector, registering itself
+// in init) and runs over (snapshot, env): it reads the snapshot and its own
+// state and returns candidate alerts. The clock is snap.Time, never time.Now,
+// so detectors are deterministic under replay and in tests. Detector state
+// (windows, trackers) is bounded in size and expired by snapshot time.
+//
+// The Engine runs every enabled detector, fills alert ids, and applies the
+// cooldown: the same (rule, entity) is emitted once per cooldown (default
+// 10 min) with an occurrence count.
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+
+	"github.com/netsentinel/netsentinel/collector"
+)
+
+// Detector finds one kind of threat.
+type Detector interface {
+	// Name is the registry name, e.g. "suspicious_port".
+	Name() string
+	// Rules describes what the detector can emit (for `netsentinel rules`).
+	Rules() []RuleInfo
+	// Detect inspects one snapshot and returns candidate alerts. The engine
+	// sets ID, Count and Time when they are zero.
+	Detect(snap *collector.Snapshot, env *Env) []Alert
+}
+
+// RuleInfo documents one rule a detector emits.
+type RuleInfo struct {
+	ID             string         `json:"id"`
+	Name           string         `json:"name"`
+	ThreatType     string         `json:"threat_type"`
+	Technique      string         `json:"technique"` // technique or sub-technique id
+	Severity       Severity       `json:"severity"`
+	Description    string         `json:"description"`
+	Recommendation string         `json:"recommendation"`
+	Thresholds     map[string]any `json:"thresholds,omitempty"`
+}
+
+// Common is configuration shared by all detectors.
+type Common struct {
+	// HomeNet are the internal networks (default RFC 1918 and IPv6 ULA
+	// fc00::/7).
+	HomeNet []netip.Prefix
+}
+
+// Env is the read-only context of one Detect call.
+type Env struct {
+	Common
+	// procs holds processes seen in recent snapshots, so sockets that closed
+	// after their process exited still get process context.
+	procs map[int32]*collector.Process
+}
+
+// IsInternal reports whether a is in home_net (or loopback / link-local).
+func (e *Env) IsInternal(a netip.Addr) bool {
+	a = a.Unmap()
+	if a.IsLoopback() || a.IsLinkLocalUnicast() {
+		return true
+	}
+	for _, p := range e.HomeNet {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Process returns the process with pid from the snapshot, or from the recent
+// process cache; nil when unknown.
+func (e *Env) Process(snap *collector.Snapshot, pid int32) *collector.Process {
+	if pid <= 0 {
+		return nil
+	}
+	if p := snap.Processes[pid]; p != nil {
+		return p
+	}
+	if e.procs != nil {
+		return e.procs[pid]
+	}
+	return nil
+}
+
+// Factory builds one detector from its configuration section.
+type Factory struct {
+	Name string
+	// DefaultConfig returns a pointer to a fresh config struct holding the
+	// defaults; the config loader decodes the user's section into it strictly.
+	DefaultConfig func() any
+	// New builds the detector from the (decoded) config DefaultConfig returned.
+	New func(cfg any, common Common) (Detector, error)
+}
+
+var (
+	regMu    sync.Mutex
+	registry = map[string]Factory{}
+)
+
+// Register adds a detector factory; it panics on a duplicate name (a
+// programming error caught at init).
+func Register(f Factory) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := registry[f.Name]; dup {
+		panic(fmt.Sprintf("detect: detector %q registered twice", f.Name))
+	}
+	registry[f.Name] = f
+}
+
+// Factories returns the registered factories sorted by name.
+func Factories() []Factory {
+	regMu.Lock()
+	defer regMu.Unlock()
+	out := make([]Factory, 0, len(registry))
+	for _, f := range registry {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Lookup returns the factory registered under name.
+func Lookup(name string) (Factory, bool) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	f, ok := registry[name]
+	return f, ok
+}
