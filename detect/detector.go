@@ -56,6 +56,19 @@ type Env struct {
 	// procs holds processes seen in recent snapshots, so sockets that closed
 	// after their process exited still get process context.
 	procs map[int32]*collector.Process
+	// listeners indexes the listening sockets of listenSnap, built on first
+	// use by Direction and shared by the detectors of one Run.
+	listenSnap *collector.Snapshot
+	listeners  listenerIndex
+}
+
+// listenersFor returns the listening-socket index of snap, building it once.
+func (e *Env) listenersFor(snap *collector.Snapshot) listenerIndex {
+	if e.listenSnap != snap || e.listeners == nil {
+		e.listeners = buildListeners(snap)
+		e.listenSnap = snap
+	}
+	return e.listeners
 }
 
 // IsInternal reports whether a is in home_net (or loopback / link-local).
