@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The whole NetSentinel test suite, on a fresh Debian 12 machine, as root:
+#   1. installs what the tests need (Debian packages: attack tools, kcat, iproute2),
+#   2. builds the test servers (VictoriaLogs for the Elasticsearch bulk API, a
+#      kfake-based Kafka broker) from pinned Go modules,
+#   3. checks gofmt and go vet, runs `go test -race ./...` with real servers and
+#      namespace scenarios (a skipped scenario is a failure here),
+#   4. runs every fuzz target for a bounded time.
+# Environment: FUZZTIME (default 10s per target), GOTESTFLAGS (extra flags).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# --- 1. packages ------------------------------------------------------------
+pkgs=(iproute2 iputils-ping procps psmisc kcat nmap ncat netcat-openbsd socat tor dsniff
+      bind9-dnsutils curl openssh-server openssh-client python3 util-linux)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "missing packages: ${missing[*]} (run as root, or: sudo apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# tor's Debian package starts a system daemon; the tests run their own.
+systemctl disable --now tor >/dev/null 2>&1 || service tor stop >/dev/null 2>&1 || true
+
+# --- 2. test servers ----------------------------------------------------------
+log "building test servers"
+for b in test/servers/build*.sh; do
+  [[ -x $b ]] && "$b"
+done
+
+# --- 3. static checks and tests ----------------------------------------------
+log "gofmt / go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './test/servers/*'))
+if [[ -n $unformatted ]]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+GOOS=darwin go build ./... && GOOS=windows go build ./...
+
+log "go test -race ./..."
+export NETSENTINEL_REQUIRE_SERVERS=1
+if [[ $(id -u) -eq 0 ]]; then export NETSENTINEL_REQUIRE_ROOT=1; fi
+# -v so skips are visible; the noise of passing tests is filtered out of the console.
+set +e
+# shellcheck disable=SC2086
+go test -race -count=1 -v -timeout 45m ${GOTESTFLAGS:-} ./... >/tmp/netsentinel-test.log 2>&1
+status=$?
+set -e
+grep -v -E '^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$)' /tmp/netsentinel-test.log || true
+if [[ $(id -u) -eq 0 ]] && grep -q -- '--- SKIP' /tmp/netsentinel-test.log; then
+  echo "tests were skipped; as root the suite allows no skips:" >&2
+  grep -A2 -- '--- SKIP' /tmp/netsentinel-test.log >&2
+  exit 1
+fi
+[[ $status -eq 0 ]] || { echo "go test failed (full log: /tmp/netsentinel-test.log)" >&2; exit "$status"; }
+
+# --- 4. fuzzing -----------------------------------------------------------------
+fuzztime=${FUZZTIME:-10s}
+log "fuzzing each target for $fuzztime"
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+    echo "fuzz $pkg $target"
+    go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/fuzz.log 2>&1 || { cat /tmp/fuzz.log >&2; exit 1; }
+  done
+done
+log "all tests passed"
