@@ -55,7 +55,7 @@ type Env struct {
 	Common
 	// procs holds processes seen in recent snapshots, so sockets that closed
 	// after their process exited still get process context.
-	procs map[int32]*collector.Process
+	procs *Window[int32, *collector.Process]
 	// listeners indexes the listening sockets of listenSnap, built on first
 	// use by Direction and shared by the detectors of one Run.
 	listenSnap *collector.Snapshot
@@ -95,7 +95,9 @@ func (e *Env) Process(snap *collector.Snapshot, pid int32) *collector.Process {
 		return p
 	}
 	if e.procs != nil {
-		return e.procs[pid]
+		if p, ok := e.procs.Get(pid); ok {
+			return *p
+		}
 	}
 	return nil
 }
