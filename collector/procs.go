@@ -1,0 +1,170 @@
+package collector
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// ProcStat is what the collector uses of /proc/<pid>/stat.
+type ProcStat struct {
+	PID   int32
+	Comm  string // the command name, at most 15 bytes, as the kernel keeps it
+	State byte   // R, S, D, Z, T, ...
+	PPID  int32
+	// StartTicks is field 22: the start time in clock ticks after boot.
+	StartTicks uint64
+}
+
+// ParseProcStat parses /proc/<pid>/stat. The command name sits between the
+// first '(' and the LAST ')': it may itself hold spaces and parentheses, as in
+// "42 (my (evil) proc) S 1 ...".
+func ParseProcStat(data []byte) (ProcStat, error) {
+	var st ProcStat
+	open := bytes.IndexByte(data, '(')
+	closing := bytes.LastIndexByte(data, ')')
+	if open < 0 || closing < open {
+		return st, fmt.Errorf("stat: %w: no (comm)", ErrFileParse)
+	}
+	pid, err := strconv.ParseInt(string(bytes.TrimSpace(data[:open])), 10, 32)
+	if err != nil || pid < 0 {
+		return st, fmt.Errorf("stat: %w: bad pid %q", ErrFileParse, bytes.TrimSpace(data[:open]))
+	}
+	st.PID = int32(pid)
+	st.Comm = validUTF8(string(data[open+1 : closing]))
+	// Fields after the comm, starting with field 3 (state).
+	rest := strings.Fields(string(data[closing+1:]))
+	const startField = 22 - 3
+	if len(rest) <= startField {
+		return st, fmt.Errorf("stat: %w: %d fields after comm, want at least %d", ErrFileParse, len(rest), startField+1)
+	}
+	if len(rest[0]) != 1 {
+		return st, fmt.Errorf("stat: %w: bad state %q", ErrFileParse, rest[0])
+	}
+	st.State = rest[0][0]
+	ppid, err := strconv.ParseInt(rest[1], 10, 32)
+	if err != nil || ppid < 0 {
+		return st, fmt.Errorf("stat: %w: bad ppid %q", ErrFileParse, rest[1])
+	}
+	st.PPID = int32(ppid)
+	st.StartTicks, err = strconv.ParseUint(rest[startField], 10, 64)
+	if err != nil {
+		return st, fmt.Errorf("stat: %w: bad starttime %q", ErrFileParse, rest[startField])
+	}
+	return st, nil
+}
+
+// ProcStatus is what the collector uses of /proc/<pid>/status.
+type ProcStatus struct {
+	Name string
+	PPID int32
+	// UIDs are the real, effective, saved and filesystem user IDs.
+	UIDs [4]uint32
+}
+
+// ParseProcStatus parses /proc/<pid>/status ("Key:\tvalue" lines). Name,
+// PPid and Uid are required; other keys are ignored.
+func ParseProcStatus(data []byte) (ProcStatus, error) {
+	var st ProcStatus
+	var haveName, havePPID, haveUID bool
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), maxSmallFileBytes)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		switch key {
+		case "Name":
+			// The kernel escapes '\n' and '\\' in this line; Name is
+			// kept as written there.
+			st.Name = validUTF8(strings.TrimPrefix(val, "\t"))
+			haveName = true
+		case "PPid":
+			v, err := strconv.ParseInt(strings.TrimSpace(val), 10, 32)
+			if err != nil || v < 0 {
+				return st, lineError("status", lineNo, "bad PPid %q", val)
+			}
+			st.PPID = int32(v)
+			havePPID = true
+		case "Uid":
+			f := strings.Fields(val)
+			if len(f) != 4 {
+				return st, lineError("status", lineNo, "Uid wants 4 values, got %d", len(f))
+			}
+			for i := range f {
+				v, err := strconv.ParseUint(f[i], 10, 32)
+				if err != nil {
+					return st, lineError("status", lineNo, "bad Uid %q", f[i])
+				}
+				st.UIDs[i] = uint32(v)
+			}
+			haveUID = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return st, lineError("status", lineNo+1, "%v", err)
+	}
+	if !haveName || !havePPID || !haveUID {
+		return st, fmt.Errorf("status: %w: missing Name, PPid or Uid", ErrFileParse)
+	}
+	return st, nil
+}
+
+// ParseCmdline splits /proc/<pid>/cmdline into arguments. Arguments are
+// NUL-terminated; a missing final NUL (a cut read, or a process that rewrote
+// its argv) still yields the last argument. Empty arguments in the middle are
+// kept, trailing NULs are not. Invalid UTF-8 is replaced by U+FFFD so that
+// what detectors match is what the JSON output shows; newlines are kept.
+// Kernel threads and zombies have an empty cmdline: nil.
+func ParseCmdline(data []byte) []string {
+	data = bytes.TrimRight(data, "\x00")
+	if len(data) == 0 {
+		return nil
+	}
+	parts := strings.Split(string(data), "\x00")
+	for i, p := range parts {
+		parts[i] = validUTF8(p)
+	}
+	return parts
+}
+
+// ParseBootTime returns the "btime" line of /proc/stat: the boot time in
+// seconds since the Unix epoch.
+func ParseBootTime(data []byte) (int64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), maxProcFileBytes)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("btime")) {
+			continue
+		}
+		f := strings.Fields(string(line))
+		if len(f) != 2 || f[0] != "btime" {
+			return 0, lineError("stat", lineNo, "bad btime line %q", line)
+		}
+		v, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil || v <= 0 {
+			return 0, lineError("stat", lineNo, "bad btime %q", f[1])
+		}
+		return v, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, lineError("stat", lineNo+1, "%v", err)
+	}
+	return 0, fmt.Errorf("stat: %w: no btime line", ErrFileParse)
+}
+
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}

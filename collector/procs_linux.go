@@ -1,0 +1,288 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
+// Linux architecture Go supports (sysconf(_SC_CLK_TCK)).
+const clockTicks = 100
+
+// DefaultRevalidate is how many already known processes ProcTable.Refresh
+// re-checks per call (see ProcTable.Revalidate).
+const DefaultRevalidate = 32
+
+// maxUserCache bounds the uid → user name cache.
+const maxUserCache = 1 << 16
+
+// ProcTable keeps the process table between polls and reads /proc
+// incrementally: every Refresh lists the PID directories (cheap, ~0.3 ms for
+// 700 processes) but reads stat, status, cmdline and exe only for processes
+// it has not seen yet, which is ~20x cheaper than reading every stat file.
+//
+// Known processes are re-checked in two ways so that the cache does not go
+// stale: a process seen for the first time is read once more at the next
+// Refresh (a child caught between fork and exec still shows its parent's
+// command line), and each Refresh re-reads the stat file of up to Revalidate
+// known processes in turn, re-reading everything when the start time (PID
+// reuse) or the command name (exec) changed.
+//
+// A ProcTable is not safe for concurrent use.
+type ProcTable struct {
+	root string
+	// Revalidate is the number of known processes re-checked per Refresh;
+	// 0 means DefaultRevalidate, negative disables the round-robin check.
+	Revalidate int
+
+	bootTime int64 // seconds since the epoch, from <root>/stat btime
+	procs    map[int32]*procEntry
+	order    []int32 // PIDs in listing order, for the round-robin check
+	cursor   int
+
+	users      map[uint32]string
+	lookupUser func(uid uint32) string
+
+	// counters since creation, for diagnostics
+	vanished, unreadable, malformed uint64
+}
+
+type procEntry struct {
+	proc       *Process
+	startTicks uint64
+	comm       string
+	young      bool // first seen at the previous Refresh
+}
+
+// NewProcTable returns a table reading the procfs mounted at procRoot
+// ("" means /proc).
+func NewProcTable(procRoot string) *ProcTable {
+	if procRoot == "" {
+		procRoot = DefaultProcRoot
+	}
+	return &ProcTable{
+		root:       procRoot,
+		procs:      make(map[int32]*procEntry),
+		users:      make(map[uint32]string),
+		lookupUser: lookupUserName,
+	}
+}
+
+// Refresh returns the current process table, keyed by PID. The map is new on
+// every call; the *Process values are shared between calls and must not be
+// modified. A process that exits while being read is left out silently, as is
+// one whose files cannot be read (hidepid). The error is non-nil when the proc
+// root cannot be listed or its boot time read (the map is then nil), or when
+// some processes had malformed files: the map is then still valid and the
+// error names those files.
+func (t *ProcTable) Refresh() (map[int32]*Process, error) {
+	if t.bootTime == 0 {
+		data, err := readCappedFile(filepath.Join(t.root, "stat"), maxProcFileBytes)
+		if data == nil {
+			return nil, fmt.Errorf("process table: %w", err)
+		}
+		bt, err := ParseBootTime(data)
+		if err != nil {
+			return nil, fmt.Errorf("process table: %s: %w", filepath.Join(t.root, "stat"), err)
+		}
+		t.bootTime = bt
+	}
+	pids, err := listPIDs(t.root)
+	if err != nil {
+		return nil, fmt.Errorf("process table: %w", err)
+	}
+
+	check := t.revalidationBatch()
+	errs := lineErrors{file: t.root}
+	out := make(map[int32]*Process, len(pids))
+	next := make(map[int32]*procEntry, len(pids))
+	for _, pid := range pids {
+		old := t.procs[pid]
+		if old != nil && !old.young && !check[pid] {
+			next[pid] = old
+			out[pid] = old.proc
+			continue
+		}
+		e, err := t.read(pid, old)
+		if err != nil {
+			switch {
+			case isGone(err):
+				t.vanished++
+			case errors.Is(err, fs.ErrPermission):
+				t.unreadable++
+			default:
+				t.malformed++
+				if len(errs.errs) < maxLineErrors {
+					errs.errs = append(errs.errs, err)
+				} else {
+					errs.dropped++
+				}
+			}
+			continue
+		}
+		next[pid] = e
+		out[pid] = e.proc
+	}
+	t.procs = next
+	t.order = pids
+	return out, errs.err()
+}
+
+// revalidationBatch picks the next known PIDs to re-check, round-robin.
+func (t *ProcTable) revalidationBatch() map[int32]bool {
+	n := t.Revalidate
+	if n == 0 {
+		n = DefaultRevalidate
+	}
+	if n < 0 || len(t.order) == 0 {
+		return nil
+	}
+	n = min(n, len(t.order))
+	check := make(map[int32]bool, n)
+	if t.cursor >= len(t.order) {
+		t.cursor = 0
+	}
+	for range n {
+		check[t.order[t.cursor]] = true
+		t.cursor = (t.cursor + 1) % len(t.order)
+	}
+	return check
+}
+
+// read reads one process. old is the cached entry or nil; when only its stat
+// is re-checked and nothing changed, old is returned (no longer young).
+func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
+	dir := filepath.Join(t.root, strconv.FormatInt(int64(pid), 10))
+	statPath := filepath.Join(dir, "stat")
+	data, err := readCappedFile(statPath, maxSmallFileBytes)
+	if err != nil {
+		return nil, err
+	}
+	st, err := ParseProcStat(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", statPath, err)
+	}
+	if old != nil && !old.young && old.startTicks == st.StartTicks && old.comm == st.Comm {
+		return old, nil
+	}
+
+	statusPath := filepath.Join(dir, "status")
+	data, err = readCappedFile(statusPath, maxSmallFileBytes)
+	if err != nil {
+		return nil, err
+	}
+	status, err := ParseProcStatus(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", statusPath, err)
+	}
+	// A cmdline longer than the cap is kept cut (ErrFileTooLarge with data).
+	data, err = readCappedFile(filepath.Join(dir, "cmdline"), maxCmdlineBytes)
+	if data == nil && err != nil {
+		return nil, err
+	}
+	cmdline := ParseCmdline(data)
+	exe, _ := os.Readlink(filepath.Join(dir, "exe")) // denied for others' processes when unprivileged
+
+	uid := status.UIDs[1] // effective, as ps shows and as sockets are owned
+	p := &Process{
+		PID:       pid,
+		PPID:      st.PPID,
+		Name:      processName(st.Comm, cmdline, exe),
+		Exe:       exe,
+		Cmdline:   cmdline,
+		UID:       uid,
+		User:      t.userName(uid),
+		StartTime: bootOffset(t.bootTime, st.StartTicks),
+	}
+	// A new PID, or a reused one, may still be between fork and exec.
+	young := old == nil || old.startTicks != st.StartTicks
+	return &procEntry{proc: p, startTicks: st.StartTicks, comm: st.Comm, young: young}, nil
+}
+
+// processName is the command name, completed from the command line or exe
+// when the kernel cut it at 15 bytes.
+func processName(comm string, cmdline []string, exe string) string {
+	const taskCommLen = 15
+	if len(comm) < taskCommLen {
+		return comm
+	}
+	for _, cand := range []string{exe, firstArg(cmdline)} {
+		base := filepath.Base(strings.TrimSuffix(cand, " (deleted)"))
+		if cand != "" && len(base) > len(comm) && strings.HasPrefix(base, comm) {
+			return base
+		}
+	}
+	return comm
+}
+
+func firstArg(cmdline []string) string {
+	if len(cmdline) == 0 {
+		return ""
+	}
+	// Some programs rewrite argv[0] to a space-separated title.
+	first, _, _ := strings.Cut(cmdline[0], " ")
+	return first
+}
+
+func bootOffset(bootTime int64, ticks uint64) time.Time {
+	sec := int64(ticks / clockTicks)
+	nsec := int64(ticks%clockTicks) * int64(time.Second/clockTicks)
+	return time.Unix(bootTime+sec, nsec)
+}
+
+func (t *ProcTable) userName(uid uint32) string {
+	if name, ok := t.users[uid]; ok {
+		return name
+	}
+	name := t.lookupUser(uid)
+	if len(t.users) < maxUserCache {
+		t.users[uid] = name // unknown uids are cached as "" too
+	}
+	return name
+}
+
+func lookupUserName(uid uint32) string {
+	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	if err != nil {
+		return ""
+	}
+	return u.Username
+}
+
+// listPIDs returns the numeric entries of the proc root, in directory order.
+func listPIDs(root string) ([]int32, error) {
+	f, err := os.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", root, err)
+	}
+	pids := make([]int32, 0, len(names))
+	for _, n := range names {
+		if n == "" || n[0] < '0' || n[0] > '9' {
+			continue
+		}
+		pid, err := strconv.ParseInt(n, 10, 32)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		pids = append(pids, int32(pid))
+	}
+	return pids, nil
+}
+
+// isGone reports an error from a process that exited while being read.
+func isGone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}
