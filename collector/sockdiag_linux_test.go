@@ -1,0 +1,206 @@
+//go:build linux
+
+package collector
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// loopPair is one loopback TCP connection opened by a test.
+type loopPair struct {
+	ln           net.Listener
+	client, serv net.Conn
+}
+
+func (p *loopPair) close() {
+	p.client.Close()
+	p.serv.Close()
+	p.ln.Close()
+}
+
+// openLoopPair listens on addr (127.0.0.1:0 or [::1]:0), connects and accepts.
+func openLoopPair(t testing.TB, network, addr string) *loopPair {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	c, err := net.Dial(network, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		t.Fatalf("dial %s: %v", ln.Addr(), err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		c.Close()
+		ln.Close()
+		t.Fatalf("accept: %v", err)
+	}
+	return &loopPair{ln: ln, client: c, serv: s}
+}
+
+// exchange writes n bytes client→server and reads them back on the server.
+func (p *loopPair) exchange(t testing.TB, n int) {
+	t.Helper()
+	if _, err := p.client.Write(make([]byte, n)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	p.serv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(p.serv, make([]byte, n)); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+}
+
+func ap(a net.Addr) netip.AddrPort { return a.(interface{ AddrPort() netip.AddrPort }).AddrPort() }
+
+func findSock(socks []Socket, proto string, local, remote netip.AddrPort) *Socket {
+	for i := range socks {
+		s := &socks[i]
+		if s.Proto == proto && s.Local == local && (!remote.IsValid() || s.Remote == remote) {
+			return s
+		}
+	}
+	return nil
+}
+
+func TestSockDiagDumpFindsLoopbackSocketsWithCounters(t *testing.T) {
+	d, err := OpenSockDiag()
+	if err != nil {
+		t.Fatalf("OpenSockDiag: %v", err)
+	}
+	defer d.Close()
+
+	for _, tc := range []struct{ network, addr string }{{"tcp4", "127.0.0.1:0"}, {"tcp6", "[::1]:0"}} {
+		t.Run(tc.network, func(t *testing.T) {
+			p := openLoopPair(t, tc.network, tc.addr)
+			defer p.close()
+			p.exchange(t, 12345)
+
+			socks, err := d.Dump(nil)
+			if err != nil {
+				t.Fatalf("Dump: %v", err)
+			}
+			lnAddr := ap(p.ln.Addr())
+			l := findSock(socks, "tcp", lnAddr, netip.AddrPort{})
+			if l == nil || l.State != "LISTEN" {
+				t.Fatalf("listener %s not found as LISTEN: %+v", lnAddr, l)
+			}
+			cli := findSock(socks, "tcp", ap(p.client.LocalAddr()), ap(p.client.RemoteAddr()))
+			srv := findSock(socks, "tcp", ap(p.serv.LocalAddr()), ap(p.serv.RemoteAddr()))
+			if cli == nil || srv == nil {
+				t.Fatalf("connection sockets not found: client %v server %v", cli, srv)
+			}
+			for _, s := range []*Socket{l, cli, srv} {
+				if s.Inode == 0 || s.Cookie == 0 {
+					t.Errorf("socket %s→%s: inode %d cookie %d, want both non-zero", s.Local, s.Remote, s.Inode, s.Cookie)
+				}
+				wantFam := uint8(4)
+				if tc.network == "tcp6" {
+					wantFam = 6
+				}
+				if s.Family != wantFam {
+					t.Errorf("socket %s family %d, want %d", s.Local, s.Family, wantFam)
+				}
+			}
+			if cli.State != "ESTABLISHED" || srv.State != "ESTABLISHED" {
+				t.Errorf("states client %q server %q, want ESTABLISHED", cli.State, srv.State)
+			}
+			// tcpi_bytes_acked counts the SYN as one acknowledged byte.
+			if cli.BytesAcked < 12345 || cli.BytesAcked > 12346 || cli.BytesSent != 12345 {
+				t.Errorf("client bytes acked %d sent %d, want 12345 (+1 for the SYN)", cli.BytesAcked, cli.BytesSent)
+			}
+			if srv.BytesReceived != 12345 {
+				t.Errorf("server bytes received %d, want 12345", srv.BytesReceived)
+			}
+		})
+	}
+}
+
+func TestSockDiagDumpTimeWaitAndUDP(t *testing.T) {
+	d, err := OpenSockDiag()
+	if err != nil {
+		t.Fatalf("OpenSockDiag: %v", err)
+	}
+	defer d.Close()
+
+	p := openLoopPair(t, "tcp4", "127.0.0.1:0")
+	cliLocal, cliRemote := ap(p.client.LocalAddr()), ap(p.client.RemoteAddr())
+	p.exchange(t, 10)
+	// The client closes first: its side enters TIME_WAIT once the server closes too.
+	p.client.Close()
+	p.serv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, p.serv) // wait for the FIN
+	p.serv.Close()
+	p.ln.Close()
+
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatalf("listen udp: %v", err)
+	}
+	defer uc.Close()
+	uc6, err := net.DialUDP("udp6", nil, &net.UDPAddr{IP: net.IPv6loopback, Port: 9})
+	if err != nil {
+		t.Fatalf("dial udp6: %v", err)
+	}
+	defer uc6.Close()
+
+	var tw *Socket
+	var socks []Socket
+	for i := 0; i < 50 && tw == nil; i++ {
+		socks, err = d.Dump(socks)
+		if err != nil {
+			t.Fatalf("Dump: %v", err)
+		}
+		tw = findSock(socks, "tcp", cliLocal, cliRemote)
+		if tw != nil && tw.State != "TIME_WAIT" {
+			tw = nil
+		}
+		if tw == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if tw == nil {
+		t.Fatalf("client socket %s→%s never seen in TIME_WAIT", cliLocal, cliRemote)
+	}
+	if tw.Inode != 0 {
+		t.Errorf("TIME_WAIT inode %d, want 0", tw.Inode)
+	}
+	u := findSock(socks, "udp", ap(uc.LocalAddr()), netip.AddrPort{})
+	if u == nil || u.State != "UNCONN" || u.Inode == 0 {
+		t.Errorf("unconnected UDP socket %s: %+v", uc.LocalAddr(), u)
+	}
+	u6 := findSock(socks, "udp", ap(uc6.LocalAddr()), ap(uc6.RemoteAddr()))
+	if u6 == nil || u6.State != "ESTABLISHED" || u6.Family != 6 {
+		t.Errorf("connected UDP6 socket %s: %+v", uc6.LocalAddr(), u6)
+	}
+}
+
+func TestSockDiagCountMatchesDump(t *testing.T) {
+	d, err := OpenSockDiag()
+	if err != nil {
+		t.Fatalf("OpenSockDiag: %v", err)
+	}
+	defer d.Close()
+	p := openLoopPair(t, "tcp4", "127.0.0.1:0")
+	defer p.close()
+	socks, err := d.Dump(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.count()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other processes may open/close sockets between the two dumps; allow slack.
+	if diff := n - len(socks); diff < -20 || diff > 20 || n < 3 {
+		t.Errorf("count %d vs dump %d", n, len(socks))
+	}
+	d.Close()
+	if _, err := d.Dump(nil); err == nil {
+		t.Error("Dump after Close succeeded")
+	}
+}
