@@ -38,7 +38,7 @@ const (
 	inetDiagMsgLen = 72
 	inetDiagReqLen = 56
 
-	inetDiagInfo     = 2 // INET_DIAG_INFO: struct tcp_info
+	inetDiagInfo     = 2  // INET_DIAG_INFO: struct tcp_info
 	inetDiagProtocol = 10 // INET_DIAG_PROTOCOL: u8 IPPROTO_*
 
 	afInet  = 2
