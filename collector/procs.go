@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -162,9 +164,48 @@ func ParseBootTime(data []byte) (int64, error) {
 	return 0, fmt.Errorf("stat: %w: no btime line", ErrFileParse)
 }
 
+// ParseUptime returns the first number of /proc/uptime ("350.27 690.12"):
+// the time since boot, in seconds with two decimals.
+func ParseUptime(data []byte) (time.Duration, error) {
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0, fmt.Errorf("uptime: %w: empty", ErrFileParse)
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil || !(v >= 0 && v <= 1e10) { // NaN fails too
+		return 0, fmt.Errorf("uptime: %w: bad value %q", ErrFileParse, f[0])
+	}
+	return time.Duration(v * float64(time.Second)), nil
+}
+
 func validUTF8(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// processName is the command name, completed from the command line or exe
+// when the kernel cut it at 15 bytes.
+func processName(comm string, cmdline []string, exe string) string {
+	const taskCommLen = 15
+	if len(comm) < taskCommLen {
+		return comm
+	}
+	for _, cand := range []string{exe, firstArg(cmdline)} {
+		base := filepath.Base(strings.TrimSuffix(cand, " (deleted)"))
+		if cand != "" && len(base) > len(comm) && strings.HasPrefix(base, comm) {
+			return base
+		}
+	}
+	return comm
+}
+
+func firstArg(cmdline []string) string {
+	if len(cmdline) == 0 {
+		return ""
+	}
+	// Some programs rewrite argv[0] to a space-separated title.
+	first, _, _ := strings.Cut(cmdline[0], " ")
+	return first
 }

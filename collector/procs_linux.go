@@ -7,8 +7,8 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -43,7 +43,7 @@ type ProcTable struct {
 	// 0 means DefaultRevalidate, negative disables the round-robin check.
 	Revalidate int
 
-	bootTime int64 // seconds since the epoch, from <root>/stat btime
+	bootTime time.Time // read once, at the first Refresh
 	procs    map[int32]*procEntry
 	order    []int32 // PIDs in listing order, for the round-robin check
 	cursor   int
@@ -84,14 +84,10 @@ func NewProcTable(procRoot string) *ProcTable {
 // some processes had malformed files: the map is then still valid and the
 // error names those files.
 func (t *ProcTable) Refresh() (map[int32]*Process, error) {
-	if t.bootTime == 0 {
-		data, err := readCappedFile(filepath.Join(t.root, "stat"), maxProcFileBytes)
-		if data == nil {
-			return nil, fmt.Errorf("process table: %w", err)
-		}
-		bt, err := ParseBootTime(data)
+	if t.bootTime.IsZero() {
+		bt, err := readBootTime(t.root, time.Now())
 		if err != nil {
-			return nil, fmt.Errorf("process table: %s: %w", filepath.Join(t.root, "stat"), err)
+			return nil, fmt.Errorf("process table: %w", err)
 		}
 		t.bootTime = bt
 	}
@@ -202,40 +198,51 @@ func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
 		User:      t.userName(uid),
 		StartTime: bootOffset(t.bootTime, st.StartTicks),
 	}
+	if old != nil && old.startTicks == st.StartTicks && sameProcess(old.proc, p) {
+		p = old.proc // settled with nothing changed: keep the shared value
+	}
 	// A new PID, or a reused one, may still be between fork and exec.
 	young := old == nil || old.startTicks != st.StartTicks
 	return &procEntry{proc: p, startTicks: st.StartTicks, comm: st.Comm, young: young}, nil
 }
 
-// processName is the command name, completed from the command line or exe
-// when the kernel cut it at 15 bytes.
-func processName(comm string, cmdline []string, exe string) string {
-	const taskCommLen = 15
-	if len(comm) < taskCommLen {
-		return comm
-	}
-	for _, cand := range []string{exe, firstArg(cmdline)} {
-		base := filepath.Base(strings.TrimSuffix(cand, " (deleted)"))
-		if cand != "" && len(base) > len(comm) && strings.HasPrefix(base, comm) {
-			return base
-		}
-	}
-	return comm
+func sameProcess(a, b *Process) bool {
+	return a.PPID == b.PPID && a.Name == b.Name && a.Exe == b.Exe && a.UID == b.UID &&
+		a.User == b.User && a.StartTime.Equal(b.StartTime) && slices.Equal(a.Cmdline, b.Cmdline)
 }
 
-func firstArg(cmdline []string) string {
-	if len(cmdline) == 0 {
-		return ""
-	}
-	// Some programs rewrite argv[0] to a space-separated title.
-	first, _, _ := strings.Cut(cmdline[0], " ")
-	return first
+func bootOffset(bootTime time.Time, ticks uint64) time.Time {
+	return bootTime.Add(time.Duration(ticks) * (time.Second / clockTicks))
 }
 
-func bootOffset(bootTime int64, ticks uint64) time.Time {
-	sec := int64(ticks / clockTicks)
-	nsec := int64(ticks%clockTicks) * int64(time.Second/clockTicks)
-	return time.Unix(bootTime+sec, nsec)
+// readBootTime returns when the host booted. The "btime" of <root>/stat is
+// whole seconds (start times would be up to 1 s early), so when <root>/uptime
+// is readable and agrees with it, now minus the uptime (10 ms precision) is
+// used instead.
+func readBootTime(root string, now time.Time) (time.Time, error) {
+	statPath := filepath.Join(root, "stat")
+	data, err := readCappedFile(statPath, maxProcFileBytes)
+	if data == nil {
+		return time.Time{}, err
+	}
+	btime, err := ParseBootTime(data)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", statPath, err)
+	}
+	coarse := time.Unix(btime, 0)
+	data, err = readCappedFile(filepath.Join(root, "uptime"), maxSmallFileBytes)
+	if err != nil {
+		return coarse, nil
+	}
+	up, err := ParseUptime(data)
+	if err != nil {
+		return coarse, nil
+	}
+	fine := now.Add(-up)
+	if d := fine.Sub(coarse); d < -time.Second || d > 2*time.Second {
+		return coarse, nil // a clock step between the two reads, or a fixture
+	}
+	return fine, nil
 }
 
 func (t *ProcTable) userName(uid uint32) string {
