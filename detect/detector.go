@@ -60,6 +60,9 @@ type Env struct {
 	// use by Direction and shared by the detectors of one Run.
 	listenSnap *collector.Snapshot
 	listeners  listenerIndex
+	// claims are connections a detector accounted for in this Run, by the
+	// rule whose alerts about them are dropped (see Claim).
+	claims map[string]map[string]struct{}
 }
 
 // listenersFor returns the listening-socket index of snap, building it once.

@@ -63,6 +63,7 @@ type DetectorStats struct {
 	Runs       uint64 `json:"runs"`
 	Alerts     uint64 `json:"alerts"`     // alerts emitted
 	Suppressed uint64 `json:"suppressed"` // candidate alerts held back by the cooldown
+	Superseded uint64 `json:"superseded"` // candidate alerts dropped because another detector claimed the connection
 	Panics     uint64 `json:"panics"`     // Detect calls that panicked (their alerts dropped)
 	LastPanic  string `json:"last_panic,omitempty"`
 }
@@ -72,6 +73,14 @@ type EngineStats struct {
 	Detectors []DetectorStats `json:"detectors"`
 	// CooldownEvicted counts (rule, entity) keys dropped by MaxCooldownKeys.
 	CooldownEvicted uint64 `json:"cooldown_evicted"`
+}
+
+// Starter is implemented by a detector with background work (such as the tor
+// relay list refresh). NewEngine calls Start once, with a logger scoped to the
+// detector, after every detector is built; such a detector also implements
+// io.Closer, which Engine.Close calls. Start must not block.
+type Starter interface {
+	Start(log *zap.Logger)
 }
 
 type runner struct {
@@ -150,6 +159,11 @@ func NewEngine(cfg Config, log *zap.Logger) (*Engine, error) {
 		}
 		e.runners = append(e.runners, &runner{det: det, stats: DetectorStats{Name: f.Name}})
 	}
+	for _, r := range e.runners {
+		if s, ok := r.det.(Starter); ok {
+			s.Start(log.With(zap.String("detector", r.stats.Name)))
+		}
+	}
 	return e, nil
 }
 
@@ -175,29 +189,60 @@ func (e *Engine) Run(snap *collector.Snapshot) []Alert {
 	// Processes of this snapshot feed the recent-process cache after the
 	// detectors ran (Env.Process prefers the snapshot anyway).
 	defer e.rememberProcesses(snap)
-	e.env.listeners, e.env.listenSnap = nil, nil
+	e.env.listeners, e.env.listenSnap, e.env.claims = nil, nil, nil
 
-	var out []Alert
+	type cand struct {
+		r *runner
+		a Alert
+	}
+	var cands []cand
+	claims := map[string]map[string]struct{}{}
 	for _, r := range e.runners {
-		cands := e.runOne(r, snap)
-		for i := range cands {
-			a := cands[i]
-			e.fill(&a, r, snap)
-			if !e.admit(&a, snap.Time) {
-				r.stats.Suppressed++
+		e.env.claims = nil
+		alerts, ok := e.runOne(r, snap)
+		if !ok {
+			continue // a panicking detector's alerts and claims are dropped
+		}
+		for _, a := range alerts {
+			cands = append(cands, cand{r, a})
+		}
+		for rule, keys := range e.env.claims {
+			if claims[rule] == nil {
+				claims[rule] = keys
 				continue
 			}
-			r.stats.Alerts++
-			out = append(out, a)
+			for k := range keys {
+				claims[rule][k] = struct{}{}
+			}
 		}
 	}
+	e.env.claims = claims
+	var out []Alert
+	for i := range cands {
+		c := &cands[i]
+		if c.a.RuleID == "" {
+			c.a.RuleID = c.r.stats.Name
+		}
+		if e.env.claimed(&c.a) {
+			c.r.stats.Superseded++
+			continue
+		}
+		e.fill(&c.a, c.r, snap)
+		if !e.admit(&c.a, snap.Time) {
+			c.r.stats.Suppressed++
+			continue
+		}
+		c.r.stats.Alerts++
+		out = append(out, c.a)
+	}
+	e.env.claims = nil
 	e.cool.Expire(snap.Time)
 	e.env.listeners, e.env.listenSnap = nil, nil
 	return out
 }
 
 // runOne calls Detect with panic isolation.
-func (e *Engine) runOne(r *runner, snap *collector.Snapshot) (alerts []Alert) {
+func (e *Engine) runOne(r *runner, snap *collector.Snapshot) (alerts []Alert, ok bool) {
 	r.stats.Runs++
 	defer func() {
 		if p := recover(); p != nil {
@@ -206,16 +251,13 @@ func (e *Engine) runOne(r *runner, snap *collector.Snapshot) (alerts []Alert) {
 			e.log.Error("detector panicked; its alerts for this snapshot are dropped",
 				zap.String("detector", r.stats.Name), zap.Any("panic", p),
 				zap.ByteString("stack", debug.Stack()))
-			alerts = nil
+			alerts, ok = nil, false
 		}
 	}()
-	return r.det.Detect(snap, &e.env)
+	return r.det.Detect(snap, &e.env), true
 }
 
 func (e *Engine) fill(a *Alert, r *runner, snap *collector.Snapshot) {
-	if a.RuleID == "" {
-		a.RuleID = r.stats.Name
-	}
 	if a.Time.IsZero() {
 		a.Time = snap.Time
 	}

@@ -1,0 +1,181 @@
+package detect
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/netsentinel/netsentinel/collector"
+)
+
+// RuleSuspiciousPort is the suspicious_port detector's rule id.
+const RuleSuspiciousPort = "suspicious_port"
+
+// DefaultSuspiciousPorts is the original's RAT/C2 port list without the Tor
+// ports, which the tor detector owns.
+var DefaultSuspiciousPorts = []string{"1080", "3333", "4444", "4545", "5555", "6666-6669", "12345", "14444", "31337", "45560", "54321"}
+
+// SuspiciousPortConfig is the detect.detectors.suspicious_port section.
+type SuspiciousPortConfig struct {
+	// Ports are single ports or ranges ("6666-6669"). Tor ports are refused:
+	// the tor detector alerts on them.
+	Ports []string `yaml:"ports"`
+	// Listening also alerts on local listeners on these ports (default true).
+	Listening bool `yaml:"listening"`
+}
+
+func init() {
+	Register(Factory{
+		Name: RuleSuspiciousPort,
+		DefaultConfig: func() any {
+			return &SuspiciousPortConfig{Ports: append([]string(nil), DefaultSuspiciousPorts...), Listening: true}
+		},
+		New: newSuspiciousPort,
+	})
+}
+
+type suspiciousPort struct {
+	ports     PortSet
+	listening bool
+}
+
+func newSuspiciousPort(cfg any, _ Common) (Detector, error) {
+	c, err := ConfigAs[SuspiciousPortConfig](RuleSuspiciousPort, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := ParsePorts(c.Ports)
+	if err != nil {
+		return nil, fmt.Errorf("ports: %w", err)
+	}
+	for _, p := range DefaultTorPorts.Sorted() {
+		if ports.Has(p) {
+			return nil, fmt.Errorf("ports: %d is a Tor port, alerted by the tor detector; remove it here", p)
+		}
+	}
+	return &suspiciousPort{ports: ports, listening: c.Listening}, nil
+}
+
+func (d *suspiciousPort) Name() string { return RuleSuspiciousPort }
+
+func (d *suspiciousPort) Rules() []RuleInfo {
+	return []RuleInfo{{
+		ID:         RuleSuspiciousPort,
+		Name:       "Connection to or listener on a known RAT/C2 port",
+		ThreatType: ThreatSuspiciousPort,
+		Technique:  "T1571",
+		Severity:   SeverityHigh,
+		Description: "An outbound connection (TCP or connected UDP) to a remote port on the list, or a local " +
+			"listener on such a port, with the owning process. Tor ports are left to the tor detector.",
+		Recommendation: Recommendation(ThreatSuspiciousPort),
+		Thresholds:     map[string]any{"ports": portsAsInts(d.ports), "listening": d.listening},
+	}}
+}
+
+func (d *suspiciousPort) Detect(snap *collector.Snapshot, env *Env) []Alert {
+	var out []Alert
+	seen := map[string]bool{}
+	visit := func(s *collector.Socket, closed bool) {
+		key := ConnKey(s)
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		if IsListener(s) {
+			if d.listening && s.Local.IsValid() && d.ports.Has(s.Local.Port()) {
+				out = append(out, d.listenAlert(snap, env, s))
+			}
+			return
+		}
+		if !s.Remote.IsValid() || !d.ports.Has(s.Remote.Port()) {
+			return
+		}
+		// The accepted side of a connection to a local listener has the
+		// client's (ephemeral) port as remote port: not an outbound use.
+		if env.listenersFor(snap).accepts(s) {
+			return
+		}
+		// Loopback peers are the local listener's business (alerted above).
+		if s.Remote.Addr().Unmap().IsLoopback() {
+			return
+		}
+		out = append(out, d.outAlert(snap, env, s, closed))
+	}
+	for i := range snap.Sockets {
+		visit(&snap.Sockets[i], false)
+	}
+	for i := range snap.Closed {
+		visit(&snap.Closed[i], true)
+	}
+	return out
+}
+
+func (d *suspiciousPort) base(s *collector.Socket, snap *collector.Snapshot, env *Env) Alert {
+	return Alert{
+		RuleID:     RuleSuspiciousPort,
+		ThreatType: ThreatSuspiciousPort,
+		Technique:  "T1571",
+		Severity:   SeverityHigh,
+		Transport:  s.Proto,
+		Source:     s.Local,
+		Process:    ProcessContext(snap, env, s.PID),
+	}
+}
+
+func (d *suspiciousPort) outAlert(snap *collector.Snapshot, env *Env, s *collector.Socket, closed bool) Alert {
+	a := d.base(s, snap, env)
+	a.Dest = s.Remote
+	a.Direction = Direction(snap, env, s)
+	port := s.Remote.Port()
+	a.Entity = "out:" + ProcessKey(snap, env, s.PID) + ":" + s.Remote.Addr().Unmap().String() + ":" + strconv.Itoa(int(port))
+	a.Message = fmt.Sprintf("%s connection to %s on suspicious port %d by %s", s.Proto, s.Remote, port, describeProc(a.Process, s.PID))
+	a.Evidence = map[string]any{
+		"port":      int(port),
+		"state":     s.State,
+		"port_list": portsAsInts(d.ports),
+		"closed":    closed,
+	}
+	if s.PID == 0 {
+		a.Evidence["process_unknown"] = "socket owner not readable (another user's process or no owner)"
+	}
+	return a
+}
+
+func (d *suspiciousPort) listenAlert(snap *collector.Snapshot, env *Env, s *collector.Socket) Alert {
+	a := d.base(s, snap, env)
+	a.Direction = DirIngress
+	port := s.Local.Port()
+	a.Entity = "listen:" + s.Proto + ":" + strconv.Itoa(int(port))
+	a.Message = fmt.Sprintf("%s listener on suspicious port %d (%s) by %s", s.Proto, port, s.Local, describeProc(a.Process, s.PID))
+	a.Evidence = map[string]any{
+		"port":      int(port),
+		"listening": true,
+		"local":     s.Local.String(),
+		"port_list": portsAsInts(d.ports),
+	}
+	if s.PID == 0 {
+		a.Evidence["process_unknown"] = "socket owner not readable (another user's process or no owner)"
+	}
+	return a
+}
+
+// describeProc renders a process for messages: "nc (pid 42)" or "pid 42" or
+// "an unknown process".
+func describeProc(p *ProcessInfo, pid int32) string {
+	switch {
+	case p != nil:
+		return fmt.Sprintf("%s (pid %d)", p.Name, p.PID)
+	case pid > 0:
+		return fmt.Sprintf("pid %d", pid)
+	default:
+		return "an unknown process"
+	}
+}
+
+func portsAsInts(s PortSet) []int {
+	sorted := s.Sorted()
+	out := make([]int, len(sorted))
+	for i, p := range sorted {
+		out[i] = int(p)
+	}
+	return out
+}
