@@ -76,7 +76,7 @@ func ParseARP(data []byte) ([]Neighbor, error) {
 		}
 		if n.Complete || n.Permanent {
 			mac := strings.ToLower(f[3])
-			if !validMAC(mac) {
+			if !validMAC(mac) || (f[1] == "0x1" && len(mac) != len("00:00:00:00:00:00")) {
 				errs.add(lineNo, "bad hardware address %q", f[3])
 				continue
 			}

@@ -1,0 +1,47 @@
+package collector
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestProcRootFromEnv(t *testing.T) {
+	t.Setenv("HOST_PROC", "")
+	if got := ProcRootFromEnv(""); got != "/proc" {
+		t.Errorf("default = %q", got)
+	}
+	t.Setenv("HOST_PROC", "/host/proc")
+	if got := ProcRootFromEnv(""); got != "/host/proc" {
+		t.Errorf("from env = %q", got)
+	}
+	if got := ProcRootFromEnv("/flag/proc"); got != "/flag/proc" {
+		t.Errorf("flag = %q", got)
+	}
+	// The flag is handed to gopsutil through HOST_PROC.
+	if got := os.Getenv("HOST_PROC"); got != "/flag/proc" {
+		t.Errorf("HOST_PROC = %q after a flag", got)
+	}
+}
+
+func TestReadCappedFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte(strings.Repeat("a", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data, err := readCappedFile(p, 100)
+	if err != nil || len(data) != 100 {
+		t.Errorf("exact size: %d, %v", len(data), err)
+	}
+	data, err = readCappedFile(p, 40)
+	if !errors.Is(err, ErrFileTooLarge) || len(data) != 40 {
+		t.Errorf("over cap: %d, %v", len(data), err)
+	}
+	// procfs files report size 0; the cap, not stat, bounds the read.
+	data, err = readCappedFile("/proc/self/status", maxSmallFileBytes)
+	if err != nil || !strings.Contains(string(data), "Pid:") {
+		t.Errorf("procfs read: %d bytes, %v", len(data), err)
+	}
+}
