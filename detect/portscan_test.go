@@ -1,0 +1,252 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/netsentinel/netsentinel/collector"
+)
+
+// Snapshot builders shared by this helper's detector tests.
+
+var bldT0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func bldEnv() *Env { return &Env{Common: Common{HomeNet: DefaultHomeNet()}} }
+
+func bldSnap(t time.Time, socks ...collector.Socket) *collector.Snapshot {
+	return &collector.Snapshot{
+		Time: t, Hostname: "h", HostIPs: []netip.Addr{netip.MustParseAddr("10.0.0.5")},
+		Sockets: socks, Processes: map[int32]*collector.Process{},
+	}
+}
+
+func bldAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// bldTCP is a TCP socket local->remote in state.
+func bldTCP(local, remote, state string, pid int32) collector.Socket {
+	return collector.Socket{Proto: "tcp", Family: 4, State: state, Local: bldAP(local), Remote: bldAP(remote), PID: pid}
+}
+
+func bldListen(local string, pid int32) collector.Socket {
+	return collector.Socket{Proto: "tcp", Family: 4, State: "LISTEN", Local: bldAP(local), Remote: bldAP("0.0.0.0:0"), PID: pid}
+}
+
+func bldProc(snap *collector.Snapshot, pid, ppid int32, name string, cmd ...string) *collector.Process {
+	p := &collector.Process{PID: pid, PPID: ppid, Name: name, Cmdline: cmd, StartTime: bldT0.Add(-time.Hour)}
+	snap.Processes[pid] = p
+	return p
+}
+
+func bldFind(alerts []Alert, entityPrefix string) *Alert {
+	for i := range alerts {
+		if len(alerts[i].Entity) >= len(entityPrefix) && alerts[i].Entity[:len(entityPrefix)] == entityPrefix {
+			return &alerts[i]
+		}
+	}
+	return nil
+}
+
+func newTestPortScan(t *testing.T, mod func(*PortScanConfig)) *portScan {
+	t.Helper()
+	c := defaultPortScanConfig()
+	if mod != nil {
+		mod(c)
+	}
+	d, err := newPortScan(*c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestPortScan(t *testing.T) {
+	type step func(i int) *collector.Snapshot
+	cases := []struct {
+		name   string
+		steps  int
+		snap   step
+		entity string // "" = expect silence
+		check  func(t *testing.T, a *Alert)
+	}{
+		{
+			name: "inbound scan from a LAN source over several polls", steps: 10, entity: "in:10.0.0.66",
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				for p := 0; p < 20; p++ {
+					s.Sockets = append(s.Sockets, bldListen(fmt.Sprintf("0.0.0.0:%d", 1000+p), 1))
+				}
+				// two new ports touched per poll, each socket seen once
+				for p := 0; p < 2; p++ {
+					port := 1000 + 2*i + p
+					s.Sockets = append(s.Sockets, bldTCP(fmt.Sprintf("10.0.0.5:%d", port), "10.0.0.66:40000", "SYN_RECV", 0))
+				}
+				return s
+			},
+			check: func(t *testing.T, a *Alert) {
+				if a.Source.Addr() != netip.MustParseAddr("10.0.0.66") || a.Direction != DirIngress || a.Technique != "T1046" {
+					t.Errorf("alert %+v", a)
+				}
+				if n := a.Evidence["distinct_ports"].(int); n < 15 {
+					t.Errorf("distinct_ports %d", n)
+				}
+			},
+		},
+		{
+			name: "browser with many connections to one CDN is not a scan", steps: 10,
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				bldProc(s, 300, 1, "firefox")
+				for c := 0; c < 30; c++ {
+					s.Sockets = append(s.Sockets, bldTCP(fmt.Sprintf("10.0.0.5:%d", 40000+c+i*30), "93.184.216.34:443", "ESTABLISHED", 300))
+					s.Sockets = append(s.Sockets, bldTCP(fmt.Sprintf("10.0.0.5:%d", 50000+c+i*30), "93.184.216.34:443", "TIME_WAIT", 0))
+				}
+				s.Sockets = append(s.Sockets, bldTCP("10.0.0.5:45000", "93.184.216.34:443", "SYN_SENT", 300))
+				return s
+			},
+		},
+		{
+			name: "outbound vertical scan by one process", steps: 5, entity: "out:nc[77]",
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				bldProc(s, 77, 1, "nc", "nc", "-zv", "10.0.0.9", "1-100")
+				for p := 0; p < 4; p++ {
+					s.Closed = append(s.Closed, bldTCP(fmt.Sprintf("10.0.0.5:%d", 41000+i*4+p), fmt.Sprintf("10.0.0.9:%d", 20+i*4+p), "SYN_SENT", 77))
+				}
+				return s
+			},
+			check: func(t *testing.T, a *Alert) {
+				if a.Process == nil || a.Process.Name != "nc" || a.Dest.Addr() != netip.MustParseAddr("10.0.0.9") || a.Direction != DirEgress {
+					t.Errorf("alert %+v", a)
+				}
+			},
+		},
+		{
+			name: "outbound horizontal scan (one port, many hosts)", steps: 6, entity: "out:bash[88]",
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				bldProc(s, 88, 1, "bash")
+				for h := 0; h < 5; h++ {
+					s.Sockets = append(s.Sockets, bldTCP(fmt.Sprintf("10.0.0.5:%d", 42000+i*5+h), fmt.Sprintf("10.0.1.%d:22", i*5+h+1), "SYN_SENT", 88))
+				}
+				return s
+			},
+			check: func(t *testing.T, a *Alert) {
+				if a.Dest.Port() != 22 || a.Evidence["max_hosts_one_port"].(int) < 25 {
+					t.Errorf("alert %+v", a)
+				}
+			},
+		},
+		{
+			name: "closed-port probes seen only in counters, source not observable", steps: 3, entity: "counters:closed_ports",
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				s.Counters = collector.Counters{Valid: true, TCPOutRsts: 1000 + uint64(i)*500, UDPNoPorts: 5}
+				return s
+			},
+			check: func(t *testing.T, a *Alert) {
+				if a.Source.IsValid() || a.Evidence["tcp_out_rsts"].(uint64) != 500 {
+					t.Errorf("alert %+v", a)
+				}
+			},
+		},
+		{
+			name: "counter spike names the source seen on open ports", steps: 3, entity: "counters:closed_ports",
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i)*2*time.Second),
+					bldListen("0.0.0.0:22", 1), bldListen("0.0.0.0:80", 1),
+					bldTCP("10.0.0.5:22", "10.0.0.66:50001", "TIME_WAIT", 0),
+					bldTCP("10.0.0.5:80", "10.0.0.66:50002", "TIME_WAIT", 0))
+				s.Counters = collector.Counters{Valid: true, TCPOutRsts: 10 + uint64(i)*499}
+				return s
+			},
+			check: func(t *testing.T, a *Alert) {
+				if a.Source.Addr() != netip.MustParseAddr("10.0.0.66") {
+					t.Errorf("source %v", a.Source)
+				}
+			},
+		},
+		{
+			name: "steady background resets stay silent", steps: 30,
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				s.Counters = collector.Counters{Valid: true, TCPOutRsts: 50 + uint64(i)*3, TCPAttemptFails: uint64(i)}
+				return s
+			},
+		},
+		{
+			name: "attempt fails spike", steps: 2, entity: "counters:attempt_fails",
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				s.Counters = collector.Counters{Valid: true, TCPAttemptFails: uint64(i) * 998}
+				return s
+			},
+		},
+		{
+			name: "known scanner process", steps: 2, entity: "tool:",
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				bldProc(s, 999, 1, "nmap", "nmap", "-sS", "10.0.0.0/24")
+				return s
+			},
+			check: func(t *testing.T, a *Alert) {
+				if a.Process == nil || a.Process.PID != 999 {
+					t.Errorf("alert %+v", a)
+				}
+			},
+		},
+		{
+			name: "a single ssh session is not a scan", steps: 20,
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i)*2*time.Second), bldListen("0.0.0.0:22", 1),
+					bldTCP("10.0.0.5:22", "10.0.0.66:50001", "ESTABLISHED", 0))
+				return s
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newTestPortScan(t, nil)
+			env := bldEnv()
+			var all []Alert
+			for i := 0; i < tc.steps; i++ {
+				all = append(all, d.Detect(tc.snap(i), env)...)
+			}
+			if tc.entity == "" {
+				if len(all) != 0 {
+					t.Fatalf("want silence, got %d alerts, first: %+v", len(all), all[0])
+				}
+				return
+			}
+			a := bldFind(all, tc.entity)
+			if a == nil {
+				t.Fatalf("no alert with entity %q; got %d alerts: %+v", tc.entity, len(all), all)
+			}
+			if a.ThreatType != ThreatPortScan || a.Technique != "T1046" || a.Recommendation == "" || len(a.Evidence) == 0 {
+				t.Errorf("alert fields: %+v", a)
+			}
+			if tc.check != nil {
+				tc.check(t, a)
+			}
+		})
+	}
+}
+
+func TestPortScanBoundedMemory(t *testing.T) {
+	d := newTestPortScan(t, func(c *PortScanConfig) { c.MaxSources = 1000 })
+	env := bldEnv()
+	for i := 0; i < 200; i++ {
+		s := bldSnap(bldT0.Add(time.Duration(i)*time.Second), bldListen("0.0.0.0:80", 1))
+		for j := 0; j < 1000; j++ {
+			n := i*1000 + j
+			remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(n >> 16), byte(n >> 8), byte(n)}), 50000)
+			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED", Local: bldAP("10.0.0.5:80"), Remote: remote})
+			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "SYN_SENT", Local: bldAP("10.0.0.5:40000"), Remote: remote, PID: int32(n + 2)})
+		}
+		d.Detect(s, env)
+		if d.inbound.Len() > 1000 || d.outbound.Len() > 1000 {
+			t.Fatalf("step %d: inbound %d outbound %d > cap 1000", i, d.inbound.Len(), d.outbound.Len())
+		}
+	}
+}
