@@ -1,0 +1,192 @@
+package sinks
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// Sink kinds accepted by --sink.
+const (
+	KindStdout        = "stdout"
+	KindFile          = "file"
+	KindElasticsearch = "elasticsearch"
+	KindKafka         = "kafka"
+)
+
+// ErrBadSpec is wrapped by every ParseSpec error.
+var ErrBadSpec = errors.New("invalid sink spec")
+
+// Spec is a parsed --sink value: KIND or KIND:TARGET.
+//
+//	stdout
+//	file:/var/log/netsentinel/alerts.ndjson
+//	elasticsearch:https://host:9200[,https://host2:9200]
+//	kafka:b1:9092,b2:9092/topic
+type Spec struct {
+	Kind   string
+	Target string
+}
+
+// String is the spec as written.
+func (s Spec) String() string {
+	if s.Target == "" {
+		return s.Kind
+	}
+	return s.Kind + ":" + s.Target
+}
+
+// ParseSpec parses and validates a sink spec (no I/O). Errors name the spec.
+func ParseSpec(s string) (Spec, error) {
+	raw := s
+	s = strings.TrimSpace(s)
+	kind, target, hasTarget := strings.Cut(s, ":")
+	kind = strings.ToLower(strings.TrimSpace(kind))
+	bad := func(format string, a ...any) (Spec, error) {
+		return Spec{}, fmt.Errorf("%w %q: %s", ErrBadSpec, redactSpec(raw), fmt.Sprintf(format, a...))
+	}
+	switch kind {
+	case KindStdout:
+		if hasTarget {
+			return bad("stdout takes no target")
+		}
+		return Spec{Kind: KindStdout}, nil
+	case KindFile:
+		if strings.TrimSpace(target) == "" {
+			return bad("empty path (want file:/path/to/alerts.ndjson)")
+		}
+		if strings.HasSuffix(target, "/") {
+			return bad("path %q is a directory (want a file name)", target)
+		}
+		return Spec{Kind: KindFile, Target: target}, nil
+	case KindElasticsearch:
+		if _, err := ParseElasticsearchTarget(target); err != nil {
+			return bad("%v", err)
+		}
+		return Spec{Kind: KindElasticsearch, Target: target}, nil
+	case KindKafka:
+		if _, _, err := ParseKafkaTarget(target); err != nil {
+			return bad("%v", err)
+		}
+		return Spec{Kind: KindKafka, Target: target}, nil
+	case "":
+		return bad("empty sink kind (want stdout, file, elasticsearch or kafka)")
+	default:
+		return bad("unknown sink kind %q (want stdout, file, elasticsearch or kafka)", kind)
+	}
+}
+
+// ParseElasticsearchTarget splits a comma-separated list of http(s) URLs.
+func ParseElasticsearchTarget(target string) ([]string, error) {
+	if strings.TrimSpace(target) == "" {
+		return nil, errors.New("empty URL (want elasticsearch:https://host:9200)")
+	}
+	var urls []string
+	for _, part := range strings.Split(target, ",") {
+		part = strings.TrimSpace(part)
+		u, err := url.Parse(part)
+		if err != nil {
+			return nil, fmt.Errorf("URL %q: not a URL", redactSpec("x:" + part)[2:])
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return nil, fmt.Errorf("URL %q: scheme must be http or https", u.Redacted())
+		}
+		if u.Host == "" || u.Hostname() == "" {
+			return nil, fmt.Errorf("URL %q: no host", u.Redacted())
+		}
+		urls = append(urls, part)
+	}
+	return urls, nil
+}
+
+// redactSpec hides passwords of URLs in a spec so errors never print them.
+func redactSpec(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	kind, target, ok := strings.Cut(s, ":")
+	if !ok {
+		return s
+	}
+	parts := strings.Split(target, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		} else if strings.Contains(p, "@") {
+			parts[i] = "REDACTED"
+		}
+	}
+	return kind + ":" + strings.Join(parts, ",")
+}
+
+// ParseKafkaTarget splits "b1:9092,b2:9092/topic" into brokers and topic.
+func ParseKafkaTarget(target string) (brokers []string, topic string, err error) {
+	i := strings.LastIndex(target, "/")
+	if i < 0 {
+		return nil, "", errors.New("no topic (want kafka:host:9092[,host2:9092]/topic)")
+	}
+	list, topic := target[:i], target[i+1:]
+	if topic == "" {
+		return nil, "", errors.New("empty topic (want kafka:host:9092/topic)")
+	}
+	if err := validKafkaTopic(topic); err != nil {
+		return nil, "", err
+	}
+	if strings.TrimSpace(list) == "" {
+		return nil, "", errors.New("no brokers (want kafka:host:9092/topic)")
+	}
+	for _, b := range strings.Split(list, ",") {
+		b = strings.TrimSpace(b)
+		host, port, err := net.SplitHostPort(b)
+		if err != nil {
+			return nil, "", fmt.Errorf("broker %q: want host:port: %w", b, err)
+		}
+		if host == "" {
+			return nil, "", fmt.Errorf("broker %q: empty host", b)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return nil, "", fmt.Errorf("broker %q: bad port %q", b, port)
+		}
+		brokers = append(brokers, b)
+	}
+	return brokers, topic, nil
+}
+
+// validKafkaTopic applies Kafka's topic name rules: 1-249 of [a-zA-Z0-9._-],
+// not "." or "..".
+func validKafkaTopic(t string) error {
+	if len(t) > 249 {
+		return fmt.Errorf("topic %q: longer than 249 characters", t)
+	}
+	if t == "." || t == ".." {
+		return fmt.Errorf("topic %q: not allowed", t)
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("topic %q: invalid character %q (allowed: letters, digits, . _ -)", t, c)
+		}
+	}
+	return nil
+}
+
+// OpenLocal builds the stdout and file sinks. stdout is the writer for the
+// stdout sink (os.Stdout in main); file supplies MaxSizeMB/MaxFiles, its Path
+// being replaced by the spec's. Elasticsearch and Kafka are built by their
+// own constructors; for them OpenLocal returns an error.
+func OpenLocal(spec Spec, stdout io.Writer, file FileConfig, log *zap.Logger) (Sink, error) {
+	switch spec.Kind {
+	case KindStdout:
+		return NewStdout(stdout), nil
+	case KindFile:
+		file.Path = spec.Target
+		return NewFile(file, log)
+	default:
+		return nil, fmt.Errorf("sink %q: not a local sink", spec.String())
+	}
+}
