@@ -112,6 +112,11 @@ type Engine struct {
 // detector name in Disabled or Detectors, or a detector that fails to build,
 // is an error naming it.
 func NewEngine(cfg Config, log *zap.Logger) (*Engine, error) {
+	return newEngine(cfg, log, Factories())
+}
+
+// newEngine builds an engine over the given factories (tests pass their own).
+func newEngine(cfg Config, log *zap.Logger, factories []Factory) (*Engine, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -124,15 +129,19 @@ func NewEngine(cfg Config, log *zap.Logger) (*Engine, error) {
 	if cfg.HomeNet == nil {
 		cfg.HomeNet = DefaultHomeNet()
 	}
+	known := map[string]bool{}
+	for _, f := range factories {
+		known[f.Name] = true
+	}
 	disabled := map[string]bool{}
 	for _, name := range cfg.Disabled {
-		if _, ok := Lookup(name); !ok {
+		if !known[name] {
 			return nil, fmt.Errorf("detect: disabled: unknown detector %q", name)
 		}
 		disabled[name] = true
 	}
 	for name := range cfg.Detectors {
-		if _, ok := Lookup(name); !ok {
+		if !known[name] {
 			return nil, fmt.Errorf("detect: detectors: unknown detector %q", name)
 		}
 	}
@@ -144,7 +153,7 @@ func NewEngine(cfg Config, log *zap.Logger) (*Engine, error) {
 		cool:     NewWindow[coolKey, coolState](MaxCooldownKeys, cfg.Cooldown),
 		warnedID: map[string]bool{},
 	}
-	for _, f := range Factories() {
+	for _, f := range factories {
 		if disabled[f.Name] {
 			continue
 		}
