@@ -1,0 +1,280 @@
+package collector
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Tracker turns successive socket lists (and socket-destroy notifications)
+// into connection life cycles: Snapshot.Opened, Snapshot.Closed and
+// Socket.FirstSeen. A socket's identity is its kernel cookie, which survives
+// the move to TIME_WAIT; without a cookie it is (proto, local, remote).
+//
+// Rules, per Update:
+//   - Opened holds every socket first seen at this poll, in any state (a
+//     connection that opened and went to TIME_WAIT between two polls is both
+//     Opened and Closed in the same snapshot). A SYN_RECV socket replaced by
+//     its accepted ESTABLISHED socket (same endpoints, new cookie) is the same
+//     connection: it keeps its FirstSeen and is not opened again.
+//   - Closed holds each connection once, when it ends: a destroy notification
+//     (final tcp_info counters), a move to TIME_WAIT or CLOSE, or vanishing
+//     from the list. With destroy notifications active, the last two wait
+//     one poll for the notification that carries the final counters. A
+//     destroy notification for a socket never listed (it lived between two
+//     polls) is Closed only, with FirstSeen = the poll time.
+//   - Closed sockets carry the last known PID, inode and uid (the dump of a
+//     TIME_WAIT socket and a destroy notification have neither) and the
+//     highest byte counters seen.
+//
+// Memory is bounded by MaxEntries; sockets beyond it are listed but not
+// tracked (no Opened/Closed, FirstSeen = poll time) and counted in Untracked.
+// A Tracker is not safe for concurrent use.
+type Tracker struct {
+	// MaxEntries bounds the tracked sockets (0: DefaultTrackerEntries).
+	MaxEntries int
+
+	byCookie map[uint64]*trackEntry
+	byTuple  map[tupleKey]*trackEntry
+	gen      uint64
+	newTuple map[tupleKey]newRef // scratch: sockets first seen at this poll
+
+	untracked int
+}
+
+// DefaultTrackerEntries is the default Tracker.MaxEntries.
+const DefaultTrackerEntries = 1 << 18
+
+// closedLinger is how many polls a closed connection stays known after it
+// was last listed, so a late TIME_WAIT listing or a duplicate notification
+// of the same cookie is not taken for a new connection.
+const closedLinger = 2
+
+type tupleKey struct {
+	proto         string
+	local, remote netip.AddrPort
+}
+
+type newRef struct {
+	sock   int // index in socks
+	opened int // index in opened
+	e      *trackEntry
+}
+
+type trackEntry struct {
+	last      Socket // last observation, PID/inode/uid/counters carried over
+	firstSeen time.Time
+	seenGen   uint64 // last poll that listed it
+	endGen    uint64 // poll that saw it end, waiting for a destroy notification (0: none)
+	closedGen uint64 // poll it was reported closed (0: still open)
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker() *Tracker {
+	return &Tracker{
+		byCookie: make(map[uint64]*trackEntry),
+		byTuple:  make(map[tupleKey]*trackEntry),
+		newTuple: make(map[tupleKey]newRef),
+	}
+}
+
+// TrackerStats describes the tracker after an Update.
+type TrackerStats struct {
+	Tracked   int // connections held
+	Untracked int // sockets of the last Update not tracked (MaxEntries reached)
+}
+
+// Stats returns the tracker's size after the last Update.
+func (t *Tracker) Stats() TrackerStats {
+	return TrackerStats{Tracked: len(t.byCookie) + len(t.byTuple), Untracked: t.untracked}
+}
+
+func keyOf(s *Socket) tupleKey { return tupleKey{s.Proto, s.Local, s.Remote} }
+
+func (t *Tracker) lookup(s *Socket) *trackEntry {
+	if s.Cookie != 0 {
+		return t.byCookie[s.Cookie]
+	}
+	return t.byTuple[keyOf(s)]
+}
+
+func (t *Tracker) insert(s *Socket, e *trackEntry) bool {
+	max := t.MaxEntries
+	if max <= 0 {
+		max = DefaultTrackerEntries
+	}
+	if len(t.byCookie)+len(t.byTuple) >= max {
+		return false
+	}
+	if s.Cookie != 0 {
+		t.byCookie[s.Cookie] = e
+	} else {
+		t.byTuple[keyOf(s)] = e
+	}
+	return true
+}
+
+func (t *Tracker) remove(e *trackEntry) {
+	if e.last.Cookie != 0 {
+		delete(t.byCookie, e.last.Cookie)
+	} else {
+		delete(t.byTuple, keyOf(&e.last))
+	}
+}
+
+// merge records a new observation of a tracked socket, keeping the last
+// known owner and the highest counters.
+func (e *trackEntry) merge(s *Socket) {
+	prev := e.last
+	e.last = *s
+	if s.PID == 0 {
+		e.last.PID = prev.PID
+	}
+	if s.Inode == 0 {
+		e.last.Inode = prev.Inode
+		e.last.UID = prev.UID
+	}
+	e.last.BytesAcked = max(s.BytesAcked, prev.BytesAcked)
+	e.last.BytesReceived = max(s.BytesReceived, prev.BytesReceived)
+	e.last.BytesSent = max(s.BytesSent, prev.BytesSent)
+	e.last.FirstSeen = e.firstSeen
+}
+
+func isEndState(st string) bool { return st == "TIME_WAIT" || st == "CLOSE" }
+
+// Update takes this poll's sockets (their FirstSeen is set here) and the
+// sockets destroyed since the last poll, and returns the sockets opened and
+// closed since the last Update. destroyActive tells whether destroy
+// notifications are being received (then ends seen only in the dump wait one
+// poll for their notification).
+func (t *Tracker) Update(now time.Time, socks []Socket, destroyed []Socket, destroyActive bool) (opened, closed []Socket) {
+	t.gen++
+	t.untracked = 0
+	clear(t.newTuple)
+	endNow := func(e *trackEntry) {
+		e.closedGen = t.gen
+		e.endGen = 0
+		closed = append(closed, e.last)
+	}
+
+	for i := range socks {
+		s := &socks[i]
+		e := t.lookup(s)
+		if e == nil {
+			s.FirstSeen = now
+			e = &trackEntry{firstSeen: now, seenGen: t.gen}
+			e.merge(s)
+			if !t.insert(s, e) {
+				t.untracked++
+				continue
+			}
+			opened = append(opened, *s)
+			t.newTuple[keyOf(s)] = newRef{sock: i, opened: len(opened) - 1, e: e}
+			if isEndState(s.State) { // opened and ended between two polls
+				if destroyActive {
+					e.endGen = t.gen
+				} else {
+					endNow(e)
+				}
+			}
+			continue
+		}
+		wasEnded := isEndState(e.last.State)
+		e.seenGen = t.gen
+		e.merge(s)
+		s.FirstSeen = e.firstSeen
+		if e.closedGen != 0 {
+			continue
+		}
+		if e.endGen != 0 && !isEndState(s.State) {
+			e.endGen = 0 // listed again: it had not ended
+		}
+		if isEndState(s.State) && !wasEnded && e.endGen == 0 {
+			if destroyActive {
+				e.endGen = t.gen
+			} else {
+				endNow(e)
+			}
+		}
+	}
+
+	for i := range destroyed {
+		d := &destroyed[i]
+		e := t.lookup(d)
+		if e == nil {
+			c := *d
+			c.Destroyed = true
+			c.FirstSeen = now
+			closed = append(closed, c)
+			ne := &trackEntry{last: c, firstSeen: now, closedGen: t.gen}
+			t.insert(d, ne) // a later TIME_WAIT listing is not a new connection
+			continue
+		}
+		if e.closedGen != 0 {
+			continue
+		}
+		e.merge(d)
+		e.last.Destroyed = true
+		endNow(e)
+	}
+
+	var opHidden map[int]bool
+	sweep := func(m func(func(*trackEntry))) {
+		m(func(e *trackEntry) {
+			switch {
+			case e.seenGen == t.gen:
+				if e.endGen != 0 && e.endGen < t.gen && e.closedGen == 0 {
+					endNow(e) // no notification came: use the last counters
+				}
+			case e.closedGen != 0:
+				if t.gen-max(e.closedGen, e.seenGen) >= closedLinger {
+					t.remove(e)
+				}
+			case e.last.State == "SYN_RECV" && t.handover(e, socks, opened, &opHidden):
+				t.remove(e)
+			case !destroyActive || (e.endGen != 0 && e.endGen < t.gen):
+				endNow(e)
+			case e.endGen == 0:
+				e.endGen = t.gen // vanished: wait one poll for the notification
+			}
+		})
+	}
+	sweep(func(f func(*trackEntry)) {
+		for _, e := range t.byCookie {
+			f(e)
+		}
+	})
+	sweep(func(f func(*trackEntry)) {
+		for _, e := range t.byTuple {
+			f(e)
+		}
+	})
+	if len(opHidden) > 0 {
+		kept := opened[:0]
+		for i := range opened {
+			if !opHidden[i] {
+				kept = append(kept, opened[i])
+			}
+		}
+		opened = kept
+	}
+	return opened, closed
+}
+
+// handover reports whether the vanished SYN_RECV entry e was accepted into a
+// socket first seen at this poll with the same endpoints; that socket then
+// inherits e's FirstSeen and is not reported as opened.
+func (t *Tracker) handover(e *trackEntry, socks, opened []Socket, hidden *map[int]bool) bool {
+	ref, ok := t.newTuple[keyOf(&e.last)]
+	if !ok {
+		return false
+	}
+	ref.e.firstSeen = e.firstSeen
+	ref.e.last.FirstSeen = e.firstSeen
+	socks[ref.sock].FirstSeen = e.firstSeen
+	if *hidden == nil {
+		*hidden = make(map[int]bool)
+	}
+	(*hidden)[ref.opened] = true
+	delete(t.newTuple, keyOf(&e.last))
+	return true
+}

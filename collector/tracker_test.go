@@ -1,0 +1,228 @@
+package collector
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func poll(i int) time.Time { return t0.Add(time.Duration(i) * 2 * time.Second) }
+
+func tcpSock(cookie uint64, lport, rport uint16, state string) Socket {
+	return Socket{
+		Proto: "tcp", Family: 4, State: state, Cookie: cookie,
+		Local:  netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), lport),
+		Remote: netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), rport),
+	}
+}
+
+func est(cookie uint64, pid int32, acked uint64) Socket {
+	s := tcpSock(cookie, 40000+uint16(cookie), 443, "ESTABLISHED")
+	s.PID, s.Inode, s.UID, s.BytesAcked, s.BytesSent, s.BytesReceived = pid, 1000+cookie, 1000, acked, acked, 10
+	return s
+}
+
+// timeWait is how a connection's cookie is listed after an active close.
+func timeWait(s Socket) Socket {
+	s.State, s.PID, s.Inode, s.UID, s.BytesAcked, s.BytesSent, s.BytesReceived = "TIME_WAIT", 0, 0, 0, 0, 0, 0
+	return s
+}
+
+func destroyedOf(s Socket, acked uint64) Socket {
+	s.State, s.PID, s.Inode, s.UID, s.Destroyed = "CLOSE", 0, 0, 0, true
+	s.BytesAcked, s.BytesSent = acked, acked
+	return s
+}
+
+func cookies(socks []Socket) []uint64 {
+	var out []uint64
+	for _, s := range socks {
+		out = append(out, s.Cookie)
+	}
+	return out
+}
+
+func TestTrackerOpenedOnceWithStableFirstSeen(t *testing.T) {
+	tr := NewTracker()
+	socks := []Socket{est(1, 10, 100)}
+	op, cl := tr.Update(poll(0), socks, nil, false)
+	if len(op) != 1 || op[0].Cookie != 1 || !op[0].FirstSeen.Equal(poll(0)) || len(cl) != 0 {
+		t.Fatalf("first poll opened %v closed %v", op, cl)
+	}
+	socks = []Socket{est(1, 10, 200), est(2, 10, 0)}
+	op, cl = tr.Update(poll(1), socks, nil, false)
+	if len(op) != 1 || op[0].Cookie != 2 || len(cl) != 0 {
+		t.Fatalf("second poll opened %v closed %v, want only cookie 2 opened", cookies(op), cookies(cl))
+	}
+	if !socks[0].FirstSeen.Equal(poll(0)) || !socks[1].FirstSeen.Equal(poll(1)) {
+		t.Errorf("FirstSeen %v %v", socks[0].FirstSeen, socks[1].FirstSeen)
+	}
+}
+
+func TestTrackerTimeWaitClosesOnceWithLastKnownPIDAndCounters(t *testing.T) {
+	tr := NewTracker()
+	c := est(7, 42, 5000)
+	tr.Update(poll(0), []Socket{c}, nil, false)
+	tw := timeWait(c)
+	op, cl := tr.Update(poll(1), []Socket{tw}, nil, false)
+	if len(op) != 0 || len(cl) != 1 {
+		t.Fatalf("move to TIME_WAIT: opened %v closed %v", cookies(op), cookies(cl))
+	}
+	got := cl[0]
+	if got.PID != 42 || got.BytesAcked != 5000 || got.Inode != c.Inode || got.State != "TIME_WAIT" || !got.FirstSeen.Equal(poll(0)) {
+		t.Errorf("closed socket %+v: want PID 42, 5000 bytes, inode %d, first seen at poll 0", got, c.Inode)
+	}
+	for i := 2; i < 6; i++ { // still in TIME_WAIT, then gone
+		list := []Socket{tw}
+		if i >= 4 {
+			list = nil
+		}
+		op, cl = tr.Update(poll(i), list, nil, false)
+		if len(op)+len(cl) != 0 {
+			t.Fatalf("poll %d: opened %v closed %v after the connection was closed", i, cookies(op), cookies(cl))
+		}
+	}
+	if n := tr.Stats().Tracked; n != 0 {
+		t.Errorf("%d entries left after the TIME_WAIT socket vanished", n)
+	}
+}
+
+func TestTrackerVanishedWithoutDestroyEventsClosesAtOnce(t *testing.T) {
+	tr := NewTracker()
+	tr.Update(poll(0), []Socket{est(1, 5, 10), est(2, 5, 20)}, nil, false)
+	tr.Update(poll(1), []Socket{est(1, 5, 11), est(2, 5, 900)}, nil, false)
+	_, cl := tr.Update(poll(2), []Socket{est(1, 5, 12)}, nil, false)
+	if len(cl) != 1 || cl[0].Cookie != 2 || cl[0].BytesAcked != 900 || cl[0].PID != 5 {
+		t.Fatalf("closed %+v, want cookie 2 with 900 bytes and PID 5", cl)
+	}
+}
+
+func TestTrackerWaitsOnePollForDestroyEventThenFallsBack(t *testing.T) {
+	tr := NewTracker()
+	tr.Update(poll(0), []Socket{est(1, 5, 10), est(2, 6, 20)}, nil, true)
+	// Both vanish; no notification yet: nothing closed this poll.
+	if _, cl := tr.Update(poll(1), nil, nil, true); len(cl) != 0 {
+		t.Fatalf("closed %v before the destroy notification had a chance", cookies(cl))
+	}
+	// The notification for 1 arrives with the final counters; 2 never gets one.
+	_, cl := tr.Update(poll(2), nil, []Socket{destroyedOf(est(1, 0, 0), 777)}, true)
+	if len(cl) != 2 {
+		t.Fatalf("closed %v, want both", cookies(cl))
+	}
+	for _, s := range cl {
+		switch s.Cookie {
+		case 1:
+			if !s.Destroyed || s.BytesAcked != 777 || s.PID != 5 || s.Inode == 0 || !s.FirstSeen.Equal(poll(0)) {
+				t.Errorf("destroyed socket %+v: want final 777 bytes, PID 5, inode and first seen kept", s)
+			}
+		case 2:
+			if s.Destroyed || s.BytesAcked != 20 || s.PID != 6 {
+				t.Errorf("fallback close %+v: want last known 20 bytes and PID 6", s)
+			}
+		}
+	}
+	if _, cl := tr.Update(poll(3), nil, []Socket{destroyedOf(est(2, 0, 0), 30)}, true); len(cl) != 0 {
+		t.Errorf("late notification closed %v a second time", cookies(cl))
+	}
+}
+
+func TestTrackerDestroyOnlyAndSamePollDestroy(t *testing.T) {
+	tr := NewTracker()
+	live := est(3, 9, 100)
+	tr.Update(poll(0), []Socket{live}, nil, true)
+	// 3 is listed and destroyed after the dump; 4 lived between polls.
+	short := destroyedOf(est(4, 0, 0), 64)
+	short.Proto = "udp"
+	op, cl := tr.Update(poll(1), []Socket{est(3, 9, 150)}, []Socket{destroyedOf(live, 160), short}, true)
+	if len(op) != 0 || len(cl) != 2 {
+		t.Fatalf("opened %v closed %v", cookies(op), cookies(cl))
+	}
+	for _, s := range cl {
+		if s.Cookie == 4 && (!s.FirstSeen.Equal(poll(1)) || !s.Destroyed || s.PID != 0 || s.Proto != "udp") {
+			t.Errorf("destroy-only socket %+v", s)
+		}
+		if s.Cookie == 3 && (s.BytesAcked != 160 || s.PID != 9) {
+			t.Errorf("same-poll destroy %+v", s)
+		}
+	}
+	// The destroyed connection's TIME_WAIT listing is neither new nor closed again.
+	op, cl = tr.Update(poll(2), []Socket{timeWait(live), timeWait(est(4, 0, 0))}, nil, true)
+	if len(op)+len(cl) != 0 {
+		t.Errorf("TIME_WAIT of destroyed sockets: opened %v closed %v", cookies(op), cookies(cl))
+	}
+}
+
+func TestTrackerFirstSeenInTimeWait(t *testing.T) {
+	tr := NewTracker()
+	op, cl := tr.Update(poll(0), []Socket{timeWait(est(5, 0, 0))}, nil, false)
+	if len(op) != 1 || len(cl) != 1 {
+		t.Fatalf("connection that opened and ended between polls: opened %v closed %v", cookies(op), cookies(cl))
+	}
+	// With notifications, the same case waits one poll for them.
+	tr = NewTracker()
+	op, cl = tr.Update(poll(0), []Socket{timeWait(est(6, 0, 0))}, nil, true)
+	if len(op) != 1 || len(cl) != 0 {
+		t.Fatalf("opened %v closed %v", cookies(op), cookies(cl))
+	}
+	_, cl = tr.Update(poll(1), []Socket{timeWait(est(6, 0, 0))}, nil, true)
+	if len(cl) != 1 {
+		t.Fatalf("not closed after a poll without notification: %v", cookies(cl))
+	}
+}
+
+func TestTrackerSynRecvHandover(t *testing.T) {
+	tr := NewTracker()
+	syn := tcpSock(10, 443, 51000, "SYN_RECV")
+	tr.Update(poll(0), []Socket{syn}, nil, false)
+	acc := tcpSock(11, 443, 51000, "ESTABLISHED")
+	socks := []Socket{acc}
+	op, cl := tr.Update(poll(1), socks, nil, false)
+	if len(op) != 0 || len(cl) != 0 {
+		t.Fatalf("accepted connection: opened %v closed %v, want neither", cookies(op), cookies(cl))
+	}
+	if !socks[0].FirstSeen.Equal(poll(0)) {
+		t.Errorf("accepted socket FirstSeen %v, want the SYN_RECV's %v", socks[0].FirstSeen, poll(0))
+	}
+	// A half-open connection that never completes closes normally.
+	tr.Update(poll(2), []Socket{acc, tcpSock(12, 443, 52000, "SYN_RECV")}, nil, false)
+	_, cl = tr.Update(poll(3), []Socket{acc}, nil, false)
+	if len(cl) != 1 || cl[0].Cookie != 12 {
+		t.Errorf("half-open close: %v", cookies(cl))
+	}
+}
+
+func TestTrackerWithoutCookiesUsesTuple(t *testing.T) {
+	tr := NewTracker()
+	a := est(0, 3, 1)
+	a.Local = netip.MustParseAddrPort("10.0.0.1:50001")
+	b := a
+	b.Local = netip.MustParseAddrPort("10.0.0.1:50002")
+	op, _ := tr.Update(poll(0), []Socket{a, b}, nil, false)
+	if len(op) != 2 {
+		t.Fatalf("opened %d, want 2", len(op))
+	}
+	op, cl := tr.Update(poll(1), []Socket{a}, nil, false)
+	if len(op) != 0 || len(cl) != 1 || cl[0].Local != b.Local {
+		t.Fatalf("opened %v closed %v", op, cl)
+	}
+}
+
+func TestTrackerBoundedMemory(t *testing.T) {
+	tr := NewTracker()
+	tr.MaxEntries = 100
+	for p := 0; p < 50; p++ {
+		var socks []Socket
+		for i := 0; i < 150; i++ {
+			socks = append(socks, est(uint64(p*1000+i+1), 1, 1))
+		}
+		op, _ := tr.Update(poll(p), socks, []Socket{destroyedOf(est(uint64(1e6+p), 0, 0), 1)}, true)
+		if st := tr.Stats(); st.Tracked > 100 {
+			t.Fatalf("poll %d: %d entries tracked, bound 100", p, st.Tracked)
+		}
+		if p == 0 && (len(op) != 100 || tr.Stats().Untracked != 50) {
+			t.Fatalf("first poll opened %d untracked %d, want 100/50", len(op), tr.Stats().Untracked)
+		}
+	}
+}
