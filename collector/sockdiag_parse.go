@@ -49,7 +49,8 @@ const (
 
 	// tcp_info offsets (struct tcp_info, include/uapi/linux/tcp.h). Values are
 	// reported as the kernel counts them: tcpi_bytes_acked includes the SYN
-	// (and FIN) as one byte each.
+	// and FIN, tcpi_bytes_received the peer's FIN, as one byte each;
+	// tcpi_bytes_sent counts payload only (retransmits included).
 	tcpiBytesAckedOff    = 120
 	tcpiBytesReceivedOff = 128
 	tcpiBytesSentOff     = 200 // kernel >= 4.19

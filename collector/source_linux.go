@@ -1,0 +1,237 @@
+//go:build linux
+
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// NewSource returns the Linux source: every TCP/UDP socket through
+// NETLINK_SOCK_DIAG with tcp_info counters, PIDs through the incremental
+// inode→PID cache, opened/closed connections through the tracker (and
+// socket-destroy notifications when opts.DestroyEvents), plus the process
+// table, neighbour table, default routes, resolvers and kernel counters read
+// from opts.ProcRoot.
+//
+// Sockets are those of the network namespace this process runs in, whatever
+// the proc root: run in the host's network namespace to see the host's.
+//
+// Nothing here fails the snapshot: a failing part is logged when it starts
+// (and stops) failing and named in Stats.Errors on every snapshot it misses;
+// Collect returns an error only when ctx is done or neither sockets nor
+// processes could be read.
+func NewSource(opts Options, log *zap.Logger) (Source, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("source", "linux"))
+	procRoot := ProcRootFromEnv(opts.ProcRoot)
+	if opts.ResolvConf == "" {
+		opts.ResolvConf = DefaultResolvConf
+	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		log.Warn("hostname unknown", zap.Error(err))
+	}
+	s := &linuxSource{
+		opts:     opts,
+		log:      log,
+		procRoot: procRoot,
+		hostname: hostname,
+		procs:    NewProcTable(procRoot),
+		pids:     NewPIDCache(procRoot),
+		tracker:  NewTracker(),
+		failing:  make(map[string]string),
+	}
+	// Opened here so that a destroy notification is not missed before the
+	// first poll; failures are retried at each Collect.
+	s.openDiag()
+	if opts.DestroyEvents {
+		s.openDestroy()
+	}
+	log.Info("linux source ready", zap.String("proc_root", procRoot),
+		zap.Bool("sock_diag", s.diag != nil), zap.Bool("destroy_events", s.destroy != nil))
+	return s, nil
+}
+
+type linuxSource struct {
+	opts     Options
+	log      *zap.Logger
+	procRoot string
+	hostname string
+
+	diag    *SockDiag
+	destroy *DestroyWatcher
+	procs   *ProcTable
+	pids    *PIDCache
+	tracker *Tracker
+
+	diagErr, destroyErr error // why diag / destroy are nil
+	lastSockets         int
+	destroyBuf          []Socket
+	failing             map[string]string // source → last error logged
+}
+
+func (s *linuxSource) openDiag() {
+	if s.diag != nil {
+		return
+	}
+	s.diag, s.diagErr = OpenSockDiag()
+}
+
+func (s *linuxSource) openDestroy() {
+	if s.destroy != nil {
+		return
+	}
+	s.destroy, s.destroyErr = OpenDestroyWatcher(0)
+}
+
+// Collect takes one snapshot.
+func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	snap := &Snapshot{Time: start, Hostname: s.hostname, HostIPs: HostIPs()}
+	errs := map[string]error{}
+
+	// Processes first: the PID cache checks owners against this table.
+	procs, err := s.procs.Refresh()
+	if err != nil {
+		errs["processes"] = err
+	}
+
+	// Sockets. A fresh slice each poll: snapshots outlive the next Collect.
+	s.openDiag()
+	var sockErr error
+	if s.diag == nil {
+		sockErr = fmt.Errorf("sock_diag unavailable: %w", s.diagErr)
+	} else {
+		snap.Sockets, sockErr = s.diag.Dump(make([]Socket, 0, s.lastSockets+s.lastSockets/8+64))
+	}
+	if sockErr != nil {
+		errs["sockets"] = sockErr
+	}
+	if snap.Sockets == nil {
+		snap.Sockets = []Socket{}
+	}
+	s.lastSockets = len(snap.Sockets)
+	s.pids.Attribute(snap.Sockets, procs)
+	if procs == nil {
+		procs = map[int32]*Process{}
+	}
+	snap.Processes = procs
+
+	// Destroy notifications since the last poll, then the tracker.
+	var lost uint64
+	active := false
+	if s.opts.DestroyEvents {
+		if s.destroy != nil {
+			if err := s.destroy.Err(); err != nil { // the reader stopped: reopen
+				s.destroy.Close()
+				s.destroy, s.destroyErr = nil, err
+			}
+		}
+		s.openDestroy()
+		if s.destroy != nil {
+			s.destroyBuf, lost = s.destroy.Drain(s.destroyBuf[:0])
+			active = true
+		} else {
+			errs["destroy_events"] = fmt.Errorf("socket-destroy notifications unavailable: %w", s.destroyErr)
+		}
+	}
+	snap.Opened, snap.Closed = s.tracker.Update(snap.Time, snap.Sockets, s.destroyBuf, active)
+	if n := s.tracker.Stats().Untracked; n > 0 {
+		errs["tracker"] = fmt.Errorf("%d sockets not tracked: %d connections held (MaxEntries)", n, s.tracker.Stats().Tracked)
+	}
+	snap.Stats.DestroyEvents = len(s.destroyBuf)
+	snap.Stats.DestroyEventsLost = lost
+	if len(s.destroyBuf) > 4096 {
+		s.destroyBuf = nil // do not pin a burst's memory
+	}
+
+	// The small /proc sources.
+	if snap.ARP, err = ReadARP(s.procRoot); err != nil {
+		errs["arp"] = err
+	}
+	if snap.Gateways, err = ReadDefaultRoutes(s.procRoot); err != nil {
+		errs["routes"] = err
+	}
+	if snap.Nameservers, err = ReadResolvConf(s.opts.ResolvConf); err != nil {
+		errs["resolv_conf"] = err
+	}
+	if snap.Counters, err = ReadCounters(s.procRoot); err != nil {
+		errs["counters"] = err
+	}
+	if s.opts.SystemMetrics {
+		if snap.System, err = ReadSystemMetrics(ctx); err != nil {
+			errs["system"] = err
+		}
+	}
+	if snap.ARP == nil {
+		snap.ARP = []Neighbor{}
+	}
+	if snap.Gateways == nil {
+		snap.Gateways = []Route{}
+	}
+	if snap.Nameservers == nil {
+		snap.Nameservers = []netip.Addr{}
+	}
+
+	snap.Stats.Sockets = len(snap.Sockets)
+	for i := range snap.Sockets {
+		if snap.Sockets[i].PID == 0 {
+			snap.Stats.SocketsNoPID++
+		}
+	}
+	snap.Stats.Processes = len(procs)
+	s.recordErrors(snap, errs)
+	snap.Stats.Duration = time.Since(start)
+
+	if errs["sockets"] != nil && errs["processes"] != nil {
+		return snap, fmt.Errorf("collect: no sockets and no processes: %w", errors.Join(errs["sockets"], errs["processes"]))
+	}
+	return snap, nil
+}
+
+// recordErrors names each failing part in the snapshot, in a stable order,
+// and logs a part only when it starts failing, changes error, or recovers.
+func (s *linuxSource) recordErrors(snap *Snapshot, errs map[string]error) {
+	for _, name := range [...]string{"sockets", "processes", "destroy_events", "tracker", "arp", "routes", "resolv_conf", "counters", "system"} {
+		err := errs[name]
+		if err == nil {
+			if _, was := s.failing[name]; was {
+				delete(s.failing, name)
+				s.log.Info("collector part recovered", zap.String("part", name))
+			}
+			continue
+		}
+		msg := err.Error()
+		snap.Stats.Errors = append(snap.Stats.Errors, name+": "+msg)
+		if s.failing[name] != msg {
+			s.failing[name] = msg
+			s.log.Warn("collector part failing; the snapshot goes on without it", zap.String("part", name), zap.Error(err))
+		}
+	}
+}
+
+// Close releases the netlink sockets.
+func (s *linuxSource) Close() error {
+	var errs []error
+	if s.destroy != nil {
+		errs = append(errs, s.destroy.Close())
+		s.destroy = nil
+	}
+	if s.diag != nil {
+		errs = append(errs, s.diag.Close())
+		s.diag = nil
+	}
+	return errors.Join(errs...)
+}
