@@ -32,6 +32,11 @@ package detect
 //	    d := NewDistinct[netip.Addr](5*time.Minute, 1024)
 //	    d.Add(ip, snap.Time); d.Prune(snap.Time); d.Len()
 //
+// Factories: ConfigAs[MyConfig](name, cfg) turns Factory.New's cfg into
+// *MyConfig or an error naming the detector (engine.go). Recommendation(threatType)
+// gives the response text (recommend.go); the engine fills Alert.Recommendation,
+// ID, Count, RuleID (detector name) and Time (snap.Time) when left empty.
+//
 // Evidence conventions: figures under their own names ("distinct_hosts": 4),
 // the threshold as "threshold" (or "<figure>_threshold"), the window as
 // "window_seconds", lists sorted so output is deterministic.
