@@ -22,6 +22,8 @@ type SockDiag struct {
 	seq uint32
 	buf []byte // receive buffer, reused
 	req []byte // request buffer, reused
+
+	rawHook func([]byte) // tests: sees each received buffer (fixture recording)
 }
 
 // dumpRecvBuf is the receive buffer size; the kernel fills at most ~32 KiB
@@ -141,6 +143,9 @@ func (d *SockDiag) dumpOne(dst []Socket, family, proto, ext uint8, destroyed boo
 		n, err := d.recv()
 		if err != nil {
 			return dst, err
+		}
+		if d.rawHook != nil {
+			d.rawHook(d.buf[:n])
 		}
 		var res diagBatch
 		dst, res, err = parseDiagMessages(d.buf[:n], proto, d.seq, destroyed, dst)

@@ -3,11 +3,18 @@
 package collector
 
 import (
+	"encoding/binary"
+	"encoding/json"
+	"flag"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // loopPair is one loopback TCP connection opened by a test.
@@ -203,4 +210,153 @@ func TestSockDiagCountMatchesDump(t *testing.T) {
 	if _, err := d.Dump(nil); err == nil {
 		t.Error("Dump after Close succeeded")
 	}
+}
+
+var recordNetlink = flag.Bool("record-netlink", false, "re-record testdata/netlink fixtures from this kernel")
+
+// TestRecordNetlinkFixtures records real kernel replies for the parser tests:
+// go test ./collector -run TestRecordNetlinkFixtures -record-netlink
+// Only messages about the loopback sockets created here are kept; the
+// scenario (ports, byte counts) is written beside them from what the test did,
+// not from what the parser reads.
+func TestRecordNetlinkFixtures(t *testing.T) {
+	if !*recordNetlink {
+		t.Skip("run with -record-netlink to re-record fixtures")
+	}
+	dir := filepath.Join("testdata", "netlink")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mc, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(mc)
+	if err := unix.Bind(mc, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: destroyGroups}); err != nil {
+		t.Fatal(err)
+	}
+	unix.SetsockoptTimeval(mc, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200000})
+
+	var sc fixtureScenario
+	// TCP v4: a TIME_WAIT left by an earlier pair (client closed first), then
+	// a listener with one established connection.
+	old := openLoopPair(t, "tcp4", "127.0.0.1:0")
+	old.exchange(t, 10)
+	sc.TimeWaitLocal, sc.TimeWaitRemote = ap(old.client.LocalAddr()).String(), ap(old.client.RemoteAddr()).String()
+	old.client.Close()
+	old.serv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, old.serv)
+	old.serv.Close()
+	old.ln.Close()
+
+	p4 := openLoopPair(t, "tcp4", "127.0.0.1:0")
+	p4.exchange(t, 1000)
+	sc.Listener4 = ap(p4.ln.Addr()).String()
+	sc.Client4, sc.Server4 = ap(p4.client.LocalAddr()).String(), ap(p4.serv.LocalAddr()).String()
+	sc.Bytes4 = 1000
+	p6 := openLoopPair(t, "tcp6", "[::1]:0")
+	p6.exchange(t, 777)
+	sc.Client6, sc.Server6 = ap(p6.client.LocalAddr()).String(), ap(p6.serv.LocalAddr()).String()
+	sc.Bytes6 = 777
+	u4, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.UDP4 = ap(u4.LocalAddr()).String()
+	u6, err := net.DialUDP("udp6", nil, &net.UDPAddr{IP: net.IPv6loopback, Port: 53})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.UDP6Local, sc.UDP6Remote = ap(u6.LocalAddr()).String(), ap(u6.RemoteAddr()).String()
+
+	ports := map[uint16]bool{}
+	for _, a := range []string{sc.TimeWaitLocal, sc.Listener4, sc.Client4, sc.Client6, sc.Server6, sc.UDP4, sc.UDP6Local} {
+		ports[netip.MustParseAddrPort(a).Port()] = true
+	}
+	d, err := OpenSockDiag()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, f := range []struct {
+		name          string
+		family, proto uint8
+	}{{"tcp4_dump.bin", afInet, ipprotoTCP}, {"tcp6_dump.bin", afInet6, ipprotoTCP}, {"udp4_dump.bin", afInet, ipprotoUDP}, {"udp6_dump.bin", afInet6, ipprotoUDP}} {
+		var raw []byte
+		d.rawHook = func(b []byte) { raw = append(raw, keepMessages(b, ports)...) }
+		ext := uint8(0)
+		if f.proto == ipprotoTCP {
+			ext = 1 << (inetDiagInfo - 1)
+		}
+		if _, err := d.dumpOne(nil, f.family, f.proto, ext, false); err != nil {
+			t.Fatal(err)
+		}
+		writeFixture(t, filepath.Join(dir, f.name), raw)
+	}
+
+	// Destroy notifications: close the v6 pair and the UDP sockets.
+	p6.close()
+	u6.Close()
+	var tcpRaw, udpRaw []byte
+	buf := make([]byte, 64<<10)
+	for i := 0; i < 50 && (len(tcpRaw) == 0 || len(udpRaw) == 0); i++ {
+		n, _, err := unix.Recvfrom(mc, buf, 0)
+		if err != nil {
+			continue
+		}
+		kept := keepMessages(buf[:n], ports)
+		socks, _, _ := parseDiagMessages(kept, 0, 0, true, nil)
+		for _, s := range socks {
+			if s.Proto == "tcp" && s.Local.String() == sc.Client6 && len(tcpRaw) == 0 {
+				tcpRaw = kept
+			}
+			if s.Proto == "udp" && s.Local.String() == sc.UDP6Local && len(udpRaw) == 0 {
+				udpRaw = kept
+			}
+		}
+	}
+	if len(tcpRaw) == 0 || len(udpRaw) == 0 {
+		t.Fatal("destroy notifications not received")
+	}
+	writeFixture(t, filepath.Join(dir, "destroy_tcp6.bin"), tcpRaw)
+	writeFixture(t, filepath.Join(dir, "destroy_udp6.bin"), udpRaw)
+	js, _ := json.MarshalIndent(sc, "", "  ")
+	writeFixture(t, filepath.Join(dir, "scenario.json"), append(js, '\n'))
+	p4.close()
+	u4.Close()
+}
+
+// keepMessages returns the netlink messages of b that are NLMSG_DONE or
+// concern one of ports.
+func keepMessages(b []byte, ports map[uint16]bool) []byte {
+	var out []byte
+	for len(b) >= nlmsgHdrLen {
+		l := int(binary.NativeEndian.Uint32(b))
+		if l < nlmsgHdrLen || l > len(b) {
+			break
+		}
+		typ := binary.NativeEndian.Uint16(b[4:])
+		m := b[:l]
+		keep := typ == nlmsgDone
+		if typ == sockDiagByFamily && l >= nlmsgHdrLen+8 {
+			sp, dp := binary.BigEndian.Uint16(m[20:]), binary.BigEndian.Uint16(m[22:])
+			keep = ports[sp] || ports[dp]
+		}
+		if keep {
+			out = append(out, m...)
+			for len(out)%4 != 0 {
+				out = append(out, 0)
+			}
+		}
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return out
+}
+
+func writeFixture(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", path, len(data))
 }
