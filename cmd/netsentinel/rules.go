@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"go.uber.org/zap"
+
+	"github.com/netsentinel/netsentinel/detect"
+	"github.com/netsentinel/netsentinel/internal/config"
+)
+
+// ruleView is one rule as `netsentinel rules` prints it.
+type ruleView struct {
+	detect.RuleInfo
+	TechniqueName string   `json:"technique_name"`
+	Tactics       []string `json:"tactics"`
+}
+
+// cmdRules lists every detector's rules with ATT&CK technique and tactic,
+// severity and the thresholds in force (after -c config).
+func cmdRules(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("netsentinel rules", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	format := fs.String("format", "table", "output: table or json")
+	cfgPath := fs.String("c", "", "YAML config file (thresholds shown as configured)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if *format != "table" && *format != "json" {
+		return usagef("rules --format: unknown value %q (want table or json)", *format)
+	}
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return usageError{err.Error()}
+		}
+		if err := cfg.Validate(); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	eng, err := newEngine(&cfg, nopLogger())
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	defer eng.Close()
+	var views []ruleView
+	for _, r := range eng.Rules() {
+		v := ruleView{RuleInfo: r}
+		if t, ok := detect.Technique(r.Technique); ok {
+			v.TechniqueName = t.FullName()
+		}
+		for _, ta := range detect.TacticsOf(r.Technique) {
+			v.Tactics = append(v.Tactics, ta.ID+" "+ta.Name)
+		}
+		views = append(views, v)
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(views)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tTECHNIQUE\tTACTIC\tSEVERITY\tTHRESHOLDS")
+	for _, v := range views {
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\n", v.ID, v.Technique, v.TechniqueName,
+			strings.Join(v.Tactics, ", "), severityName(v.Severity), thresholds(v.Thresholds))
+	}
+	return tw.Flush()
+}
+
+func thresholds(m map[string]any) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func severityName(s detect.Severity) string {
+	switch s {
+	case detect.SeverityCritical:
+		return "CRITICAL"
+	case detect.SeverityHigh:
+		return "HIGH"
+	case detect.SeverityMedium:
+		return "MEDIUM"
+	case detect.SeverityLow:
+		return "LOW"
+	}
+	return fmt.Sprint(int(s))
+}
+
+func nopLogger() *zap.Logger { return zap.NewNop() }

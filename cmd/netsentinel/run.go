@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/netsentinel/netsentinel/collector"
+	"github.com/netsentinel/netsentinel/detect"
+	"github.com/netsentinel/netsentinel/internal/config"
+	"github.com/netsentinel/netsentinel/internal/pipeline"
+	"github.com/netsentinel/netsentinel/schemas"
+	"github.com/netsentinel/netsentinel/sinks"
+)
+
+// runMode selects the source: the live host, or a recording (replay), and
+// whether snapshots are recorded.
+type runMode struct {
+	replayPath string
+	recordPath string
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode runMode) error {
+	cfg, err := parseRun(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	defer func() { _ = log.Sync() }()
+
+	eng, err := newEngine(&cfg, log)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	host := schemas.DetectHost()
+	formatter, err := schemas.NewFormatter(cfg.Format, host, schemas.Meta{
+		Version: version, AgentID: host.ID, Dataset: cfg.Dataset, Namespace: cfg.Namespace,
+	}, techniqueLookup)
+	if err != nil {
+		return usageError{fmt.Sprintf("format: %v", err)}
+	}
+
+	var src collector.Source
+	paced := true
+	if mode.replayPath != "" {
+		if src, err = collector.OpenReplay(mode.replayPath); err != nil {
+			return usageError{err.Error()}
+		}
+		paced = false
+	} else {
+		opts := collector.Options{
+			ProcRoot:      collector.ProcRootFromEnv(cfg.HostProc),
+			ResolvConf:    cfg.ResolvConf,
+			SystemMetrics: cfg.SystemMetrics == nil || *cfg.SystemMetrics,
+			DestroyEvents: cfg.DestroyEvents == nil || *cfg.DestroyEvents,
+		}
+		if src, err = collector.NewSource(opts, log.Named("collector")); err != nil {
+			return fmt.Errorf("starting collector: %w", err)
+		}
+	}
+
+	outs, err := openOutputs(ctx, &cfg, stdout, log)
+	if err != nil {
+		src.Close()
+		return err
+	}
+
+	p := pipeline.New(pipeline.Config{
+		Interval:     cfg.Interval.D(),
+		Duration:     cfg.Duration.D(),
+		Window:       cfg.Window.D(),
+		Once:         cfg.Once,
+		Paced:        paced,
+		ReportPath:   cfg.Output,
+		DrainTimeout: cfg.Queue.DrainTimeout,
+		HostID:       host.ID,
+	}, src, eng, formatter, outs, reportWriter(eng, outs, host, version), log)
+
+	if mode.recordPath != "" {
+		rec, err := collector.CreateRecording(mode.recordPath)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		defer func() {
+			if err := rec.Close(); err != nil {
+				log.Error("closing recording", zap.Error(err))
+			}
+			log.Info("recording written", zap.String("path", mode.recordPath), zap.Int("snapshots", rec.Count()))
+		}()
+		p.SetRecorder(rec.Write)
+	}
+
+	// SIGHUP reopens file sinks (logrotate).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			for _, o := range outs {
+				if r, ok := o.Sink.(interface{ Reopen() error }); ok {
+					if err := r.Reopen(); err != nil {
+						log.Error("reopening sink", zap.String("sink", o.Name), zap.Error(err))
+					} else {
+						log.Info("sink reopened", zap.String("sink", o.Name))
+					}
+				}
+			}
+		}
+	}()
+
+	log.Info("netsentinel starting",
+		zap.String("version", version),
+		zap.Duration("duration", cfg.Duration.D()),
+		zap.Duration("interval", cfg.Interval.D()),
+		zap.Strings("sinks", cfg.Sinks),
+		zap.String("format", cfg.Format),
+		zap.Int("uid", os.Getuid()))
+	start := time.Now()
+	err = p.Run(ctx)
+	log.Info("netsentinel stopped", zap.Duration("ran", time.Since(start).Round(time.Millisecond)))
+	return err
+}
+
+// newEngine builds the detection engine from the config.
+func newEngine(cfg *config.Config, log *zap.Logger) (*detect.Engine, error) {
+	homeNet, err := cfg.HomeNet()
+	if err != nil {
+		return nil, err
+	}
+	dcfgs, err := cfg.DetectorConfigs()
+	if err != nil {
+		return nil, err
+	}
+	return detect.NewEngine(detect.Config{
+		Cooldown:  cfg.Detect.Cooldown.D(),
+		Disabled:  cfg.Detect.Disabled,
+		HomeNet:   homeNet,
+		Detectors: dcfgs,
+	}, log.Named("detect"))
+}
+
+// openOutputs builds a runner per --sink. A sink that cannot start is an
+// error unless its config allows starting degraded (it then retries).
+func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log *zap.Logger) ([]pipeline.Output, error) {
+	var outs []pipeline.Output
+	fail := func(err error) ([]pipeline.Output, error) {
+		for _, o := range outs {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = o.Runner.Close(cctx)
+			cancel()
+		}
+		return nil, err
+	}
+	for _, spec := range cfg.Sinks {
+		sp, err := sinks.ParseSpec(spec)
+		if err != nil {
+			return fail(usageError{err.Error()})
+		}
+		stats := &sinks.Stats{}
+		slog := log.Named("sink")
+		var s sinks.Sink
+		switch sp.Kind {
+		case "stdout":
+			s = sinks.NewStdout(stdout)
+		case "file":
+			fc := cfg.File
+			fc.Path = sp.Target
+			s, err = sinks.NewFile(fc, slog)
+		case "elasticsearch":
+			s, err = openElasticsearch(ctx, cfg, sp.Target, stats, slog)
+		case "kafka":
+			s, err = openKafka(ctx, cfg, sp.Target, stats, slog)
+		default:
+			err = usagef("sink %q: unknown kind %q", spec, sp.Kind)
+		}
+		if err != nil {
+			var ue usageError
+			if errors.As(err, &ue) {
+				return fail(err)
+			}
+			return fail(fmt.Errorf("sink %s: %w", spec, err))
+		}
+		rc := cfg.Queue
+		switch v := s.(type) {
+		case *sinks.Elasticsearch:
+			c := v.Config()
+			rc.BatchSize, rc.FlushInterval = c.BatchSize, c.FlushInterval
+		}
+		r := sinks.NewRunner(s, rc, stats, slog)
+		outs = append(outs, pipeline.Output{Name: spec, Runner: r, Stats: stats, Sink: s})
+	}
+	return outs, nil
+}

@@ -1,0 +1,254 @@
+// Package pipeline runs NetSentinel: tick → collect → detect → format →
+// publish to every sink's runner; at the end of each window it writes the
+// report. Publishing never blocks (each sink has its own bounded queue), so a
+// slow sink cannot delay collection or detection.
+//
+// Shutdown order (SIGINT/SIGTERM, --duration elapsed, --once, or the end of a
+// replayed recording): stop collecting, drain every sink up to the drain
+// deadline, then write the final report, so its per-sink counts are final.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/netsentinel/netsentinel/collector"
+	"github.com/netsentinel/netsentinel/detect"
+	"github.com/netsentinel/netsentinel/schemas"
+	"github.com/netsentinel/netsentinel/sinks"
+)
+
+// Output is one configured sink with its runner and counters.
+type Output struct {
+	Name   string
+	Sink   sinks.Sink
+	Runner *sinks.Runner
+	Stats  *sinks.Stats
+}
+
+// Config controls timing and reports.
+type Config struct {
+	Interval time.Duration // poll interval
+	Duration time.Duration // 0 = until stopped
+	Window   time.Duration // report window; 0 = Duration (or 5m when Duration is 0)
+	Once     bool
+	// Paced is false for replays: snapshots are processed back to back and
+	// the run ends when the source returns io.EOF.
+	Paced        bool
+	ReportPath   string
+	DrainTimeout time.Duration
+	HostID       string
+}
+
+// Pipeline wires a source, the engine, a formatter and outputs.
+type Pipeline struct {
+	cfg      Config
+	src      collector.Source
+	eng      *detect.Engine
+	format   schemas.Formatter
+	outs     []Output
+	log      *zap.Logger
+	report   ReportFunc
+	recorder func(*collector.Snapshot) error
+}
+
+// ReportFunc writes a window report. final is true for the last window.
+type ReportFunc func(w *Window, path string) error
+
+// Window accumulates what one report covers.
+type Window struct {
+	Start, End time.Time
+	Alerts     []detect.Alert
+	Last       *collector.Snapshot
+	Polls      int
+	PollErrors int
+	Errors     map[string]int // collector sub-source errors by message
+	CollectDur time.Duration  // total collection time
+	MaxCollect time.Duration
+	FormatErrs int
+}
+
+// New builds a pipeline.
+func New(cfg Config, src collector.Source, eng *detect.Engine, f schemas.Formatter, outs []Output, report ReportFunc, log *zap.Logger) *Pipeline {
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	return &Pipeline{cfg: cfg, src: src, eng: eng, format: f, outs: outs, report: report, log: log}
+}
+
+// SetRecorder records every snapshot (netsentinel record).
+func (p *Pipeline) SetRecorder(fn func(*collector.Snapshot) error) { p.recorder = fn }
+
+func (p *Pipeline) windowLen() time.Duration {
+	switch {
+	case p.cfg.Window > 0:
+		return p.cfg.Window
+	case p.cfg.Duration > 0:
+		return p.cfg.Duration
+	default:
+		return 5 * time.Minute
+	}
+}
+
+// continuous reports whether each window gets its own report file.
+func (p *Pipeline) continuous() bool {
+	if p.cfg.Once {
+		return false
+	}
+	return p.cfg.Duration == 0 || p.windowLen() < p.cfg.Duration
+}
+
+// Run blocks until the run ends; it always drains sinks and writes the final
+// report, even when ctx is cancelled.
+func (p *Pipeline) Run(ctx context.Context) error {
+	start := time.Now()
+	var deadline <-chan time.Time
+	if p.cfg.Duration > 0 && p.cfg.Paced && !p.cfg.Once {
+		t := time.NewTimer(p.cfg.Duration)
+		defer t.Stop()
+		deadline = t.C
+	}
+	w := &Window{Start: start, Errors: map[string]int{}}
+	var tick <-chan time.Time
+	if p.cfg.Paced {
+		t := time.NewTicker(p.cfg.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	var runErr error
+loop:
+	for {
+		done, err := p.cycle(ctx, w)
+		if err != nil {
+			runErr = err
+			break
+		}
+		if done || p.cfg.Once {
+			break
+		}
+		// Window boundary: by snapshot time, so replays cut windows the same way.
+		if w.Last != nil && p.continuous() && w.Last.Time.Sub(w.Start) >= p.windowLen() {
+			w.End = w.Last.Time
+			p.writeReport(w, false)
+			w = &Window{Start: w.End, Errors: map[string]int{}}
+		}
+		if !p.cfg.Paced {
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-deadline:
+			break loop
+		case <-tick:
+		}
+	}
+	if w.Last != nil {
+		w.End = w.Last.Time
+	} else {
+		w.End = time.Now()
+	}
+	p.drain()
+	p.writeReport(w, true)
+	if err := p.src.Close(); err != nil {
+		p.log.Warn("closing collector", zap.Error(err))
+	}
+	return runErr
+}
+
+// cycle runs one collect → detect → publish step. done is true when the
+// source is exhausted (replay).
+func (p *Pipeline) cycle(ctx context.Context, w *Window) (done bool, err error) {
+	snap, err := p.src.Collect(ctx)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		w.PollErrors++
+		p.log.Error("collection failed", zap.Error(err))
+		return false, nil
+	}
+	w.Polls++
+	w.CollectDur += snap.Stats.Duration
+	if snap.Stats.Duration > w.MaxCollect {
+		w.MaxCollect = snap.Stats.Duration
+	}
+	for _, e := range snap.Stats.Errors {
+		if len(w.Errors) < 100 {
+			w.Errors[e]++
+		}
+	}
+	if p.recorder != nil {
+		if err := p.recorder(snap); err != nil {
+			return true, err
+		}
+	}
+	if w.Polls == 1 && w.Last == nil && !p.cfg.Paced {
+		w.Start = snap.Time
+	}
+	w.Last = snap
+	for _, a := range p.eng.Run(snap) {
+		w.Alerts = append(w.Alerts, a)
+		p.publish(&a)
+	}
+	return false, nil
+}
+
+func (p *Pipeline) publish(a *detect.Alert) {
+	body, err := p.format.Format(a)
+	if err != nil {
+		p.log.Error("formatting alert", zap.String("rule", a.RuleID), zap.Error(err))
+		return
+	}
+	ev := sinks.Event{ID: a.ID, Body: body, Fields: map[string]string{
+		"event.id":  a.ID,
+		"rule":      a.RuleID,
+		"technique": a.Technique,
+		"severity":  strconv.Itoa(int(a.Severity)),
+		"host.id":   p.cfg.HostID,
+	}}
+	for _, o := range p.outs {
+		o.Runner.Publish(ev)
+	}
+}
+
+// drain closes every runner concurrently, each bounded by the drain deadline.
+func (p *Pipeline) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, o := range p.outs {
+		wg.Add(1)
+		go func(o Output) {
+			defer wg.Done()
+			if err := o.Runner.Close(ctx); err != nil {
+				p.log.Warn("sink did not drain cleanly", zap.String("sink", o.Name), zap.Error(err))
+			}
+		}(o)
+	}
+	wg.Wait()
+}
+
+func (p *Pipeline) writeReport(w *Window, final bool) {
+	path := p.cfg.ReportPath
+	if p.continuous() {
+		path = schemas.WindowReportPath(p.cfg.ReportPath, w.End)
+	}
+	if err := p.report(w, path); err != nil {
+		p.log.Error("writing report", zap.String("path", path), zap.Error(err))
+		return
+	}
+	p.log.Info("report written", zap.String("path", path), zap.Int("alerts", len(w.Alerts)), zap.Bool("final", final))
+}
