@@ -339,8 +339,8 @@ func (d *suspiciousDNS) hijack(snap *collector.Snapshot) []Alert {
 	}
 	a := Alert{
 		RuleID: DNSHijackRule, ThreatType: ThreatDNSHijack, Technique: "T1071.004", Severity: SeverityHigh,
-		Message: fmt.Sprintf("resolver configuration changed: nameservers %v -> %v", addrStrings(old), addrStrings(cur)),
-		Evidence: map[string]any{"old_nameservers": addrStrings(old), "new_nameservers": addrStrings(cur), "added": added},
+		Message:        fmt.Sprintf("resolver configuration changed: nameservers %v -> %v", addrStrings(old), addrStrings(cur)),
+		Evidence:       map[string]any{"old_nameservers": addrStrings(old), "new_nameservers": addrStrings(cur), "added": added},
 		Recommendation: Recommendation(ThreatDNSHijack),
 		Entity:         "nameservers:" + strings.Join(addrStrings(cur), ","),
 	}
