@@ -1,0 +1,350 @@
+package detect
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/netsentinel/netsentinel/collector"
+)
+
+// Suspicious process spawning (T1059), Linux-aware (Falco's lists as
+// defaults):
+//   - a shell, interpreter or netcat-family tool NEW since the last snapshot
+//     with a protected ancestor (web server, database, mail server, Java app
+//     server) within max_depth generations — ancestry, not only the parent;
+//   - the original's Office/browser parent -> shell/netcat rule (direct parent);
+//   - reverse-shell command-line idioms (/dev/tcp, nc -e, socat EXEC:, ...)
+//     on new processes;
+//   - reverse shells at any time: a shell or interpreter whose stdin/stdout/
+//     stderr is a connected TCP/UDP socket (rule reverse_shell).
+// The first snapshot is the baseline: processes already running are not
+// "spawned" (reverse shells are still reported).
+
+// SpawnName is the registry name of the process spawn detector;
+// ReverseShellRule is the rule id of reverse shells.
+const (
+	SpawnName        = "process_spawn"
+	ReverseShellRule = "reverse_shell"
+)
+
+// SpawnConfig configures the process spawn detector.
+type SpawnConfig struct {
+	Shells       []string `yaml:"shells"`
+	Interpreters []string `yaml:"interpreters"`
+	Netcat       []string `yaml:"netcat"`
+	WebServers   []string `yaml:"web_servers"`
+	Databases    []string `yaml:"databases"`
+	MailServers  []string `yaml:"mail_servers"`
+	// JavaAppMarkers: a java process whose command line contains one of
+	// these is a protected app server.
+	JavaAppMarkers []string `yaml:"java_app_markers"`
+	// OfficeParents and OfficeChildren: the original's direct parent rule.
+	OfficeParents  []string `yaml:"office_parents"`
+	OfficeChildren []string `yaml:"office_children"`
+	// MaxDepth is how many ancestors are examined.
+	MaxDepth int `yaml:"max_depth"`
+	// MaxTracked caps the remembered processes (pid + start time).
+	MaxTracked int `yaml:"max_tracked"`
+}
+
+func defaultSpawnConfig() *SpawnConfig {
+	return &SpawnConfig{
+		Shells:         []string{"ash", "bash", "csh", "ksh", "sh", "tcsh", "zsh", "dash", "busybox"},
+		Interpreters:   []string{"python", "python3", "perl", "ruby", "php", "lua", "node"},
+		Netcat:         []string{"nc", "ncat", "netcat", "socat"},
+		WebServers:     []string{"nginx", "httpd", "lighttpd", "apache", "apache2", "php-fpm", "php-cgi", "gunicorn", "uwsgi", "caddy"},
+		Databases:      []string{"mysqld", "postgres", "redis-server", "mongod", "memcached", "couchdb", "rabbitmq-server"},
+		MailServers:    []string{"postfix", "master", "exim4", "dovecot", "sendmail"},
+		JavaAppMarkers: []string{"tomcat", "catalina", "jboss", "wildfly", "kafka", "elasticsearch", "jenkins"},
+		OfficeParents:  []string{"winword", "excel", "outlook", "acrobat", "chrome", "firefox", "iexplore"},
+		OfficeChildren: []string{"cmd.exe", "powershell", "bash", "sh", "nc", "ncat", "netcat"},
+		MaxDepth:       8,
+		MaxTracked:     65536,
+	}
+}
+
+func init() {
+	Register(Factory{
+		Name:          SpawnName,
+		DefaultConfig: func() any { return defaultSpawnConfig() },
+		New: func(cfg any, common Common) (Detector, error) {
+			c, err := ConfigAs[SpawnConfig](SpawnName, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return newSpawn(*c)
+		},
+	})
+}
+
+type spawnKey struct {
+	pid   int32
+	start int64
+}
+
+type processSpawn struct {
+	cfg                             SpawnConfig
+	shells, interps, netcat         map[string]bool
+	web, db, mail, officeP, officeC map[string]bool
+	seen                            *Window[spawnKey, struct{}]
+	started                         bool
+}
+
+func newSpawn(c SpawnConfig) (*processSpawn, error) {
+	if c.MaxDepth < 1 || c.MaxDepth > 64 {
+		return nil, fmt.Errorf("max_depth must be in 1..64")
+	}
+	return &processSpawn{
+		cfg: c, shells: lowerSet(c.Shells), interps: lowerSet(c.Interpreters), netcat: lowerSet(c.Netcat),
+		web: lowerSet(c.WebServers), db: lowerSet(c.Databases), mail: lowerSet(c.MailServers),
+		officeP: lowerSet(c.OfficeParents), officeC: lowerSet(c.OfficeChildren),
+		// Every live process is touched each snapshot, so the TTL only drops
+		// exited ones.
+		seen: NewWindow[spawnKey, struct{}](c.MaxTracked, time.Hour),
+	}, nil
+}
+
+func (d *processSpawn) Name() string { return SpawnName }
+
+func (d *processSpawn) Rules() []RuleInfo {
+	return []RuleInfo{
+		{
+			ID: SpawnName, Name: "Shell or interpreter spawned by a service", ThreatType: ThreatProcessSpawn, Technique: "T1059",
+			Severity: SeverityCritical,
+			Description: "A new shell, interpreter or netcat-family process with a web server, database, mail server or Java app server " +
+				"among its ancestors; an Office/browser parent spawning a shell; reverse-shell idioms on the command line.",
+			Thresholds: map[string]any{"max_depth": d.cfg.MaxDepth, "shells": d.cfg.Shells, "interpreters": d.cfg.Interpreters,
+				"netcat": d.cfg.Netcat, "web_servers": d.cfg.WebServers, "databases": d.cfg.Databases,
+				"mail_servers": d.cfg.MailServers, "java_app_markers": d.cfg.JavaAppMarkers},
+		},
+		{
+			ID: ReverseShellRule, Name: "Reverse shell", ThreatType: ThreatReverse, Technique: "T1059.004",
+			Severity:    SeverityCritical,
+			Description: "A shell or interpreter whose stdin/stdout/stderr is a connected network socket.",
+		},
+	}
+}
+
+// normName strips a version suffix: python3.11 -> python3, php8.2 -> php,
+// php-fpm8.2 -> php-fpm.
+func normName(n string) string {
+	n = strings.ToLower(n)
+	if i := strings.IndexAny(n, ".:"); i > 0 && strings.Contains(n, ".") {
+		n = n[:i] // python3.11 -> python3
+	}
+	return n
+}
+
+// names are the candidate names of p: comm, exe base and argv[0] base, plus
+// their version-stripped forms.
+func names(p *collector.Process) []string {
+	var out []string
+	add := func(s string) {
+		if s == "" {
+			return
+		}
+		s = strings.ToLower(s)
+		out = append(out, s, normName(s), strings.TrimRight(normName(s), "0123456789"))
+	}
+	add(p.Name)
+	if p.Exe != "" {
+		add(filepath.Base(p.Exe))
+	}
+	if len(p.Cmdline) > 0 {
+		add(filepath.Base(p.Cmdline[0]))
+	}
+	return out
+}
+
+func anyIn(set map[string]bool, ns []string) string {
+	for _, n := range ns {
+		if set[n] {
+			return n
+		}
+	}
+	return ""
+}
+
+// kind classifies p as "shell", "interpreter", "netcat" or "".
+func (d *processSpawn) kind(p *collector.Process) (string, string) {
+	ns := names(p)
+	if n := anyIn(d.shells, ns); n != "" {
+		return "shell", n
+	}
+	if n := anyIn(d.interps, ns); n != "" {
+		return "interpreter", n
+	}
+	if n := anyIn(d.netcat, ns); n != "" {
+		return "netcat", n
+	}
+	return "", ""
+}
+
+func spawnTechnique(kind, name string) string {
+	switch {
+	case kind == "shell":
+		return "T1059.004"
+	case kind == "interpreter" && strings.HasPrefix(name, "python"):
+		return "T1059.006"
+	}
+	return "T1059"
+}
+
+// protected returns why p is a protected service ("" if it is not).
+func (d *processSpawn) protected(p *collector.Process) string {
+	ns := names(p)
+	if n := anyIn(d.web, ns); n != "" {
+		return "web server " + n
+	}
+	if n := anyIn(d.db, ns); n != "" {
+		return "database " + n
+	}
+	if n := anyIn(d.mail, ns); n != "" {
+		return "mail server " + n
+	}
+	if anyIn(map[string]bool{"java": true}, ns) != "" {
+		cmd := strings.ToLower(strings.Join(p.Cmdline, " "))
+		for _, m := range d.cfg.JavaAppMarkers {
+			if strings.Contains(cmd, strings.ToLower(m)) {
+				return "java app server (" + m + ")"
+			}
+		}
+	}
+	return ""
+}
+
+// reverseIdiom returns the reverse-shell idiom in a command line, or "".
+func reverseIdiom(cmd []string) string {
+	line := strings.ToLower(strings.Join(cmd, " "))
+	has := strings.Contains
+	fields := strings.Fields(line)
+	hasFlag := func(flags ...string) bool {
+		for _, f := range fields {
+			for _, fl := range flags {
+				if f == fl {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	base := ""
+	if len(cmd) > 0 {
+		base = strings.ToLower(filepath.Base(cmd[0]))
+	}
+	switch {
+	case has(line, "/dev/tcp/") || has(line, "/dev/udp/"):
+		return "/dev/tcp redirection"
+	case (base == "nc" || base == "ncat" || base == "netcat" || has(line, "nc -e") || has(line, "ncat -e")) && hasFlag("-e", "-c", "--exec", "--sh-exec", "--lua-exec"):
+		return "netcat -e/-c"
+	case (base == "socat" || has(line, "socat ")) && (has(line, "exec:") || has(line, "system:")):
+		return "socat EXEC/SYSTEM"
+	case has(line, "mkfifo") && (has(line, "nc ") || has(line, "ncat ") || has(line, "telnet ") || has(line, "openssl s_client") || has(line, "sh -i")):
+		return "mkfifo pipe to a network tool"
+	case hasFlag("-i") && (has(line, ">&") || has(line, "<&")) && (has(line, "bash") || has(line, "sh ")):
+		return "interactive shell with redirected descriptors (bash -i >&)"
+	case has(line, "socket") && (has(line, "subprocess") || has(line, "pty.spawn") || has(line, "dup2")) && (has(line, " -c ") || has(line, " -e ") || has(line, " -r ")):
+		return "interpreter one-liner wiring a socket to a shell"
+	}
+	return ""
+}
+
+func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
+	now := snap.Time
+	first := !d.started
+	d.started = true
+	pids := make([]int32, 0, len(snap.Processes))
+	for pid, p := range snap.Processes {
+		if p != nil {
+			pids = append(pids, pid)
+		}
+	}
+	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
+
+	var out []Alert
+	var sockIdx map[uint64]*collector.Socket
+	for _, pid := range pids {
+		p := snap.Processes[pid]
+		k := spawnKey{pid, p.StartTime.UnixNano()}
+		_, known := d.seen.Get(k)
+		d.seen.Touch(k, now, nil)
+		isNew := !known && !first
+		kind, kname := d.kind(p)
+
+		// Reverse shells, at any time (the engine's cooldown de-duplicates).
+		if (kind == "shell" || kind == "interpreter") && len(p.StdioSockets) > 0 {
+			if sockIdx == nil {
+				sockIdx = map[uint64]*collector.Socket{}
+				for i := range snap.Sockets {
+					if s := &snap.Sockets[i]; s.Inode != 0 {
+						sockIdx[s.Inode] = s
+					}
+				}
+			}
+			for _, ino := range p.StdioSockets {
+				s := sockIdx[ino]
+				if s == nil || !s.Remote.IsValid() || s.Remote.Addr().IsUnspecified() || s.Remote.Port() == 0 || IsListener(s) {
+					continue
+				}
+				out = append(out, Alert{
+					RuleID: ReverseShellRule, ThreatType: ThreatReverse, Technique: spawnTechnique(kind, kname), Severity: SeverityCritical,
+					Message:   fmt.Sprintf("reverse shell: %s (pid %d) has its standard streams on a %s connection to %s", p.Name, pid, s.Proto, s.Remote),
+					Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
+					Process:  ProcessContext(snap, env, pid),
+					Evidence: map[string]any{"stdio_socket_inode": ino, "remote": s.Remote.String(), "kind": kind},
+					Entity:   fmt.Sprintf("rev:%d@%d", pid, k.start), Recommendation: Recommendation(ThreatReverse),
+				})
+				break
+			}
+		}
+		if !isNew {
+			continue
+		}
+		mk := func(tech, why string, ev map[string]any) {
+			ev["kind"] = kind
+			ev["cmdline"] = strings.Join(capStrings(p.Cmdline, 32), " ")
+			out = append(out, Alert{
+				ThreatType: ThreatProcessSpawn, Technique: tech, Severity: SeverityCritical,
+				Message: fmt.Sprintf("suspicious process spawn: %s (pid %d) %s", p.Name, pid, why),
+				Process: ProcessContext(snap, env, pid), Evidence: ev,
+				Entity: fmt.Sprintf("spawn:%d@%d", pid, k.start), Recommendation: Recommendation(ThreatProcessSpawn),
+			})
+		}
+		if idiom := reverseIdiom(p.Cmdline); idiom != "" {
+			tech := "T1059.004"
+			if kind == "interpreter" || kind == "netcat" {
+				tech = spawnTechnique(kind, kname)
+			}
+			mk(tech, "uses a reverse-shell idiom: "+idiom, map[string]any{"idiom": idiom})
+			continue
+		}
+		if kind == "" {
+			if parent := env.Process(snap, p.PPID); parent != nil && anyIn(d.officeC, names(p)) != "" && anyIn(d.officeP, names(parent)) != "" {
+				mk("T1059", fmt.Sprintf("started by %s", parent.Name), map[string]any{"parent": parent.Name})
+			}
+			continue
+		}
+		anc := Ancestors(snap, env, pid, d.cfg.MaxDepth)
+		for depth, a := range anc {
+			if why := d.protected(a); why != "" {
+				chain := make([]string, 0, depth+2)
+				chain = append(chain, p.Name)
+				for _, x := range anc[:depth+1] {
+					chain = append(chain, x.Name)
+				}
+				mk(spawnTechnique(kind, kname), fmt.Sprintf("is a %s descending from %s (pid %d)", kind, why, a.PID),
+					map[string]any{"ancestor": a.Name, "ancestor_pid": a.PID, "depth": depth + 1, "ancestry": chain, "max_depth": d.cfg.MaxDepth})
+				break
+			}
+			if depth == 0 && anyIn(d.officeP, names(a)) != "" && anyIn(d.officeC, names(p)) != "" {
+				mk(spawnTechnique(kind, kname), fmt.Sprintf("started by %s", a.Name), map[string]any{"parent": a.Name})
+				break
+			}
+		}
+	}
+	d.seen.Expire(now)
+	return out
+}
