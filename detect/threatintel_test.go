@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/netsentinel/netsentinel/collector"
 )
 
@@ -94,4 +96,45 @@ func TestThreatIntelConfigErrors(t *testing.T) {
 		t.Fatalf("inert detector alerted: %+v", got)
 	}
 	_ = netip.Addr{}
+}
+
+// TestMyDetectorConfigsDecodeFromYAML checks that the config sections users
+// write (snake_case keys, Go durations) decode strictly into each detector's
+// defaults and build.
+func TestMyDetectorConfigsDecodeFromYAML(t *testing.T) {
+	sections := map[string]string{
+		PortScanName:    "window: 2m\ninbound_ports: 10\ncounter_window: 30s\nclosed_port_probes: 500\nknown_scanners: [nmap]\n",
+		LateralName:     "window: 15m\nmin_hosts: 4\nports: {2222: T1021.004}\n",
+		DNSName:         "extra_resolvers: [10.0.0.1]\nrate_window: 2m\nmax_sockets_per_window: 100\n",
+		BeaconName:      "min_connections: 10\nmax_jitter: 0.1\nmax_interval: 2h\nexclude_destinations: [10.0.0.0/8]\nexclude_processes: [apt]\n",
+		SpawnName:       "max_depth: 4\nweb_servers: [nginx, myserver]\n",
+		ARPName:         "max_ips_per_mac: 2\nflip_window: 30m\nallowed_macs: ['52:54:00:00:00:01']\n",
+		ExfilName:       "threshold_bytes: 1000000\nwindow: 5m\ninclude_ingress: true\n",
+		ThreatIntelName: "lists:\n  - name: test-c2\n    path: " + filepath.Join("testdata", "threat_intel", "c2.txt") + "\n",
+	}
+	for name, src := range sections {
+		f, ok := Lookup(name)
+		if !ok {
+			t.Fatalf("%s not registered", name)
+		}
+		cfg := f.DefaultConfig()
+		dec := yaml.NewDecoder(strings.NewReader(src))
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil {
+			t.Fatalf("%s: decode: %v", name, err)
+		}
+		det, err := f.New(cfg, Common{HomeNet: DefaultHomeNet()})
+		if err != nil {
+			t.Fatalf("%s: build: %v", name, err)
+		}
+		rules := det.Rules()
+		if len(rules) == 0 || rules[0].Thresholds == nil && name != ThreatIntelName {
+			t.Errorf("%s: rules %+v", name, rules)
+		}
+		bad := yaml.NewDecoder(strings.NewReader("no_such_key: 1\n"))
+		bad.KnownFields(true)
+		if err := bad.Decode(f.DefaultConfig()); err == nil {
+			t.Errorf("%s: unknown key accepted", name)
+		}
+	}
 }
