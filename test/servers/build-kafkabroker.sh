@@ -7,8 +7,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 src="$here/kafkabroker"
 out="$here/bin/kafkabroker"
 mkdir -p "$here/bin"
-# Build output, never committed.
-[[ -e "$here/bin/.gitignore" ]] || printf "*\n" >"$here/bin/.gitignore"
 if [[ -x "$out" ]] && [[ -z "$(find "$src" -newer "$out" -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print -quit)" ]]; then
   echo "kafkabroker up to date: $out"
   exit 0
