@@ -69,6 +69,7 @@ func TestReadARP(t *testing.T) {
 		t.Error("missing file: no error")
 	}
 	// The real table parses without error (it may be empty).
+	requireProcFS(t)
 	real, err := ReadARP(ProcRootFromEnv(""))
 	if err != nil {
 		t.Fatalf("real /proc/net/arp: %v", err)

@@ -172,7 +172,7 @@ func ParseUptime(data []byte) (time.Duration, error) {
 		return 0, fmt.Errorf("uptime: %w: empty", ErrFileParse)
 	}
 	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil || !(v >= 0 && v <= 1e10) { // NaN fails too
+	if err != nil || !(v >= 0 && v <= 1e9) { // ~31 years; NaN fails too
 		return 0, fmt.Errorf("uptime: %w: bad value %q", ErrFileParse, f[0])
 	}
 	return time.Duration(v * float64(time.Second)), nil

@@ -182,7 +182,7 @@ func TestParseUptime(t *testing.T) {
 	if d, err := ParseUptime([]byte("350.27 690.12\n")); err != nil || d != 350270*time.Millisecond {
 		t.Errorf("got %v, %v", d, err)
 	}
-	for _, bad := range []string{"", "x 1", "-1 2", "NaN 1", "Inf 2"} {
+	for _, bad := range []string{"", "x 1", "-1 2", "NaN 1", "Inf 2", "10000000000"} {
 		if _, err := ParseUptime([]byte(bad)); !errors.Is(err, ErrFileParse) {
 			t.Errorf("%q: err = %v", bad, err)
 		}

@@ -82,6 +82,7 @@ func TestReadDefaultRoutes(t *testing.T) {
 		t.Errorf("without ipv6_route: %+v, %v", got, err)
 	}
 	// The real tables parse.
+	requireProcFS(t)
 	real, err := ReadDefaultRoutes(ProcRootFromEnv(""))
 	if err != nil && !errors.Is(err, os.ErrNotExist) { // ipv6 may be disabled
 		t.Fatalf("real routes: %v", err)

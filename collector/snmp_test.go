@@ -74,6 +74,7 @@ func TestParseSNMPMalformed(t *testing.T) {
 // TestReadCountersRealProc opens a loopback TCP connection and sees the
 // kernel count it.
 func TestReadCountersRealProc(t *testing.T) {
+	requireProcFS(t)
 	root := ProcRootFromEnv("")
 	before, err := ReadCounters(root)
 	if err != nil {
