@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help":
 		fmt.Fprintln(stdout, usageText)
 	default:
-		err = usagef("unknown command %q\n%s", cmd, usageText)
+		err = usagef("unknown command %q (commands: run, rules, version, setup, record, replay, help)", cmd)
 	}
 	return exitCode(err, stderr)
 }
