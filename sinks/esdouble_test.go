@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,6 +79,7 @@ func newESDouble(t *testing.T) *esDouble {
 func newESDoubleTLS(t *testing.T, serverTLS *tls.Config) *esDouble {
 	d := &esDouble{t: t, docs: map[string]map[string]json.RawMessage{}, seen: map[string]int{}, templates: map[string]json.RawMessage{}}
 	d.srv = httptest.NewUnstartedServer(http.HandlerFunc(d.serve))
+	d.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	if serverTLS != nil {
 		d.srv.TLS = serverTLS
 		d.srv.StartTLS()
