@@ -15,6 +15,9 @@ import (
 
 func newTestSource(t *testing.T, opts Options) Source {
 	t.Helper()
+	// NewSource exports a ProcRoot as HOST_PROC (for gopsutil); restore it
+	// so later tests do not read this test's proc root.
+	t.Setenv("HOST_PROC", os.Getenv("HOST_PROC"))
 	src, err := NewSource(opts, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("NewSource: %v", err)
