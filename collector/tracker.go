@@ -1,7 +1,9 @@
 package collector
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -247,6 +249,10 @@ func (t *Tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 		for _, e := range t.byTuple {
 			f(e)
 		}
+	})
+	// Map order is random: report closings in a stable order.
+	slices.SortFunc(closed, func(a, b Socket) int {
+		return cmp.Or(cmp.Compare(a.Cookie, b.Cookie), a.Local.Compare(b.Local), a.Remote.Compare(b.Remote))
 	})
 	if len(opHidden) > 0 {
 		kept := opened[:0]
