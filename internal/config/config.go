@@ -193,6 +193,9 @@ func (c *Config) Validate() error {
 	if c.Interval.D() < 100*time.Millisecond {
 		return fmt.Errorf("interval: %s is below the 100ms floor", c.Interval.D())
 	}
+	if c.Window.D() != 0 && c.Window.D() < time.Second {
+		return fmt.Errorf("window: %s is below the 1s floor (window reports are named to the second)", c.Window.D())
+	}
 	if c.Window.D() != 0 && c.Window.D() < c.Interval.D() {
 		return fmt.Errorf("window: %s is shorter than interval %s", c.Window.D(), c.Interval.D())
 	}

@@ -115,6 +115,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		deadline = t.C
 	}
 	w := &Window{Start: start, Errors: map[string]int{}}
+	if !p.cfg.Paced {
+		w.Start = time.Time{} // set from the first replayed snapshot
+	}
 	var tick <-chan time.Time
 	if p.cfg.Paced {
 		t := time.NewTicker(p.cfg.Interval)
@@ -124,19 +127,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	var runErr error
 loop:
 	for {
-		done, err := p.cycle(ctx, w)
+		done, err := p.cycle(ctx, &w)
 		if err != nil {
 			runErr = err
 			break
 		}
 		if done || p.cfg.Once {
 			break
-		}
-		// Window boundary: by snapshot time, so replays cut windows the same way.
-		if w.Last != nil && p.continuous() && w.Last.Time.Sub(w.Start) >= p.windowLen() {
-			w.End = w.Last.Time
-			p.writeReport(w, false)
-			w = &Window{Start: w.End, Errors: map[string]int{}}
 		}
 		if !p.cfg.Paced {
 			if ctx.Err() != nil {
@@ -152,9 +149,13 @@ loop:
 		case <-tick:
 		}
 	}
-	if w.Last != nil {
-		w.End = w.Last.Time
-	} else {
+	switch {
+	case !p.cfg.Paced && w.Last != nil:
+		// A replayed snapshot stands for one poll interval.
+		w.End = w.Last.Time.Add(p.cfg.Interval)
+	case !p.cfg.Paced:
+		w.End = w.Start
+	default:
 		w.End = time.Now()
 	}
 	p.drain()
@@ -165,13 +166,36 @@ loop:
 	return runErr
 }
 
+// rollWindows closes the current window (and any empty ones after it) when
+// snapshot time t has passed its end. Windows are aligned to the first
+// window's start and cut by snapshot time, so a replay cuts them exactly as
+// the live run did.
+func (p *Pipeline) rollWindows(w **Window, t time.Time) {
+	if !p.continuous() {
+		return
+	}
+	n := p.windowLen()
+	for i := 0; t.Sub((*w).Start) >= n; i++ {
+		end := (*w).Start.Add(n)
+		if i >= 2 && t.Sub(end) >= n {
+			// A long gap (the host slept, or a sparse recording): one empty
+			// report marks it instead of one per missed window.
+			end = t.Add(-t.Sub((*w).Start) % n)
+		}
+		(*w).End = end
+		p.writeReport(*w, false)
+		*w = &Window{Start: end, Errors: map[string]int{}}
+	}
+}
+
 // cycle runs one collect → detect → publish step. done is true when the
 // source is exhausted (replay).
-func (p *Pipeline) cycle(ctx context.Context, w *Window) (done bool, err error) {
+func (p *Pipeline) cycle(ctx context.Context, wp **Window) (done bool, err error) {
 	snap, err := p.src.Collect(ctx)
 	if errors.Is(err, io.EOF) {
 		return true, nil
 	}
+	w := *wp
 	if err != nil {
 		if ctx.Err() != nil {
 			return true, nil
@@ -180,6 +204,11 @@ func (p *Pipeline) cycle(ctx context.Context, w *Window) (done bool, err error) 
 		p.log.Error("collection failed", zap.Error(err))
 		return false, nil
 	}
+	if w.Start.IsZero() {
+		w.Start = snap.Time
+	}
+	p.rollWindows(wp, snap.Time)
+	w = *wp
 	w.Polls++
 	w.CollectDur += snap.Stats.Duration
 	if snap.Stats.Duration > w.MaxCollect {
@@ -194,9 +223,6 @@ func (p *Pipeline) cycle(ctx context.Context, w *Window) (done bool, err error) 
 		if err := p.recorder(snap); err != nil {
 			return true, err
 		}
-	}
-	if w.Polls == 1 && w.Last == nil && !p.cfg.Paced {
-		w.Start = snap.Time
 	}
 	w.Last = snap
 	for _, a := range p.eng.Run(snap) {
