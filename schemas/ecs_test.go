@@ -92,7 +92,7 @@ func TestECSThreatSubtechnique(t *testing.T) {
 	if got := strs(get(d, "threat.technique.subtechnique.name")); len(got) != 1 || got[0] != "DNS" {
 		t.Errorf("subtechnique.name = %v", got)
 	}
-	if got := strs(get(d, "threat.technique.subtechnique.reference")); len(got) != 1 || got[0] != "https://attack.mitre.org/techniques/T1071/004/" {
+	if got := strs(get(d, "threat.technique.subtechnique.reference")); len(got) != 1 || got[0] != "https://attack.mitre.org/techniques/T1071/004" {
 		t.Errorf("subtechnique.reference = %v", got)
 	}
 	if got := strs(get(d, "threat.tactic.id")); len(got) != 1 || got[0] != "TA0011" {
@@ -454,5 +454,41 @@ func TestDetectHost(t *testing.T) {
 	v, _ := NewValidator()
 	if err := v.ValidateECS(b); err != nil {
 		t.Errorf("document with the real host fails the schema: %v", err)
+	}
+}
+
+// TestDetectLookupMatchesReference: the adapter over detect's catalogue gives
+// the same names, parents, references and tactics as the ATT&CK reference for
+// every live technique.
+func TestDetectLookupMatchesReference(t *testing.T) {
+	referenceLookup(t) // loads attackMap
+	n := 0
+	for id, want := range attackMap {
+		got, ok := DetectLookup(id)
+		if !ok {
+			t.Errorf("%s: not in detect's catalogue", id)
+			continue
+		}
+		if got.ID != want.ID || got.Name != want.Name || got.URL != want.URL || got.ParentID != want.ParentID ||
+			got.ParentName != want.ParentName || got.ParentURL != want.ParentURL || len(got.Tactics) != len(want.Tactics) {
+			t.Errorf("%s: DetectLookup %+v, reference %+v", id, got, want)
+			continue
+		}
+		wantTactics := map[TacticRef]bool{}
+		for _, ta := range want.Tactics {
+			wantTactics[ta] = true
+		}
+		for _, ta := range got.Tactics {
+			if !wantTactics[ta] {
+				t.Errorf("%s: tactic %+v not in the reference", id, ta)
+			}
+		}
+		n++
+	}
+	if n < 600 {
+		t.Errorf("only %d live techniques compared", n)
+	}
+	if _, ok := DetectLookup("T9999"); ok {
+		t.Error("unknown id resolved")
 	}
 }

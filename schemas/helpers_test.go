@@ -28,15 +28,16 @@ func refPath(t testing.TB, name string) string {
 	return p
 }
 
-// attackLookup is a TechniqueLookup over ../shared/reference/attack-enterprise.json,
-// standing in for detect's catalogue in these tests.
+// referenceLookup is a TechniqueLookup read straight from
+// ../shared/reference/attack-enterprise.json; TestDetectLookupMatchesReference
+// checks DetectLookup (what the tests and the program use) against it.
 var (
 	attackOnce sync.Once
 	attackMap  map[string]TechniqueRef
 	attackErr  error
 )
 
-func attackLookup(t testing.TB) TechniqueLookup {
+func referenceLookup(t testing.TB) TechniqueLookup {
 	t.Helper()
 	attackOnce.Do(func() {
 		b, err := os.ReadFile(refPath(t, "attack-enterprise.json"))
@@ -61,14 +62,14 @@ func attackLookup(t testing.TB) TechniqueLookup {
 		}
 		tactics := map[string]TacticRef{}
 		for _, ta := range f.Tactics {
-			tactics[ta.Shortname] = TacticRef{ID: ta.ID, Name: ta.Name, URL: ta.URL + "/"}
+			tactics[ta.Shortname] = TacticRef{ID: ta.ID, Name: ta.Name, URL: ta.URL}
 		}
 		attackMap = map[string]TechniqueRef{}
 		for _, te := range f.Techniques {
 			if te.Deprecated || te.Revoked {
 				continue
 			}
-			ref := TechniqueRef{ID: te.ID, Name: te.Name, URL: te.URL + "/", ParentID: te.Parent, ParentName: te.ParentName}
+			ref := TechniqueRef{ID: te.ID, Name: te.Name, URL: te.URL, ParentID: te.Parent, ParentName: te.ParentName}
 			if te.Parent != "" {
 				ref.ParentURL = TechniqueURL(te.Parent)
 			}
@@ -86,6 +87,9 @@ func attackLookup(t testing.TB) TechniqueLookup {
 		return r, ok
 	}
 }
+
+// attackLookup is the lookup the formatters get in tests: detect's catalogue.
+func attackLookup(testing.TB) TechniqueLookup { return DetectLookup }
 
 var testHost = Host{
 	Hostname: "sensor-01", Name: "sensor-01", ID: "4c4c4544004d3010804bb4c04f4a4d32",

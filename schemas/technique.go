@@ -2,13 +2,15 @@ package schemas
 
 import (
 	"strings"
+
+	"github.com/netsentinel/netsentinel/detect"
 )
 
 // TacticRef is one ATT&CK tactic.
 type TacticRef struct {
 	ID   string // "TA0011"
 	Name string // "Command and Control"
-	URL  string // "https://attack.mitre.org/tactics/TA0011/"
+	URL  string // "https://attack.mitre.org/tactics/TA0011"
 }
 
 // TechniqueRef describes an ATT&CK technique or sub-technique.
@@ -62,12 +64,36 @@ func resolveTechnique(lookup TechniqueLookup, id string) TechniqueRef {
 }
 
 // TechniqueURL is the attack.mitre.org page of a technique or sub-technique id
-// (T1071.004 → https://attack.mitre.org/techniques/T1071/004/).
+// in ATT&CK's own form, without a trailing slash
+// (T1071.004 → https://attack.mitre.org/techniques/T1071/004).
 func TechniqueURL(id string) string {
 	if id == "" {
 		return ""
 	}
-	return "https://attack.mitre.org/techniques/" + strings.ReplaceAll(id, ".", "/") + "/"
+	return "https://attack.mitre.org/techniques/" + strings.ReplaceAll(id, ".", "/")
+}
+
+// DetectLookup is a TechniqueLookup over detect's ATT&CK catalogue (generated
+// from the ATT&CK reference extract). Deprecated and revoked ids resolve too,
+// as they are in the catalogue.
+func DetectLookup(id string) (TechniqueRef, bool) {
+	t, ok := detect.Technique(id)
+	if !ok {
+		return TechniqueRef{}, false
+	}
+	ref := TechniqueRef{ID: t.ID, Name: t.Name, URL: t.URL, ParentID: t.Parent, ParentName: t.ParentName}
+	if t.Parent != "" {
+		if p, ok := detect.Technique(t.Parent); ok {
+			ref.ParentURL = p.URL
+			if ref.ParentName == "" {
+				ref.ParentName = p.Name
+			}
+		}
+	}
+	for _, ta := range detect.TacticsOf(id) {
+		ref.Tactics = append(ref.Tactics, TacticRef{ID: ta.ID, Name: ta.Name, URL: ta.URL})
+	}
+	return ref, true
 }
 
 // IsSubtechnique reports whether id names a sub-technique (has a dot).
