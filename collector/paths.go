@@ -74,6 +74,34 @@ func readCappedFile(path string, limit int64) ([]byte, error) {
 	return readCapped(f, path, limit)
 }
 
+// readCappedBuf is readCappedFile reading into buf (grown as needed up to
+// limit) to spare the allocations of a fresh buffer per file: the hot path
+// of the process table. The returned slice aliases buf; copy what is kept.
+func readCappedBuf(path string, buf []byte, limit int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return buf[:0], err
+	}
+	defer f.Close()
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+		n, err := f.Read(buf[len(buf):min(cap(buf), limit+1)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return buf[:limit], fmt.Errorf("read %s: %w (%d bytes)", path, ErrFileTooLarge, limit)
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf[:0], fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+}
+
 func readCapped(r io.Reader, name string, limit int64) ([]byte, error) {
 	// One byte more than the limit tells a full file from a cut one.
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))

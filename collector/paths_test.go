@@ -54,3 +54,26 @@ func requireProcFS(t *testing.T) {
 		t.Skipf("no procfs: %v", err)
 	}
 }
+
+func TestReadCappedBuf(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	content := strings.Repeat("abcdefgh", 2000) // 16000 bytes: grows a small buffer
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data, err := readCappedBuf(p, make([]byte, 0, 16), 1<<20)
+	if err != nil || string(data) != content {
+		t.Errorf("full read: %d bytes, %v", len(data), err)
+	}
+	data, err = readCappedBuf(p, nil, 100)
+	if !errors.Is(err, ErrFileTooLarge) || string(data) != content[:100] {
+		t.Errorf("over cap: %d bytes, %v", len(data), err)
+	}
+	data, err = readCappedBuf(p, nil, len(content))
+	if err != nil || len(data) != len(content) {
+		t.Errorf("exactly the cap: %d bytes, %v", len(data), err)
+	}
+	if _, err := readCappedBuf(filepath.Join(t.TempDir(), "none"), nil, 10); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing: %v", err)
+	}
+}

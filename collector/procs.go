@@ -37,24 +37,40 @@ func ParseProcStat(data []byte) (ProcStat, error) {
 	}
 	st.PID = int32(pid)
 	st.Comm = validUTF8(string(data[open+1 : closing]))
-	// Fields after the comm, starting with field 3 (state).
-	rest := strings.Fields(string(data[closing+1:]))
+	// Fields after the comm, starting with field 3 (state); only the
+	// state, ppid and starttime are needed.
 	const startField = 22 - 3
-	if len(rest) <= startField {
-		return st, fmt.Errorf("stat: %w: %d fields after comm, want at least %d", ErrFileParse, len(rest), startField+1)
+	var state, ppidField, startField22 []byte
+	n := 0
+	for field := range bytes.FieldsSeq(data[closing+1:]) {
+		switch n {
+		case 0:
+			state = field
+		case 1:
+			ppidField = field
+		case startField:
+			startField22 = field
+		}
+		n++
+		if n > startField {
+			break
+		}
 	}
-	if len(rest[0]) != 1 {
-		return st, fmt.Errorf("stat: %w: bad state %q", ErrFileParse, rest[0])
+	if n <= startField {
+		return st, fmt.Errorf("stat: %w: %d fields after comm, want at least %d", ErrFileParse, n, startField+1)
 	}
-	st.State = rest[0][0]
-	ppid, err := strconv.ParseInt(rest[1], 10, 32)
+	if len(state) != 1 {
+		return st, fmt.Errorf("stat: %w: bad state %q", ErrFileParse, state)
+	}
+	st.State = state[0]
+	ppid, err := strconv.ParseInt(string(ppidField), 10, 32)
 	if err != nil || ppid < 0 {
-		return st, fmt.Errorf("stat: %w: bad ppid %q", ErrFileParse, rest[1])
+		return st, fmt.Errorf("stat: %w: bad ppid %q", ErrFileParse, ppidField)
 	}
 	st.PPID = int32(ppid)
-	st.StartTicks, err = strconv.ParseUint(rest[startField], 10, 64)
+	st.StartTicks, err = strconv.ParseUint(string(startField22), 10, 64)
 	if err != nil {
-		return st, fmt.Errorf("stat: %w: bad starttime %q", ErrFileParse, rest[startField])
+		return st, fmt.Errorf("stat: %w: bad starttime %q", ErrFileParse, startField22)
 	}
 	return st, nil
 }
@@ -72,45 +88,48 @@ type ProcStatus struct {
 func ParseProcStatus(data []byte) (ProcStatus, error) {
 	var st ProcStatus
 	var haveName, havePPID, haveUID bool
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxSmallFileBytes)
 	lineNo := 0
-	for sc.Scan() {
+	for line := range bytes.Lines(data) {
 		lineNo++
-		key, val, ok := strings.Cut(sc.Text(), ":")
+		key, val, ok := bytes.Cut(bytes.TrimSuffix(line, []byte("\n")), []byte(":"))
 		if !ok {
 			continue
 		}
-		switch key {
+		switch string(key) {
 		case "Name":
 			// The kernel escapes '\n' and '\\' in this line; Name is
 			// kept as written there.
-			st.Name = validUTF8(strings.TrimPrefix(val, "\t"))
+			st.Name = validUTF8(string(bytes.TrimPrefix(val, []byte("\t"))))
 			haveName = true
 		case "PPid":
-			v, err := strconv.ParseInt(strings.TrimSpace(val), 10, 32)
+			v, err := strconv.ParseInt(string(bytes.TrimSpace(val)), 10, 32)
 			if err != nil || v < 0 {
 				return st, lineError("status", lineNo, "bad PPid %q", val)
 			}
 			st.PPID = int32(v)
 			havePPID = true
 		case "Uid":
-			f := strings.Fields(val)
-			if len(f) != 4 {
-				return st, lineError("status", lineNo, "Uid wants 4 values, got %d", len(f))
-			}
-			for i := range f {
-				v, err := strconv.ParseUint(f[i], 10, 32)
+			i := 0
+			for f := range bytes.FieldsSeq(val) {
+				if i == len(st.UIDs) {
+					i++
+					break
+				}
+				v, err := strconv.ParseUint(string(f), 10, 32)
 				if err != nil {
-					return st, lineError("status", lineNo, "bad Uid %q", f[i])
+					return st, lineError("status", lineNo, "bad Uid %q", f)
 				}
 				st.UIDs[i] = uint32(v)
+				i++
+			}
+			if i != len(st.UIDs) {
+				return st, lineError("status", lineNo, "Uid wants 4 values: %q", val)
 			}
 			haveUID = true
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return st, lineError("status", lineNo+1, "%v", err)
+		if haveName && havePPID && haveUID {
+			break
+		}
 	}
 	if !haveName || !havePPID || !haveUID {
 		return st, fmt.Errorf("status: %w: missing Name, PPid or Uid", ErrFileParse)

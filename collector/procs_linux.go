@@ -48,6 +48,8 @@ type ProcTable struct {
 	order    []int32 // PIDs in listing order, for the round-robin check
 	cursor   int
 
+	buf []byte // reused by every file read
+
 	users      map[uint32]string
 	lookupUser func(uid uint32) string
 
@@ -73,6 +75,7 @@ func NewProcTable(procRoot string) *ProcTable {
 		procs:      make(map[int32]*procEntry),
 		users:      make(map[uint32]string),
 		lookupUser: lookupUserName,
+		buf:        make([]byte, 0, 4096),
 	}
 }
 
@@ -158,7 +161,8 @@ func (t *ProcTable) revalidationBatch() map[int32]bool {
 func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
 	dir := filepath.Join(t.root, strconv.FormatInt(int64(pid), 10))
 	statPath := filepath.Join(dir, "stat")
-	data, err := readCappedFile(statPath, maxSmallFileBytes)
+	data, err := readCappedBuf(statPath, t.buf, maxSmallFileBytes)
+	t.buf = data[:0]
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +175,8 @@ func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
 	}
 
 	statusPath := filepath.Join(dir, "status")
-	data, err = readCappedFile(statusPath, maxSmallFileBytes)
+	data, err = readCappedBuf(statusPath, t.buf, maxSmallFileBytes)
+	t.buf = data[:0]
 	if err != nil {
 		return nil, err
 	}
@@ -180,11 +185,15 @@ func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
 		return nil, fmt.Errorf("%s: %w", statusPath, err)
 	}
 	// A cmdline longer than the cap is kept cut (ErrFileTooLarge with data).
-	data, err = readCappedFile(filepath.Join(dir, "cmdline"), maxCmdlineBytes)
-	if data == nil && err != nil {
+	data, err = readCappedBuf(filepath.Join(dir, "cmdline"), t.buf, maxCmdlineBytes)
+	t.buf = data[:0]
+	if err != nil && !errors.Is(err, ErrFileTooLarge) {
 		return nil, err
 	}
 	cmdline := ParseCmdline(data)
+	if cap(t.buf) > 64<<10 {
+		t.buf = make([]byte, 0, 4096) // do not keep a megabyte for one long cmdline
+	}
 	exe, _ := os.Readlink(filepath.Join(dir, "exe")) // denied for others' processes when unprivileged
 
 	uid := status.UIDs[1] // effective, as ps shows and as sockets are owned
