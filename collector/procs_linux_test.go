@@ -251,6 +251,13 @@ func TestProcTableRealProc(t *testing.T) {
 		t.Errorf("start time %v not shortly before %v", self.StartTime, before)
 	}
 
+	// Unprivileged, another user's process is still listed, without exe.
+	if init := procs[1]; os.Geteuid() != 0 && init != nil && init.UID == 0 {
+		if init.Exe != "" || init.User != "root" || init.Name == "" {
+			t.Errorf("pid 1 seen unprivileged: %+v", init)
+		}
+	}
+
 	// The child's exec may not be done yet: wait for its cmdline to appear.
 	var c *Process
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
