@@ -311,6 +311,7 @@ func TestHostileInput(t *testing.T) {
 	a.Evidence = map[string]any{
 		"cmd": huge, nasty: []byte(nasty), "nan": nan(), "deep": deepMap(50), "list": make([]int, 1_000_000),
 		"ch": make(chan int), "fn": func() {}, "addr": netip.MustParseAddr("::1"), "ptr": &a.Count,
+		"cycle": cyclic(), "cyclic_struct": cyclicStruct(), "bytes": []byte("raw\xffbytes"),
 	}
 	v, err := NewValidator()
 	if err != nil {
@@ -347,6 +348,23 @@ func TestHostileInput(t *testing.T) {
 			}
 		}
 	}
+}
+
+func cyclic() map[string]any {
+	m := map[string]any{}
+	m["self"] = m
+	return m
+}
+
+type node struct {
+	Name string
+	Next *node
+}
+
+func cyclicStruct() *node {
+	n := &node{Name: "loop"}
+	n.Next = n
+	return n
 }
 
 func nan() float64 { z := 0.0; return z / z }

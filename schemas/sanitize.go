@@ -153,7 +153,8 @@ func sanitizeValue(v reflect.Value, depth int) any {
 		return f
 	}
 	if depth >= maxEvidenceDepth {
-		return clean(fmt.Sprint(v.Interface()), maxEvidenceString)
+		// Never print a deep value: it may be cyclic.
+		return "[" + v.Type().String() + " below depth limit]"
 	}
 	switch v.Kind() {
 	case reflect.Map:
@@ -199,8 +200,8 @@ func sanitizeValue(v reflect.Value, depth int) any {
 	case reflect.Struct:
 		// Round-trip through encoding/json so json tags are honoured.
 		b, err := json.Marshal(v.Interface())
-		if err != nil {
-			return clean(fmt.Sprint(v.Interface()), maxEvidenceString)
+		if err != nil { // e.g. a cycle or a NaN inside
+			return "[" + v.Type().String() + ": " + clean(err.Error(), 256) + "]"
 		}
 		var m any
 		if err := json.Unmarshal(b, &m); err != nil {
