@@ -40,7 +40,7 @@ func reportWriter(eng *detect.Engine, outs []pipeline.Output, host schemas.Host,
 			},
 			Sinks:            sinkStats,
 			DetectorCounters: counters,
-			Lookup:           techniqueLookup,
+			Lookup:           schemas.DetectLookup,
 		})
 		return schemas.WriteReportAtomic(path, rep)
 	}

@@ -39,10 +39,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode r
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	defer eng.Close()
 	host := schemas.DetectHost()
+	rules := map[string]detect.RuleInfo{}
+	for _, r := range eng.Rules() {
+		rules[r.ID] = r
+	}
 	formatter, err := schemas.NewFormatter(cfg.Format, host, schemas.Meta{
 		Version: version, AgentID: host.ID, Dataset: cfg.Dataset, Namespace: cfg.Namespace,
-	}, techniqueLookup)
+		Rules: func(id string) (detect.RuleInfo, bool) { r, ok := rules[id]; return r, ok },
+	}, schemas.DetectLookup)
 	if err != nil {
 		return usageError{fmt.Sprintf("format: %v", err)}
 	}
