@@ -380,7 +380,9 @@ func (r *Runner) deliver(batch []Event) bool {
 			r.mu.Unlock()
 			return true
 		}
-		if reason == "" && r.ctx.Err() != nil {
+		if reason == "" && (r.ctx.Err() != nil || r.stopping() && r.cfg.Overflow != nil) {
+			// At the deadline, or shutting down with a spool to take the
+			// events: do not spend the drain time retrying a failing sink.
 			reason = DropShutdown
 		}
 		if reason == "" && r.cfg.MaxRetries >= 0 && attempt >= r.cfg.MaxRetries {
@@ -399,7 +401,11 @@ func (r *Runner) deliver(batch []Event) bool {
 		r.log.Warn("sink write failed, retrying",
 			zap.Int("events", len(remaining)), zap.Int("attempt", attempt+1),
 			zap.Duration("backoff", d), zap.Error(err))
-		if !sleepCtx(r.ctx, d) {
+		var wake <-chan struct{} // with a spool, Close cuts the wait short
+		if r.cfg.Overflow != nil {
+			wake = r.stop
+		}
+		if !sleepCtx(r.ctx, d, wake) {
 			r.mu.Lock()
 			if r.abandoned {
 				r.mu.Unlock()
@@ -412,6 +418,16 @@ func (r *Runner) deliver(batch []Event) bool {
 		}
 		r.stats.Retried.Add(uint64(len(remaining)))
 		pending = remaining
+	}
+}
+
+// stopping reports whether Close has been called.
+func (r *Runner) stopping() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -433,7 +449,8 @@ func (r *Runner) write(batch []Event) (err error) {
 	return r.sink.Write(r.ctx, batch)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
+// sleepCtx waits d; false if ctx ended or wake was closed first.
+func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -443,6 +460,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	case <-ctx.Done():
+		return false
+	case <-wake:
 		return false
 	}
 }

@@ -264,6 +264,10 @@ func TestRunnerRetriesExhausted(t *testing.T) {
 			for i := 0; i < 4; i++ {
 				r.Publish(ev(i))
 			}
+			waitFor(t, "retries to run out", 5*time.Second, func() bool {
+				st := r.Stats()
+				return st.Spooled+st.Dropped == 4
+			})
 			if err := r.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -550,4 +554,60 @@ func TestRunnerConfigYAMLAndDefaults(t *testing.T) {
 	if err := (RunnerConfig{QueueSize: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "queue_size") {
 		t.Fatalf("Validate(-1 queue) = %v", err)
 	}
+}
+
+func TestRunnerShutdownSpillsFailingBatchesInsteadOfRetrying(t *testing.T) {
+	s := &funcSink{fn: func(context.Context, int, []Event) error { return errors.New("connection refused") }}
+	cfg := fastCfg()
+	cfg.BackoffInitial, cfg.BackoffMax = time.Second, time.Second
+	cfg.MaxRetries = -1 // would retry forever
+	ov := &memOverflow{}
+	cfg.Overflow = ov
+	r := NewRunner(s, cfg, nil, zap.NewNop())
+	r.Publish(ev(0))
+	waitFor(t, "first attempt", 5*time.Second, func() bool { return len(s.calls()) >= 1 })
+	r.Publish(ev(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = r.Close(ctx)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Close spent %s retrying a dead sink although a spool was there", took)
+	}
+	if st := r.Stats(); st.Spooled != 2 || st.Dropped != 0 {
+		t.Fatalf("stats = %+v, want 2 spooled", st)
+	}
+}
+
+// nopSink accepts everything and keeps nothing.
+type nopSink struct{}
+
+func (nopSink) Name() string                         { return "nop" }
+func (nopSink) Write(context.Context, []Event) error { return nil }
+func (nopSink) Close(context.Context) error          { return nil }
+
+// BenchmarkPublish measures Publish on the accepted path (a sink that keeps
+// up) and on the drop path (queue full behind a blocked sink).
+func BenchmarkPublish(b *testing.B) {
+	e := ev(1)
+	b.Run("queued", func(b *testing.B) {
+		r := NewRunner(nopSink{}, RunnerConfig{QueueSize: 1 << 16}, nil, zap.NewNop())
+		defer r.Close(context.Background())
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Publish(e)
+		}
+	})
+	b.Run("queue_full", func(b *testing.B) {
+		s := newBlockingSink(false)
+		r := NewRunner(s, RunnerConfig{QueueSize: 1}, nil, zap.NewNop())
+		defer func() { close(s.release); r.Close(context.Background()) }()
+		r.Publish(e)
+		<-s.entered
+		r.Publish(e)
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Publish(e)
+		}
+	})
 }
