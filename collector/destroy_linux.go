@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -114,6 +115,13 @@ func (w *DestroyWatcher) run() {
 		}
 		var perr error
 		batch, _, perr = parseDiagMessages(buf[:n], 0, 0, true, batch[:0])
+		// The time a socket was seen ending: for a connection shorter than a
+		// poll this is the best start time there is (beaconing needs more
+		// than the poll time it would otherwise get).
+		seen := time.Now()
+		for i := range batch {
+			batch[i].FirstSeen = seen
+		}
 		w.mu.Lock()
 		if perr != nil {
 			w.lost++ // the unparsable rest of this datagram

@@ -102,12 +102,6 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 	snap := &Snapshot{Time: start, Hostname: s.hostname, HostIPs: HostIPs()}
 	errs := map[string]error{}
 
-	// Processes first: the PID cache checks owners against this table.
-	procs, err := s.procs.Refresh()
-	if err != nil {
-		errs["processes"] = err
-	}
-
 	// Sockets. A fresh slice each poll: snapshots outlive the next Collect.
 	s.openDiag()
 	var sockErr error
@@ -123,6 +117,14 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 		snap.Sockets = []Socket{}
 	}
 	s.lastSockets = len(snap.Sockets)
+
+	// Processes after sockets: every socket in the dump then belongs to a
+	// process in the table (unless it exited), so a connection made by a
+	// new process is attributed at first sight, not one poll later.
+	procs, err := s.procs.Refresh()
+	if err != nil {
+		errs["processes"] = err
+	}
 	s.pids.Attribute(snap.Sockets, procs)
 	if procs == nil {
 		procs = map[int32]*Process{}

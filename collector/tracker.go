@@ -23,7 +23,8 @@ import (
 //     from the list. With destroy notifications active, the last two wait
 //     one poll for the notification that carries the final counters. A
 //     destroy notification for a socket never listed (it lived between two
-//     polls) is Closed only, with FirstSeen = the poll time.
+//     polls) is Closed only, with FirstSeen = the time the watcher saw it
+//     end (the best start time there is for a sub-poll connection).
 //   - Closed sockets carry the last known PID, inode and uid (the dump of a
 //     TIME_WAIT socket and a destroy notification have neither) and the
 //     highest byte counters seen.
@@ -205,9 +206,11 @@ func (t *Tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 		if e == nil {
 			c := *d
 			c.Destroyed = true
-			c.FirstSeen = now
+			if c.FirstSeen.IsZero() || c.FirstSeen.After(now) {
+				c.FirstSeen = now // the watcher stamps the time it saw the socket end
+			}
 			closed = append(closed, c)
-			ne := &trackEntry{last: c, firstSeen: now, closedGen: t.gen}
+			ne := &trackEntry{last: c, firstSeen: c.FirstSeen, closedGen: t.gen}
 			t.insert(d, ne) // a later TIME_WAIT listing is not a new connection
 			continue
 		}
