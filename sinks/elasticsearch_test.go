@@ -855,3 +855,37 @@ func TestESConcurrentWritesAreSafe(t *testing.T) {
 		t.Fatalf("docs %d retried %d", d.Count(dsName), h.stats.Retried.Load())
 	}
 }
+
+// TestESSetupShippedTemplate installs the template the schemas package
+// embeds (read as a file: schemas imports sinks) and checks what the issue
+// requires of it: composed on ES's built-in logs templates, priority above
+// 100 (logs@template's), idempotent.
+func TestESSetupShippedTemplate(t *testing.T) {
+	tmpl, err := os.ReadFile(filepath.Join(repoRoot(t), "schemas", "elasticsearch", "index-template.json"))
+	if err != nil {
+		t.Skipf("schemas/elasticsearch/index-template.json not there yet: %v", err)
+	}
+	var parsed struct {
+		IndexPatterns []string `json:"index_patterns"`
+		Priority      int      `json:"priority"`
+		ComposedOf    []string `json:"composed_of"`
+	}
+	if err := json.Unmarshal(tmpl, &parsed); err != nil {
+		t.Fatal(err)
+	}
+	if parsed.Priority <= 100 || !slices.Contains(parsed.ComposedOf, "logs@mappings") ||
+		!slices.Contains(parsed.IndexPatterns, "logs-netsentinel.alert-*") {
+		t.Fatalf("template %+v: want priority > 100, composed of logs@mappings, pattern logs-netsentinel.alert-*", parsed)
+	}
+	d := newESDouble(t)
+	cfg := testESConfig(d.URL())
+	for i, want := range []string{SetupCreated, SetupUnchanged, SetupUnchanged} {
+		rep, err := SetupElasticsearch(context.Background(), cfg, tmpl, zap.NewNop())
+		if err != nil || !strings.Contains(rep, ": "+want+" ") {
+			t.Fatalf("setup run %d: %q, %v; want %s", i+1, rep, err, want)
+		}
+	}
+	if d.puts != 1 {
+		t.Fatalf("%d PUTs for three runs", d.puts)
+	}
+}
