@@ -131,9 +131,12 @@ func (c RunnerConfig) Validate() error {
 // Runner drives one Sink: a bounded queue filled by Publish (which never
 // blocks), one goroutine that batches and writes, retries with backoff, and
 // counters. Counting rules: the runner counts Sent, Retried, Failed, Spooled
-// and drops; a sink counts only what it alone knows (DeadLettered,
-// Duplicate) in the same *Stats. Events a sink dead-letters during a Write
-// that returns nil are therefore not counted as Sent.
+// and drops; a sink counts what it alone knows (DeadLettered, Duplicate,
+// its own internal Retried) in the same *Stats. Events a sink dead-letters
+// during a Write are not counted as Sent. A sink that counts Sent or Failed
+// itself during a Write (the Kafka sink does) is trusted for that call and
+// the runner does not add its own count, so nothing is counted twice. The
+// Stats must therefore belong to this one runner and its sink.
 type Runner struct {
 	sink    Sink
 	cfg     RunnerConfig
@@ -338,9 +341,11 @@ func (r *Runner) deliver(batch []Event) bool {
 
 	pending := batch
 	for attempt := 0; ; attempt++ {
-		dlBefore := r.stats.DeadLettered.Load()
+		dlBefore, sentBefore, failedBefore := r.stats.DeadLettered.Load(), r.stats.Sent.Load(), r.stats.Failed.Load()
 		err := r.write(pending)
 		deadLettered := r.stats.DeadLettered.Load() - dlBefore
+		sinkCountedSent := r.stats.Sent.Load() != sentBefore
+		sinkCountedFailed := r.stats.Failed.Load() != failedBefore
 
 		r.mu.Lock()
 		if r.abandoned {
@@ -371,8 +376,10 @@ func (r *Runner) deliver(batch []Event) bool {
 		} else {
 			delivered = 0
 		}
-		r.stats.Sent.Add(delivered)
-		if err != nil {
+		if !sinkCountedSent {
+			r.stats.Sent.Add(delivered)
+		}
+		if err != nil && !sinkCountedFailed {
 			r.stats.Failed.Add(1)
 		}
 		if len(remaining) == 0 {

@@ -579,6 +579,30 @@ func TestRunnerShutdownSpillsFailingBatchesInsteadOfRetrying(t *testing.T) {
 	}
 }
 
+func TestRunnerDoesNotDoubleCountSelfCountingSink(t *testing.T) {
+	stats := &Stats{}
+	s := &funcSink{fn: func(_ context.Context, call int, batch []Event) error {
+		if call == 1 { // an internal attempt failed, then 3 of 4 went out
+			stats.Failed.Add(1)
+			stats.Sent.Add(3)
+			return &RetryableError{Remaining: batch[3:], Err: errors.New("leader moved")}
+		}
+		stats.Sent.Add(uint64(len(batch)))
+		return nil
+	}}
+	cfg := fastCfg()
+	cfg.BatchSize = 4
+	cfg.FlushInterval = 2 * time.Second
+	r := NewRunner(s, cfg, stats, zap.NewNop())
+	for i := 0; i < 4; i++ {
+		r.Publish(ev(i))
+	}
+	_ = r.Close(context.Background())
+	if st := r.Stats(); st.Sent != 4 || st.Failed != 1 || st.Retried != 1 {
+		t.Fatalf("stats = %+v, want sent 4 failed 1 retried 1", st)
+	}
+}
+
 // nopSink accepts everything and keeps nothing.
 type nopSink struct{}
 
