@@ -233,6 +233,13 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		}
 		id := ConnKey(s)
 		_, dup := d.seen.Get(id)
+		// A connection entering TIME_WAIT is destroyed and replaced by a
+		// timewait socket with a new cookie: the same 4-tuple is the same
+		// connection, not a second one.
+		tuple := s.Proto + "|" + s.Local.String() + "|" + s.Remote.String()
+		if _, seen := d.seen.Get(tuple); seen {
+			dup = true
+		}
 		// A closed socket seen at an earlier poll (counted then, or open
 		// before the sensor started) is not a new connection.
 		old := dup || (closed && !s.FirstSeen.IsZero() && !s.FirstSeen.After(d.prev))
@@ -245,6 +252,7 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return
 		}
 		d.seen.Touch(id, now, nil)
+		d.seen.Touch(tuple, now, nil)
 		if first {
 			return // open before the sensor started: start time unknown
 		}
