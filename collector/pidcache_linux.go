@@ -72,9 +72,14 @@ type pidState struct {
 	start      time.Time
 	epoch      uint32
 	lastGain   uint32   // gen when a walk last found a new socket of it
+	born       uint32   // gen when the process was first listed
 	stdio      []uint64 // TCP/UDP socket inodes on fds 0-2 at the last walk
 	unreadable bool     // fd directory denied
 }
+
+// youngGens is how many calls after it was first listed a process counts as
+// young: walked whenever unknown inodes appear.
+const youngGens = 5
 
 // retryGivenUp is how many calls a given-up inode waits before it may
 // trigger a full walk again.
@@ -126,7 +131,7 @@ func (c *PIDCache) Attribute(socks []Socket, procs map[int32]*Process) {
 			continue
 		}
 		c.epoch++
-		st := &pidState{epoch: c.epoch}
+		st := &pidState{epoch: c.epoch, born: c.gen}
 		if p != nil {
 			st.start = p.StartTime
 		}
@@ -162,8 +167,18 @@ func (c *PIDCache) Attribute(socks []Socket, procs map[int32]*Process) {
 		c.unknown[s.Inode] = trig
 	}
 
-	// 2. New processes, then recently socket-active ones.
+	// 2. New and young processes, then recently socket-active ones. A
+	// process often connects a little after it was first listed (exec,
+	// library loading, name resolution): young ones are walked again so
+	// its socket is attributed at first sight, not after a poll of grace.
 	clear(c.seen)
+	if triggers > 0 {
+		for pid, st := range c.procs {
+			if st.born != c.gen && c.gen-st.born <= youngGens && !st.unreadable {
+				newPIDs = append(newPIDs, pid)
+			}
+		}
+	}
 	slices.SortFunc(newPIDs, func(a, b int32) int { return cmp.Compare(b, a) })
 	triggers = c.walkList(newPIDs, triggers)
 	if triggers > 0 {
