@@ -38,6 +38,10 @@ Run 'netsentinel -h' for the flags.`
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// `netsentinel | head` closes stdout: the stdout sink must see EPIPE
+	// (counted, the run goes on and writes its report) instead of Go's
+	// default SIGPIPE death.
+	signal.Ignore(syscall.SIGPIPE)
 	var err error
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
