@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netns builds throwaway network topologies for scenario tests: a
 // monitored host, LAN hosts, a gateway and "internet" hosts, each in its own
 // network namespace, connected by veth pairs and a bridge inside the gateway.
