@@ -1,0 +1,363 @@
+package scenarios
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netsentinel/netsentinel/test/netns"
+)
+
+const (
+	// pollInterval is the sensor's --interval in every scenario.
+	pollInterval = time.Second
+	// latencySlack covers what is not the sensor's polling: starting the tool
+	// through nsenter, the first packets, and the stdout pipe.
+	latencySlack = time.Second
+	// maxLatency is the bound every detection must meet.
+	maxLatency = 2*pollInterval + latencySlack
+)
+
+// event is one NDJSON line from the sensor's stdout and when it arrived.
+type event struct {
+	at time.Time
+	m  map[string]any
+}
+
+// eventStream collects NDJSON lines from the sensor's stdout.
+type eventStream struct {
+	mu     sync.Mutex
+	events []event
+	bad    []string
+	cond   chan struct{}
+}
+
+func readEvents(r io.Reader) *eventStream {
+	s := &eventStream{cond: make(chan struct{}, 1)}
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			now := time.Now()
+			var m map[string]any
+			line := sc.Text()
+			s.mu.Lock()
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				s.bad = append(s.bad, line)
+			} else {
+				s.events = append(s.events, event{at: now, m: m})
+			}
+			s.mu.Unlock()
+			select {
+			case s.cond <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return s
+}
+
+// waitFor waits until an event matching fn arrives (or has arrived), or fails
+// the test. It returns the event and its arrival time.
+func (s *eventStream) waitFor(t *testing.T, what string, d time.Duration, fn func(map[string]any) bool) (map[string]any, time.Time) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		s.mu.Lock()
+		for _, e := range s.events {
+			if fn(e.m) {
+				s.mu.Unlock()
+				return e.m, e.at
+			}
+		}
+		n := len(s.events)
+		s.mu.Unlock()
+		select {
+		case <-s.cond:
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("no %s within %s (%d events seen: %s)", what, d, n, s.summary())
+		}
+	}
+}
+
+// all returns the events received so far.
+func (s *eventStream) all() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]map[string]any, len(s.events))
+	for i, e := range s.events {
+		out[i] = e.m
+	}
+	return out
+}
+
+// summary names the events seen, for failure messages.
+func (s *eventStream) summary() string {
+	var parts []string
+	for _, e := range s.all() {
+		parts = append(parts, describe(e))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (s *eventStream) badLines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.bad...)
+}
+
+// describe is a one-line summary of an alert.
+func describe(e map[string]any) string {
+	return fmt.Sprintf("%v %v src=%v:%v dst=%v:%v proc=%v (%v)", field(e, "rule.id"), techniques(e),
+		field(e, "source.ip"), field(e, "source.port"), field(e, "destination.ip"), field(e, "destination.port"),
+		field(e, "process.name"), field(e, "message"))
+}
+
+// field reads a dotted path from a nested JSON object.
+func field(m map[string]any, path string) any {
+	var cur any = m
+	for _, p := range strings.Split(path, ".") {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = obj[p]
+	}
+	return cur
+}
+
+func str(m map[string]any, path string) string {
+	s, _ := field(m, path).(string)
+	return s
+}
+
+// hasString reports whether the field (a string or an array of strings)
+// contains want.
+func hasString(m map[string]any, path, want string) bool {
+	switch v := field(m, path).(type) {
+	case string:
+		return v == want
+	case []any:
+		for _, x := range v {
+			if s, ok := x.(string); ok && s == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// techniques lists the technique and sub-technique ids of an alert.
+func techniques(e map[string]any) []string {
+	var out []string
+	for _, p := range []string{"threat.technique.id", "threat.technique.subtechnique.id"} {
+		switch v := field(e, p).(type) {
+		case string:
+			out = append(out, v)
+		case []any:
+			for _, x := range v {
+				if s, ok := x.(string); ok {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// isTechnique matches an alert of rule (any rule when "") carrying technique
+// id tech (a technique or sub-technique id).
+func isTechnique(rule, tech string) func(map[string]any) bool {
+	return func(e map[string]any) bool {
+		if rule != "" && str(e, "rule.id") != rule {
+			return false
+		}
+		return hasString(e, "threat.technique.id", tech) || hasString(e, "threat.technique.subtechnique.id", tech)
+	}
+}
+
+// and combines matchers.
+func and(fns ...func(map[string]any) bool) func(map[string]any) bool {
+	return func(e map[string]any) bool {
+		for _, f := range fns {
+			if !f(e) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func destIs(ip string) func(map[string]any) bool {
+	return func(e map[string]any) bool { return str(e, "destination.ip") == ip }
+}
+
+// sensor is netsentinel running inside the monitored host.
+type sensor struct {
+	t       *testing.T
+	topo    *netns.Topology
+	cmd     *exec.Cmd
+	events  *eventStream
+	dir     string
+	report  string
+	stderr  string
+	resolv  string // the resolv.conf the sensor watches
+	relays  string // the Tor relay list the sensor loads
+	stopped bool
+}
+
+// sensorOptions tune one scenario's sensor.
+type sensorOptions struct {
+	// resolver is the nameserver in the sensor's resolv.conf.
+	resolver string
+	// relays are the Tor relay list entries.
+	relays []string
+}
+
+// startSensor runs netsentinel in the monitored host with a config written
+// for the scenario, and stops it (SIGINT, report written) at cleanup, before
+// the topology is removed. With NETSENTINEL_RECORD_DIR set, it records every
+// snapshot to DIR/<name>.ndjson.gz.
+func startSensor(t *testing.T, topo *netns.Topology, name string, o sensorOptions) *sensor {
+	t.Helper()
+	dir := t.TempDir()
+	s := &sensor{t: t, topo: topo, dir: dir, report: filepath.Join(dir, "report.json"),
+		stderr: filepath.Join(dir, "stderr.log"), resolv: filepath.Join(dir, "resolv.conf"),
+		relays: filepath.Join(dir, "tor-relays.txt")}
+	if o.resolver == "" {
+		o.resolver = netns.GatewayIP
+	}
+	writeFile(t, s.resolv, "# written by the scenario test\nnameserver "+o.resolver+"\n")
+	writeFile(t, s.relays, "# Tor relays for the scenario test (TEST-NET)\n"+strings.Join(o.relays, "\n")+"\n")
+	cfg := fmt.Sprintf(`resolv_conf: %q
+destroy_events: true
+detect:
+  home_net: ["10.0.0.0/8"]
+  detectors:
+    tor:
+      relay_list: %q
+`, s.resolv, s.relays)
+	cfgPath := filepath.Join(dir, "netsentinel.yaml")
+	writeFile(t, cfgPath, cfg)
+
+	args := []string{"-d", "0", "--window", "10m", "--interval", pollInterval.String(), "-o", s.report,
+		"--log-format", "json", "-c", cfgPath}
+	if rd := os.Getenv("NETSENTINEL_RECORD_DIR"); rd != "" {
+		if err := os.MkdirAll(rd, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"record", filepath.Join(rd, name+".ndjson.gz")}, args...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	s.cmd = topo.HostCmd(ctx, binary, args...)
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := os.OpenFile(s.stderr, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ef.Close() })
+	s.cmd.Stderr = ef
+	if err := topo.Background(s.cmd); err != nil {
+		t.Fatalf("starting sensor: %v", err)
+	}
+	s.events = readEvents(stdout)
+	t.Cleanup(s.stop)
+	// Let the sensor start and take its baseline snapshot.
+	time.Sleep(2 * pollInterval)
+	return s
+}
+
+// stop ends the sensor with SIGINT and waits for it to write its report.
+func (s *sensor) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	t := s.t
+	if err := netns.SignalChild(s.cmd, syscall.SIGINT); err != nil {
+		t.Errorf("signalling sensor: %v", err)
+		return
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			b, _ := os.ReadFile(s.stderr)
+			t.Errorf("sensor exited with %v; stderr:\n%s", err, b)
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("sensor did not exit within 20 s of SIGINT")
+	}
+	if bad := s.events.badLines(); len(bad) > 0 {
+		t.Errorf("stdout carried %d non-JSON lines, first: %q", len(bad), bad[0])
+	}
+	if t.Failed() {
+		b, _ := os.ReadFile(s.stderr)
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		t.Logf("sensor stderr (tail):\n%s", b)
+	}
+}
+
+// expect waits for an alert matching fn, asserts it arrived within maxLatency
+// of since, and records the result row. It returns the alert.
+func (s *sensor) expect(t *testing.T, scenario, technique string, since time.Time, note string, fn func(map[string]any) bool) map[string]any {
+	t.Helper()
+	e, at := s.events.waitFor(t, scenario+" alert ("+technique+")", maxLatency+15*time.Second, fn)
+	lat := at.Sub(since)
+	if lat < 0 {
+		lat = 0
+	}
+	recordDetection(scenario, technique, lat, note)
+	t.Logf("%s: %s after %.2f s", scenario, describe(e), lat.Seconds())
+	if lat > maxLatency {
+		t.Errorf("%s: alert %.2f s after the behaviour became observable, want <= %s (2 polls + %s slack)",
+			scenario, lat.Seconds(), maxLatency, latencySlack)
+	}
+	return e
+}
+
+// wantField asserts a string field of an alert.
+func wantField(t *testing.T, e map[string]any, path, want string) {
+	t.Helper()
+	if got := fmt.Sprint(field(e, path)); got != want {
+		t.Errorf("%s = %s, want %s; alert: %s", path, got, want, describe(e))
+	}
+}
+
+// wantNone fails if any alert matching fn has arrived.
+func (s *sensor) wantNone(t *testing.T, what string, fn func(map[string]any) bool) {
+	t.Helper()
+	for _, e := range s.events.all() {
+		if fn(e) {
+			t.Errorf("unexpected %s: %s", what, describe(e))
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,176 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netsentinel/netsentinel/test/netns"
+)
+
+// ctxFor is a context bounded by d and ended at cleanup.
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// bg starts cmd in the background; it is killed at topology cleanup.
+func bg(t *testing.T, topo *netns.Topology, cmd *exec.Cmd) *exec.Cmd {
+	t.Helper()
+	if err := topo.Background(cmd); err != nil {
+		t.Fatalf("starting %v: %v", cmd.Args, err)
+	}
+	return cmd
+}
+
+// run runs cmd to completion and fails the test when it fails.
+func run(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	return string(out)
+}
+
+// waitListen waits until addr (ip:port, tcp) accepts connections from
+// namespace ns, checking with ncat -z (bounded). ns must not be the monitored
+// host: the probe's TIME_WAIT socket would be in the sensor's view.
+func waitListen(t *testing.T, topo *netns.Topology, ns, ip, port string) {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := topo.Cmd(ctx, ns, "ncat", "-z", "-w", "1", ip, port).Run()
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("nothing listening on %s:%s (seen from %s) after 5 s", ip, port, ns)
+}
+
+// listen starts an ncat listener (keep-open, stdin held open so accepted
+// connections stay up) in namespace ns, discarding what it receives.
+func listen(t *testing.T, topo *netns.Topology, ns, ip, port string, d time.Duration) {
+	t.Helper()
+	secs := fmt.Sprint(int(d.Seconds()))
+	bg(t, topo, topo.Cmd(ctxFor(t, d+5*time.Second), ns, "sh", "-c",
+		"sleep "+secs+" | timeout "+secs+" ncat -l -k "+ip+" "+port+" >/dev/null"))
+}
+
+// sshKeys generates a client key and a host key in dir.
+type sshKeys struct{ dir, client, host string }
+
+func newSSHKeys(t *testing.T) sshKeys {
+	t.Helper()
+	dir := t.TempDir()
+	k := sshKeys{dir: dir, client: filepath.Join(dir, "id_ed25519"), host: filepath.Join(dir, "host_ed25519")}
+	for _, f := range []string{k.client, k.host} {
+		run(t, exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "netsentinel-scenario", "-f", f))
+	}
+	pub, err := os.ReadFile(k.client + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "authorized_keys"), string(pub))
+	cfg := fmt.Sprintf(`Port 22
+HostKey %s
+AuthorizedKeysFile %s
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile none
+LogLevel ERROR
+`, k.host, filepath.Join(dir, "authorized_keys"))
+	writeFile(t, filepath.Join(dir, "sshd_config"), cfg)
+	return k
+}
+
+// startSSHD runs a throwaway sshd on port 22 in LAN namespace ns. sshd needs
+// its privilege-separation directory /run/sshd: a private tmpfs on /run in
+// the sshd's own mount namespace provides it without touching the machine.
+func startSSHD(t *testing.T, topo *netns.Topology, k sshKeys, ns, ip string, d time.Duration) {
+	t.Helper()
+	script := "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -m 0755 /run/sshd && exec timeout " +
+		fmt.Sprint(int(d.Seconds())) + " /usr/sbin/sshd -D -e -f " + filepath.Join(k.dir, "sshd_config")
+	bg(t, topo, topo.Cmd(ctxFor(t, d+5*time.Second), ns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script))
+	waitListen(t, topo, ns, ip, "22")
+}
+
+// sshArgs are the client options for the scenario's sshd.
+func (k sshKeys) sshArgs(host string, remote ...string) []string {
+	a := []string{"-i", k.client, "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@" + host}
+	return append(a, remote...)
+}
+
+// dnsResponder is a minimal DNS server: it answers every query with an empty
+// NOERROR response (QR, RA set). It exits after its time limit.
+const dnsResponder = `
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+s.settimeout(1.0)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    try:
+        q, a = s.recvfrom(4096)
+    except socket.timeout:
+        continue
+    if len(q) >= 12:
+        s.sendto(q[:2] + bytes([0x81, 0x80]) + q[4:6] + b"\x00\x00\x00\x00\x00\x00" + q[12:], a)
+`
+
+// startDNS runs the DNS responder on ip:53/udp in namespace ns.
+func startDNS(t *testing.T, topo *netns.Topology, ns, ip string, d time.Duration) {
+	t.Helper()
+	bg(t, topo, topo.Cmd(ctxFor(t, d+5*time.Second), ns, "python3", "-c", dnsResponder, ip, fmt.Sprint(int(d.Seconds()))))
+	time.Sleep(300 * time.Millisecond)
+}
+
+// startHTTP serves dir over HTTP on ip:port in namespace ns.
+func startHTTP(t *testing.T, topo *netns.Topology, ns, ip, port, dir string, d time.Duration) {
+	t.Helper()
+	bg(t, topo, topo.Cmd(ctxFor(t, d+5*time.Second), ns, "timeout", fmt.Sprint(int(d.Seconds())),
+		"python3", "-m", "http.server", "--bind", ip, "--directory", dir, port))
+	probe := ns
+	if ns == topo.H {
+		probe = topo.G
+	}
+	waitListen(t, topo, probe, ip, port)
+}
+
+// hostStart runs name in the monitored host in the background and returns
+// the time it started.
+func hostStart(t *testing.T, topo *netns.Topology, d time.Duration, name string, args ...string) (*exec.Cmd, time.Time) {
+	t.Helper()
+	cmd := topo.HostCmd(ctxFor(t, d), name, args...)
+	start := time.Now()
+	bg(t, topo, cmd)
+	return cmd, start
+}
+
+// sparseFile creates a file of size bytes.
+func sparseFile(t *testing.T, path string, size int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lanIP is the address of LAN host i (0-based).
+func lanIP(i int) string { return netns.LANPrefix + fmt.Sprint(21+i) }
