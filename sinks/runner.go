@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -44,6 +45,20 @@ const (
 // counted with the reason at hand.
 type Overflow interface {
 	Put(events []Event) error
+}
+
+// Replayer is an Overflow that keeps events for later delivery (the Spool).
+// A Runner whose Overflow is a Replayer feeds the sink from it whenever its
+// queue is empty, oldest first, acknowledging each delivered batch; while
+// the replayer holds events, Publish appends new ones to it too, so the
+// order of delivery is the order of publication. Events pending from an
+// earlier run are replayed at start. A Replayer that is an io.Closer is
+// closed by Runner.Close after the drain.
+type Replayer interface {
+	Overflow
+	Pending() int
+	Peek(max int) ([]Event, error)
+	Ack(n int) error
 }
 
 // RunnerConfig tunes one sink's queue, batching, retries and shutdown. Zero
@@ -144,7 +159,9 @@ type Runner struct {
 	log     *zap.Logger
 	backoff Backoff
 
-	queue chan Event
+	queue  chan Event
+	replay Replayer      // cfg.Overflow when it can replay
+	kick   chan struct{} // wakes the worker when the replayer gains events
 
 	pubMu  sync.RWMutex // held for reading by Publish, for writing by Close
 	closed bool
@@ -189,7 +206,9 @@ func NewRunner(s Sink, cfg RunnerConfig, stats *Stats, log *zap.Logger) *Runner 
 		cancel:  cancel,
 		done:    make(chan struct{}),
 		dropLog: rateLimitedLog{every: 10 * time.Second},
+		kick:    make(chan struct{}, 1),
 	}
+	r.replay, _ = cfg.Overflow.(Replayer)
 	go r.loop()
 	return r
 }
@@ -214,6 +233,12 @@ func (r *Runner) Publish(ev Event) {
 		r.pubMu.RUnlock()
 		r.stats.Drop(DropClosed, 1)
 		r.dropLog.maybe(r.log, DropClosed, 1)
+		return
+	}
+	if r.replay != nil && r.replay.Pending() > 0 {
+		// Older events wait in the spool: keep the order by queueing behind them.
+		r.pubMu.RUnlock()
+		r.spillOrDrop([]Event{ev}, DropSpoolError, nil)
 		return
 	}
 	select {
@@ -243,9 +268,21 @@ func (r *Runner) spillOrDrop(evs []Event, reason string, cause error) {
 		}()
 		if err == nil {
 			r.stats.Spooled.Add(n)
+			if r.replay != nil {
+				select {
+				case r.kick <- struct{}{}:
+				default:
+				}
+			}
 			return
 		}
 		cause = errors.Join(cause, fmt.Errorf("overflow: %w", err))
+		switch {
+		case errors.Is(err, ErrSpoolFull):
+			reason = DropSpoolFull
+		case r.replay != nil:
+			reason = DropSpoolError
+		}
 	}
 	r.stats.Drop(reason, n)
 	r.dropLog.maybeErr(r.log, reason, n, cause)
@@ -255,6 +292,12 @@ func (r *Runner) spillOrDrop(evs []Event, reason string, cause error) {
 func (r *Runner) loop() {
 	defer close(r.done)
 	for {
+		if r.replay != nil && len(r.queue) == 0 && r.ctx.Err() == nil && r.replay.Pending() > 0 {
+			if !r.replayBatch() {
+				break
+			}
+			continue
+		}
 		batch, more := r.collect()
 		if len(batch) > 0 {
 			if !r.deliver(batch) {
@@ -265,8 +308,87 @@ func (r *Runner) loop() {
 			break
 		}
 	}
-	if r.ctx.Err() != nil {
+	if r.ctx.Err() != nil || r.replay != nil {
 		r.drainQueue(DropShutdown)
+	}
+}
+
+// replayBatch delivers the oldest batch held by the replayer and
+// acknowledges it. Failed writes are retried with backoff for as long as the
+// runner runs (the events are safe on disk meanwhile). It returns false when
+// the worker should stop: shutting down with the sink still failing, the
+// drain deadline, or Close abandoning the worker; the events stay in the
+// replayer for the next run.
+func (r *Runner) replayBatch() bool {
+	evs, err := r.replay.Peek(r.cfg.BatchSize)
+	if err != nil {
+		r.log.Error("reading the spool failed", zap.Error(err))
+		return sleepCtx(r.ctx, r.backoff.Delay(3), r.stop)
+	}
+	if len(evs) == 0 {
+		return true // damaged records were skipped (and counted)
+	}
+	pending := evs
+	for attempt := 0; ; attempt++ {
+		dlBefore, sentBefore, failedBefore := r.stats.DeadLettered.Load(), r.stats.Sent.Load(), r.stats.Failed.Load()
+		err := r.write(pending)
+		deadLettered := r.stats.DeadLettered.Load() - dlBefore
+		r.mu.Lock()
+		abandoned := r.abandoned
+		r.mu.Unlock()
+		if abandoned {
+			return false
+		}
+		var remaining []Event
+		var reason string
+		var re *RetryableError
+		var pe *panicError
+		switch {
+		case err == nil:
+		case errors.As(err, &pe):
+			remaining, reason = pending, DropPanic
+		case errors.Is(err, ErrPermanent):
+			remaining, reason = pending, DropPermanent
+		case errors.As(err, &re):
+			remaining = re.Remaining
+			if len(remaining) > len(pending) {
+				remaining = remaining[:len(pending)]
+			}
+		default:
+			remaining = pending
+		}
+		delivered := uint64(len(pending) - len(remaining))
+		delivered -= min(delivered, deadLettered)
+		if r.stats.Sent.Load() == sentBefore {
+			r.stats.Sent.Add(delivered)
+		}
+		if err != nil && r.stats.Failed.Load() == failedBefore {
+			r.stats.Failed.Add(1)
+		}
+		if reason != "" {
+			// The sink will never take these: count them, do not loop on them.
+			r.stats.Drop(reason, uint64(len(remaining)))
+			r.dropLog.maybeErr(r.log, reason, uint64(len(remaining)), err)
+			remaining = nil
+		}
+		if len(remaining) == 0 {
+			if err := r.replay.Ack(len(evs)); err != nil {
+				r.log.Error("acknowledging spooled events failed (they may be sent again)", zap.Error(err))
+			}
+			return true
+		}
+		if r.ctx.Err() != nil || r.stopping() {
+			return false // still failing at shutdown: keep them for the next run
+		}
+		d := r.backoff.Delay(attempt)
+		r.log.Warn("sink write of spooled events failed, retrying",
+			zap.Int("events", len(remaining)), zap.Int("attempt", attempt+1),
+			zap.Duration("backoff", d), zap.Error(err))
+		if !sleepCtx(r.ctx, d, r.stop) {
+			return false
+		}
+		r.stats.Retried.Add(uint64(len(remaining)))
+		pending = remaining
 	}
 }
 
@@ -279,7 +401,13 @@ func (r *Runner) collect() (batch []Event, more bool) {
 	case <-r.stop:
 		// Closing: take what is left without waiting.
 		batch = r.fillNow(nil)
-		return batch, len(batch) > 0 && r.ctx.Err() == nil
+		more = len(batch) > 0 && r.ctx.Err() == nil
+		if r.replay != nil && r.ctx.Err() == nil && r.replay.Pending() > 0 {
+			more = true // deliver the spool too, until the drain deadline
+		}
+		return batch, more
+	case <-r.kick:
+		return nil, true
 	case <-r.ctx.Done():
 		return nil, false
 	}
@@ -527,6 +655,11 @@ func (r *Runner) close(ctx context.Context) error {
 
 	if err := r.closeSink(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if c, ok := r.cfg.Overflow.(io.Closer); ok && r.replay != nil {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("sink %s: %w", r.sink.Name(), err))
+		}
 	}
 	snap := r.stats.Snapshot()
 	r.log.Info("sink closed", zap.Uint64("sent", snap.Sent), zap.Uint64("retried", snap.Retried),
