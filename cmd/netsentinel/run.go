@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -199,8 +200,28 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 			c := v.Config()
 			rc.BatchSize, rc.FlushInterval = c.BatchSize, c.FlushInterval
 		}
+		// No spool for stdout: a reader that went away (| head) must not
+		// get old alerts replayed into the next run's output.
+		if !cfg.Spool.Disabled && sp.Kind != "stdout" {
+			spool, err := sinks.OpenSpool(spoolDir(cfg, spec), cfg.Spool, stats, slog.With(zap.String("sink", spec)))
+			if err != nil {
+				_ = s.Close(context.Background())
+				return fail(fmt.Errorf("sink %s: %w", spec, err))
+			}
+			rc.Overflow = spool // the runner closes it after the drain
+		}
 		r := sinks.NewRunner(s, rc, stats, slog)
 		outs = append(outs, pipeline.Output{Name: spec, Runner: r, Stats: stats, Sink: s})
 	}
 	return outs, nil
+}
+
+// spoolDir is the sink's spool directory: spool.dir (default
+// netsentinel-spool beside the report) / the sanitised sink spec.
+func spoolDir(cfg *config.Config, spec string) string {
+	dir := cfg.Spool.Dir
+	if dir == "" {
+		dir = filepath.Join(filepath.Dir(cfg.Output), "netsentinel-spool")
+	}
+	return filepath.Join(dir, sinks.SpoolDirName(spec))
 }

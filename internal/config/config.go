@@ -51,6 +51,9 @@ type Config struct {
 	File          sinks.FileConfig          `yaml:"file"`
 	Elasticsearch sinks.ElasticsearchConfig `yaml:"elasticsearch"`
 	Kafka         sinks.KafkaConfig         `yaml:"kafka"`
+	// Spool is the per-sink on-disk overflow (default dir: netsentinel-spool
+	// beside the report).
+	Spool sinks.SpoolConfig `yaml:"spool"`
 
 	// Host metadata for events.
 	Dataset   string `yaml:"dataset"`
@@ -219,6 +222,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Sinks) == 0 {
 		return errors.New("sinks: at least one sink is required")
+	}
+	if err := c.Spool.Validate(); err != nil {
+		return err
 	}
 	for _, s := range c.Sinks {
 		if _, err := sinks.ParseSpec(s); err != nil {
