@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/netsentinel/netsentinel/internal/testserver"
 )
 
 // heapPeak samples runtime.MemStats until stopped and keeps the high-water
@@ -67,14 +69,14 @@ func (p *heapPeak) Stop() {
 //	go test ./sinks/ -run '^$' -bench ElasticsearchBurst100k -benchtime 1x -count 3
 func BenchmarkElasticsearchBurst100k(b *testing.B) {
 	const burst = 100_000
-	vl := startVictoriaLogs(b)
+	vl := testserver.StartVictoriaLogs(b)
 	total := 0
 	for _, tc := range []struct {
 		compression string
 		workers     int
 	}{{"gzip", 1}, {"gzip", 2}, {"none", 1}, {"none", 2}} {
 		b.Run(fmt.Sprintf("compression=%s/workers=%d", tc.compression, tc.workers), func(b *testing.B) {
-			cfg := vl.esConfig()
+			cfg := esConfigFor(vl)
 			cfg.Compression, cfg.Workers = tc.compression, tc.workers
 			dl, err := OpenDeadLetter(filepath.Join(b.TempDir(), "dead.ndjson"))
 			if err != nil {
@@ -113,7 +115,7 @@ func BenchmarkElasticsearchBurst100k(b *testing.B) {
 				b.StartTimer()
 			}
 			b.StopTimer()
-			if got := vl.count(b, "*"); got != total {
+			if got := vl.Count(b, "*"); got != total {
 				b.Fatalf("store holds %d alerts, want %d", got, total)
 			}
 			if s := stats.Snapshot(); s.DeadLettered != 0 || s.Dropped != 0 {

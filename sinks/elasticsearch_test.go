@@ -20,6 +20,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/netsentinel/netsentinel/internal/testserver"
 )
 
 // ecsTechniques are the ATT&CK entries the test alerts cycle through.
@@ -861,7 +863,7 @@ func TestESConcurrentWritesAreSafe(t *testing.T) {
 // requires of it: composed on ES's built-in logs templates, priority above
 // 100 (logs@template's), idempotent.
 func TestESSetupShippedTemplate(t *testing.T) {
-	tmpl, err := os.ReadFile(filepath.Join(repoRoot(t), "schemas", "elasticsearch", "index-template.json"))
+	tmpl, err := os.ReadFile(filepath.Join(testserver.RepoRoot(t), "schemas", "elasticsearch", "index-template.json"))
 	if err != nil {
 		t.Skipf("schemas/elasticsearch/index-template.json not there yet: %v", err)
 	}
