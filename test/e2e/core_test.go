@@ -27,7 +27,8 @@ func TestSuspiciousPortAndTorEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	for _, port := range []string{"4444", "9001"} {
-		if err := topo.Background(topo.Cmd(ctx, topo.I, "timeout", "60", "ncat", "-l", "-k", c2, port)); err != nil {
+		// The listener's stdin stays open, or ncat closes each connection at once.
+		if err := topo.Background(topo.Cmd(ctx, topo.I, "sh", "-c", "sleep 60 | timeout 60 ncat -l -k "+c2+" "+port)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -74,7 +75,8 @@ func TestSuspiciousPortAndTorEndToEnd(t *testing.T) {
 			t.Errorf("%s: destination.ip = %v, want %s", name, field(e, "destination.ip"), c2)
 		}
 		if field(e, "process.name") != "ncat" {
-			t.Errorf("%s: process.name = %v, want ncat (process context)", name, field(e, "process.name"))
+			b, _ := json.Marshal(e)
+			t.Errorf("%s: process.name = %v, want ncat (process context); event: %s", name, field(e, "process.name"), b)
 		}
 	}
 	if p := field(t1571, "destination.port"); p != float64(4444) {
