@@ -131,6 +131,8 @@ type spoolSeg struct {
 	seq   uint64
 	size  int64
 	count int // records readable (from the open scan or appends)
+	// damaged: the open scan found damage and counted it already.
+	damaged bool
 }
 
 type spoolPos struct {
@@ -254,7 +256,10 @@ func (s *Spool) load() error {
 		}
 		n, err := scanSegment(path, from)
 		if err != nil {
-			s.log.Error("spool segment damaged; its readable records before the damage will be delivered",
+			// How many records the damage hides is unknown: count one.
+			s.stats.Drop(DropSpoolCorrupt, 1)
+			seg.damaged = true
+			s.log.Error("spool segment damaged; the records before the damage will be delivered, the rest of the segment is skipped",
 				zap.String("segment", path), zap.Int("records_before_damage", n), zap.Error(err))
 		}
 		seg.count = n // for the cursor's segment: records after the cursor (cur.idx is 0)
@@ -293,8 +298,8 @@ func scanSegment(path string, from int64) (int, error) {
 	var hdr [8]byte
 	buf := make([]byte, 0, 4096)
 	for {
-		_, err := f.ReadAt(hdr[:], off)
-		if err == io.EOF {
+		k, err := f.ReadAt(hdr[:], off)
+		if k == 0 && err == io.EOF {
 			return n, nil
 		}
 		if err != nil {
@@ -615,12 +620,17 @@ func (s *Spool) skipDamagedLocked(si int, pos spoolPos, cause error) {
 	// Records known to follow (counted when the segment was scanned or
 	// written); when the damage hides how many there were, count one.
 	known := max(seg.count-pos.idx, 0)
-	lost := max(known, 1)
+	lost := known
+	if !seg.damaged {
+		lost = max(known, 1)
+	}
 	s.pending -= min(known, s.pending)
-	s.stats.Drop(DropSpoolCorrupt, uint64(lost))
-	s.log.Error("spool segment corrupted; skipping the rest of it",
-		zap.String("segment", s.segPath(seg.seq)), zap.Int64("offset", pos.off),
-		zap.Int("events_lost", lost), zap.Error(cause))
+	if lost > 0 {
+		s.stats.Drop(DropSpoolCorrupt, uint64(lost))
+		s.log.Error("spool segment corrupted; skipping the rest of it",
+			zap.String("segment", s.segPath(seg.seq)), zap.Int64("offset", pos.off),
+			zap.Int("events_lost", lost), zap.Error(cause))
+	}
 	if si == len(s.segs)-1 {
 		// Damage in the active segment: seal it so new appends start a
 		// fresh, readable segment, and move past it.
