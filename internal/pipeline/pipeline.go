@@ -11,6 +11,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"sync"
@@ -159,7 +160,9 @@ loop:
 		w.End = time.Now()
 	}
 	p.drain()
-	p.writeReport(w, true)
+	if err := p.writeReport(w, true); err != nil && runErr == nil {
+		runErr = fmt.Errorf("final report: %w", err)
+	}
 	if err := p.src.Close(); err != nil {
 		p.log.Warn("closing collector", zap.Error(err))
 	}
@@ -183,7 +186,7 @@ func (p *Pipeline) rollWindows(w **Window, t time.Time) {
 			end = t.Add(-t.Sub((*w).Start) % n)
 		}
 		(*w).End = end
-		p.writeReport(*w, false)
+		_ = p.writeReport(*w, false) // logged; the next window may succeed
 		*w = &Window{Start: end, Errors: map[string]int{}}
 	}
 }
@@ -267,14 +270,17 @@ func (p *Pipeline) drain() {
 	wg.Wait()
 }
 
-func (p *Pipeline) writeReport(w *Window, final bool) {
+// writeReport writes a window's report; a failure is logged (the run goes
+// on: alerts still flow to the sinks) and returned.
+func (p *Pipeline) writeReport(w *Window, final bool) error {
 	path := p.cfg.ReportPath
 	if p.continuous() {
 		path = schemas.WindowReportPath(p.cfg.ReportPath, w.End)
 	}
 	if err := p.report(w, path); err != nil {
 		p.log.Error("writing report", zap.String("path", path), zap.Error(err))
-		return
+		return err
 	}
 	p.log.Info("report written", zap.String("path", path), zap.Int("alerts", len(w.Alerts)), zap.Bool("final", final))
+	return nil
 }

@@ -209,3 +209,21 @@ func TestCancelStillWritesReport(t *testing.T) {
 		t.Errorf("report after cancel: %+v, want the one alert of the first poll, delivered", r)
 	}
 }
+
+// A report that cannot be written fails the run (exit 1), after the sinks
+// delivered everything.
+func TestUnwritableReportFailsRun(t *testing.T) {
+	src, err := collector.OpenReplay(recording(t, 2, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuf
+	p := newPipeline(t, Config{Interval: time.Second, ReportPath: filepath.Join(t.TempDir(), "missing-dir", "r.json")}, src, &out)
+	err = p.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "missing-dir") {
+		t.Fatalf("Run = %v, want an error naming the report path", err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 2 {
+		t.Errorf("stdout got %d alerts, want 2 despite the report failure", n)
+	}
+}

@@ -25,6 +25,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// World-readable, so the unprivileged test can run the binary as nobody.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	binary = filepath.Join(dir, "netsentinel")
 	build := exec.Command("go", "build", "-o", binary, "./cmd/netsentinel")
 	build.Dir = repoRoot()
@@ -138,4 +143,22 @@ func hasString(m map[string]any, path, want string) bool {
 		}
 	}
 	return false
+}
+
+// syncBuffer is an io.Writer safe for a process's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

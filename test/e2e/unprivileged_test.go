@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netsentinel/netsentinel/test/netns"
+)
+
+// NetSentinel needs no privileges. Run as nobody (uid 65534, no
+// capabilities), it still sees every socket: a root process's connection to
+// a RAT port alerts without a PID (the evidence says the owner is not
+// readable), while a connection of the sensor's own user keeps its process.
+func TestUnprivilegedSensorStillAlerts(t *testing.T) {
+	netns.RequireTools(t, "ncat", "nsenter", "unshare", "setpriv")
+	topo := netns.New(t, 0)
+	const c2 = "198.51.100.30"
+	if err := topo.AddInternetIP(c2); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, port := range []string{"4444", "31337"} {
+		if err := topo.Background(topo.Cmd(ctx, topo.I, "sh", "-c", "sleep 40 | timeout 40 ncat -l -k "+c2+" "+port)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+
+	// A directory nobody can write the report into (t.TempDir is 0700 all
+	// the way up).
+	dir, err := os.MkdirTemp("", "netsentinel-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	nobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"}
+	report := filepath.Join(dir, "report.json")
+	sensor := topo.HostCmd(ctx, nobody[0], append(nobody[1:], binary, "-d", "30", "--interval", "500ms", "-o", report)...)
+	stdout, err := sensor.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	sensor.Stderr = &stderr
+	if err := topo.Background(sensor); err != nil {
+		t.Fatal(err)
+	}
+	events := readEvents(t, stdout)
+	time.Sleep(time.Second)
+
+	// root's connection to 4444, nobody's to 31337.
+	if err := topo.Background(topo.HostCmd(ctx, "sh", "-c", "sleep 15 | timeout 20 ncat "+c2+" 4444")); err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.Background(topo.HostCmd(ctx, nobody[0], append(nobody[1:], "sh", "-c", "sleep 15 | timeout 20 ncat "+c2+" 31337")...)); err != nil {
+		t.Fatal(err)
+	}
+	rootConn := events.waitFor(t, "T1571 alert for root's connection", 10*time.Second, func(e map[string]any) bool {
+		return hasString(e, "threat.technique.id", "T1571") && field(e, "destination.port") == float64(4444)
+	})
+	ownConn := events.waitFor(t, "T1571 alert for nobody's connection", 10*time.Second, func(e map[string]any) bool {
+		return hasString(e, "threat.technique.id", "T1571") && field(e, "destination.port") == float64(31337)
+	})
+	if p := field(rootConn, "process.pid"); p != nil {
+		t.Errorf("root's socket attributed to pid %v by an unprivileged sensor", p)
+	}
+	if field(rootConn, "netsentinel.evidence.process_unknown") == nil {
+		t.Errorf("root's socket: evidence does not say the owner is unreadable: %v", field(rootConn, "netsentinel.evidence"))
+	}
+	if field(ownConn, "process.name") != "ncat" {
+		t.Errorf("own user's socket: process.name = %v, want ncat", field(ownConn, "process.name"))
+	}
+
+	if err := netns.SignalChild(sensor, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if fi, err := os.Stat(report); err == nil {
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("report mode %v, want 0600", fi.Mode().Perm())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no report within 15 s of SIGTERM; sensor stderr:\n%s", stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
