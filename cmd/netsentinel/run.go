@@ -203,12 +203,14 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 		// No spool for stdout: a reader that went away (| head) must not
 		// get old alerts replayed into the next run's output.
 		if !cfg.Spool.Disabled && sp.Kind != "stdout" {
-			spool, err := sinks.OpenSpool(spoolDir(cfg, spec), cfg.Spool, stats, slog.With(zap.String("sink", spec)))
-			if err != nil {
-				_ = s.Close(context.Background())
-				return fail(fmt.Errorf("sink %s: %w", spec, err))
+			// A spool that cannot be opened (full or read-only disk) must
+			// not stop alerting: run without it, loudly.
+			if spool, err := sinks.OpenSpool(spoolDir(cfg, spec), cfg.Spool, stats, slog.With(zap.String("sink", spec))); err != nil {
+				log.Error("spool unavailable; this sink runs without one (undeliverable events will be dropped and counted)",
+					zap.String("sink", spec), zap.Error(err))
+			} else {
+				rc.Overflow = spool // the runner closes it after the drain
 			}
-			rc.Overflow = spool // the runner closes it after the drain
 		}
 		r := sinks.NewRunner(s, rc, stats, slog)
 		outs = append(outs, pipeline.Output{Name: spec, Runner: r, Stats: stats, Sink: s})
