@@ -111,11 +111,15 @@ type beaconState struct {
 }
 
 type beacon struct {
-	cfg       BeaconConfig
-	exclDst   []netip.Prefix
-	exclProc  map[string]bool
-	keys      *Window[beaconKey, beaconState]
-	seen      *Window[string, struct{}]
+	cfg      BeaconConfig
+	exclDst  []netip.Prefix
+	exclProc map[string]bool
+	keys     *Window[beaconKey, beaconState]
+	seen     *Window[string, struct{}]
+	// owner remembers the process last seen connecting to a destination, so
+	// its short connections that close before any poll (no PID: destroy
+	// notifications and TIME_WAIT rows carry no owner) join its series.
+	owner     *Window[beaconKey, string]
 	prev      time.Time
 	started   bool
 	connCount uint64
@@ -153,6 +157,7 @@ func newBeacon(c BeaconConfig) (*beacon, error) {
 	}
 	ttl := 2*time.Duration(float64(c.MaxInterval)*(1+c.MaxJitter)) + time.Minute
 	d.keys = NewWindow[beaconKey, beaconState](c.MaxKeys, ttl)
+	d.owner = NewWindow[beaconKey, string](c.MaxKeys, ttl)
 	d.seen = NewWindow[string, struct{}](maxBeaconSeen, 10*time.Minute)
 	return d, nil
 }
@@ -205,11 +210,35 @@ func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socke
 			return beaconKey{}, "", false
 		}
 	}
+	dst := beaconKey{proto: s.Proto, dst: netip.AddrPortFrom(ra, s.Remote.Port())}
 	proc := ProcessKey(snap, env, s.PID)
+	if proc == "unknown" {
+		if o, ok := d.owner.Get(dst); ok {
+			proc = *o
+		}
+	}
 	if d.exclProc[proc] {
 		return beaconKey{}, "", false
 	}
-	return beaconKey{proc: proc, proto: s.Proto, dst: netip.AddrPortFrom(ra, s.Remote.Port())}, dir, true
+	return beaconKey{proc: proc, proto: s.Proto, dst: dst.dst}, dir, true
+}
+
+// adopt records k.proc as the owner of k's destination and moves start
+// times gathered under an unknown owner into k's series.
+func (d *beacon) adopt(k beaconKey, now time.Time) {
+	dst := beaconKey{proto: k.proto, dst: k.dst}
+	d.owner.Put(dst, k.proc, now)
+	unk := beaconKey{proc: "unknown", proto: k.proto, dst: k.dst}
+	if u, ok := d.keys.Get(unk); ok {
+		st := d.keys.Touch(k, now, nil)
+		for _, e := range u.events {
+			st.events = insertEvent(st.events, e, d.cfg.History)
+		}
+		for _, sz := range u.sizes {
+			st.sizes = appendCapped(st.sizes, sz, d.cfg.History)
+		}
+		d.keys.Delete(unk)
+	}
 }
 
 // stamp returns a new connection's start time and its uncertainty.
@@ -257,6 +286,9 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return // open before the sensor started: start time unknown
 		}
 		t, res := d.stamp(snap, s, poll)
+		if k.proc != "unknown" {
+			d.adopt(k, now)
+		}
 		st := d.keys.Touch(k, now, nil)
 		st.dir = dir
 		if s.PID > 0 {
@@ -280,6 +312,7 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	d.prev, d.started = now, true
 	d.keys.Expire(now)
 	d.seen.Expire(now)
+	d.owner.Expire(now)
 
 	keys := make([]beaconKey, 0, len(changed))
 	for k := range changed {
@@ -364,7 +397,10 @@ type beaconResult struct {
 	outliers                        int
 }
 
-type beaconInterval struct{ d, s float64 }
+// beaconInterval is the gap d between two start times. A poll-stamped time
+// lies up to its resolution before the stamp (the connection began after the
+// previous poll), so the true gap is in [d-below, d+above]; s is the larger.
+type beaconInterval struct{ d, s, below, above float64 }
 
 // analyzeBeacon decides whether the start times are periodic (see the file
 // comment) and scores them.
@@ -386,11 +422,25 @@ func analyzeBeacon(ev []beaconEvent, sizes []float64, c BeaconConfig) (beaconRes
 	iv := make([]beaconInterval, len(ev)-1)
 	for i := range iv {
 		iv[i] = beaconInterval{
-			d: ev[i+1].t.Sub(ev[i].t).Seconds(),
-			s: math.Max(ev[i].res.Seconds(), ev[i+1].res.Seconds()) + eps,
+			d:     ev[i+1].t.Sub(ev[i].t).Seconds(),
+			s:     math.Max(ev[i].res.Seconds(), ev[i+1].res.Seconds()) + eps,
+			below: ev[i+1].res.Seconds() + eps,
+			above: ev[i].res.Seconds() + eps,
 		}
 	}
 	sort.Slice(iv, func(i, j int) bool { return iv[i].d < iv[j].d })
+	// The period-above-resolution rule guards series known mostly to the
+	// poll (bursts would otherwise pass as beacons). A series of mostly
+	// exact times with a few poll-stamped ones (a beacon first seen open at
+	// a poll, its later connections caught by destroy notifications) keeps
+	// those as wide intervals instead.
+	polled := 0
+	for _, x := range iv {
+		if x.s > 2*eps {
+			polled++
+		}
+	}
+	mostlyPolled := 2*polled >= len(iv)
 	allowed := 0
 	if len(iv) >= 16 {
 		allowed = len(iv) / 8
@@ -403,9 +453,9 @@ func analyzeBeacon(ev []beaconEvent, sizes []float64, c BeaconConfig) (beaconRes
 			sub := iv[a : len(iv)-(out-a)]
 			lo, hi := c.MinInterval.Seconds()*(1-j), c.MaxInterval.Seconds()*(1+j)
 			for _, x := range sub {
-				lo = math.Max(lo, (x.d-x.s)/(1+j))
-				hi = math.Min(hi, (x.d+x.s)/(1-j))
-				if x.s > 2*eps { // poll-stamped: the period must exceed the resolution
+				lo = math.Max(lo, (x.d-x.below)/(1+j))
+				hi = math.Min(hi, (x.d+x.above)/(1-j))
+				if mostlyPolled && x.s > 2*eps { // poll-stamped: the period must exceed the resolution
 					lo = math.Max(lo, x.s/(1-j))
 				}
 			}

@@ -158,6 +158,30 @@ func TestBeaconRandomIntervalsNotFlagged(t *testing.T) {
 			}
 		})
 	}
+	// Mostly exact times with some poll-stamped ones (seen open at a poll):
+	// the wide intervals must not let random traffic fit a period.
+	for _, m := range []time.Duration{time.Second, 3 * time.Second, 10 * time.Second} {
+		t.Run("mixed_"+m.String(), func(t *testing.T) {
+			fp := 0
+			for seed := uint64(0); seed < seeds; seed++ {
+				rng := beaconRNG(seed, 5000+uint64(m))
+				at := bldT0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
+				var conns []beaconConn
+				for k := 0; k < 40; k++ {
+					conns = append(conns, beaconConn{start: at, exact: k%5 != 0})
+					at = at.Add(time.Duration(rng.ExpFloat64()*float64(m)) + time.Millisecond*200)
+				}
+				d := newTestBeacon(t)
+				if alertAt, _ := beaconRun(t, d, conns, 77, "198.51.100.9:443"); alertAt != 0 {
+					fp++
+					t.Logf("seed %d flagged at connection %d", seed, alertAt)
+				}
+			}
+			if fp != 0 {
+				t.Fatalf("false positives: %d/%d", fp, seeds)
+			}
+		})
+	}
 }
 
 func TestBeaconExclusionsAndBoundedMemory(t *testing.T) {
@@ -189,5 +213,51 @@ func TestBeaconExclusionsAndBoundedMemory(t *testing.T) {
 		if d.keys.Len() > 1000 || d.seen.Len() > maxBeaconSeen {
 			t.Fatalf("keys %d seen %d over cap", d.keys.Len(), d.seen.Len())
 		}
+	}
+}
+
+// A beacon whose connections mostly close between polls: only the first is
+// seen open (with its PID); the rest arrive as destroy notifications with no
+// owner. They must join the first one's series (one alert, naming the
+// process, by the 8th connection), not split into a second, "unknown" one.
+// The reverse order (owner learnt late) merges the same way.
+func TestBeaconOwnerlessConnectionsJoinTheOwnersSeries(t *testing.T) {
+	for _, knownAt := range []int{0, 3} {
+		t.Run(fmt.Sprintf("owner_seen_at_%d", knownAt), func(t *testing.T) {
+			d := newTestBeacon(t)
+			env := bldEnv()
+			t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+			d.Detect(bldSnap(t0.Add(-2*time.Second)), env)
+			var alerts []Alert
+			alertAt := 0
+			for i := 0; i < 10; i++ {
+				start := t0.Add(time.Duration(i) * 3 * time.Second)
+				s := bldSnap(start.Add(time.Second))
+				bldProc(s, 42, 1, "curl")
+				sock := collector.Socket{Proto: "tcp", Family: 4, Local: bldAP(fmt.Sprintf("10.0.0.5:%d", 40000+i)),
+					Remote: bldAP("198.51.100.7:443"), Cookie: uint64(i + 1), BytesAcked: 700}
+				if i == knownAt {
+					sock.State, sock.PID, sock.FirstSeen = "ESTABLISHED", 42, s.Time
+					s.Opened = append(s.Opened, sock)
+					s.Sockets = append(s.Sockets, sock)
+				} else {
+					sock.State, sock.Destroyed, sock.FirstSeen = "CLOSE", true, start.Add(20*time.Millisecond)
+					s.Closed = append(s.Closed, sock)
+				}
+				got := d.Detect(s, env)
+				if len(got) > 0 && alertAt == 0 {
+					alertAt = i + 1
+				}
+				alerts = append(alerts, got...)
+			}
+			if alertAt == 0 || alertAt > 8 {
+				t.Fatalf("first alert at connection %d, want by the 8th (alerts %+v)", alertAt, alerts)
+			}
+			for _, a := range alerts {
+				if a.Process == nil || a.Process.Name != "curl" {
+					t.Errorf("alert %q without the owner curl: %+v", a.Entity, a.Process)
+				}
+			}
+		})
 	}
 }
