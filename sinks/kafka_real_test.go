@@ -7,8 +7,6 @@ package sinks
 // NETSENTINEL_REQUIRE_SERVERS=1.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -22,7 +20,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -39,192 +36,26 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/netsentinel/netsentinel/internal/testserver"
 )
 
-func kafkaServersRequired() bool {
-	return os.Getenv("CI") != "" || os.Getenv("NETSENTINEL_REQUIRE_SERVERS") == "1"
-}
+// The broker and kcat come from internal/testserver, shared with the
+// end-to-end and fault tests.
+type kafkaTestBroker = testserver.KafkaBroker
 
-// kafkaMissing fails or skips (loudly) for a missing test tool.
-func kafkaMissing(t testing.TB, what string) {
-	t.Helper()
-	msg := what + " — run test/servers/build-kafkabroker.sh and `apt-get install -y kcat` (scripts/test.sh does both)"
-	if kafkaServersRequired() {
-		t.Fatal("REQUIRED TEST SERVER MISSING: " + msg)
-	}
-	t.Log("!!! SKIPPING: " + msg)
-	t.Skip("SKIPPED (no Kafka test server): " + msg)
-}
-
-// kafkaBrokerBinary finds the kafkabroker binary.
-func kafkaBrokerBinary(t testing.TB) string {
-	t.Helper()
-	bin := os.Getenv("NETSENTINEL_KAFKABROKER_BIN")
-	if bin == "" {
-		root, err := filepath.Abs("..")
-		if err != nil {
-			t.Fatal(err)
-		}
-		bin = filepath.Join(root, "test", "servers", "bin", "kafkabroker")
-	}
-	if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		kafkaMissing(t, "kafkabroker binary not found at "+bin)
-	}
-	return bin
-}
-
-func kcatBinary(t testing.TB) string {
-	t.Helper()
-	p, err := exec.LookPath("kcat")
-	if err != nil {
-		kafkaMissing(t, "kcat not on PATH")
-	}
-	return p
-}
-
-// kafkaTestBroker is one kafkabroker process.
-type kafkaTestBroker struct {
-	t      testing.TB
-	bin    string
-	args   []string
-	Addr   string
-	port   int
-	cmd    *exec.Cmd
-	exited chan struct{}
-	stderr *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startKafkaBroker runs the broker on a free loopback port with args.
 func startKafkaBroker(t testing.TB, args ...string) *kafkaTestBroker {
 	t.Helper()
-	b := &kafkaTestBroker{t: t, bin: kafkaBrokerBinary(t), args: args, stderr: &lockedBuffer{}}
-	b.start(0)
-	t.Cleanup(b.stop)
-	return b
+	return testserver.StartKafkaBroker(t, args...)
 }
 
-func (b *kafkaTestBroker) start(port int) {
-	b.t.Helper()
-	args := append([]string{"-addr", "127.0.0.1", "-port", strconv.Itoa(port)}, b.args...)
-	var lastErr error
-	// The port of a restarted broker may take a moment to be free again.
-	for try := 0; try < 20; try++ {
-		cmd := exec.Command(b.bin, args...)
-		cmd.Stderr = b.stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			b.t.Fatalf("start %s: %v", b.bin, err)
-		}
-		ready := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if addr, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
-					ready <- addr
-				}
-			}
-		}()
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		select {
-		case addr := <-ready:
-			b.cmd, b.exited, b.Addr = cmd, exited, addr
-			_, p, _ := net.SplitHostPort(addr)
-			b.port, _ = strconv.Atoi(p)
-			return
-		case <-exited:
-			lastErr = fmt.Errorf("kafkabroker exited: %s", b.stderr.String())
-			time.Sleep(100 * time.Millisecond)
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			b.t.Fatalf("kafkabroker not ready after 20s: %s", b.stderr.String())
-		}
-	}
-	b.t.Fatalf("kafkabroker %v: %v", args, lastErr)
-}
-
-// stop sends SIGTERM and waits (SIGKILL after 10 s).
-func (b *kafkaTestBroker) stop() {
-	if b.cmd == nil {
-		return
-	}
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(10 * time.Second):
-		b.cmd.Process.Kill()
-		<-b.exited
-	}
-	b.cmd = nil
-}
-
-// restart starts the broker again on the same port.
-func (b *kafkaTestBroker) restart() { b.start(b.port) }
-
-// kcatRecord is one line of `kcat -J`.
-type kcatRecord struct {
-	Topic     string   `json:"topic"`
-	Partition int      `json:"partition"`
-	Offset    int64    `json:"offset"`
-	Headers   []string `json:"headers"`
-	Key       *string  `json:"key"`
-	Payload   *string  `json:"payload"`
-}
-
-func (r kcatRecord) header(name string) (string, bool) {
-	for i := 0; i+1 < len(r.Headers); i += 2 {
-		if r.Headers[i] == name {
-			return r.Headers[i+1], true
-		}
-	}
-	return "", false
-}
-
-// kcatConsume reads the whole topic with kcat.
-func kcatConsume(t testing.TB, addr, topic string) []kcatRecord {
+func kcatConsume(t testing.TB, addr, topic string) []testserver.KcatRecord {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, kcatBinary(t), "-b", addr, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q")
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kcat: %v: %s", err, stderr.String())
-	}
-	var recs []kcatRecord
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 8<<20)
-	for sc.Scan() {
-		var r kcatRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("kcat line %q: %v", sc.Text(), err)
-		}
-		recs = append(recs, r)
-	}
-	return recs
+	return testserver.KcatConsume(t, addr, topic)
 }
+
+// kcatBinary fails or skips before any work when kcat is missing.
+func kcatBinary(t testing.TB) { t.Helper(); testserver.RequireKcat(t) }
 
 func kafkaRealSink(t testing.TB, b *kafkaTestBroker, topic string, mod func(*KafkaConfig)) (*Kafka, *Stats) {
 	t.Helper()
@@ -368,7 +199,7 @@ func TestKafkaRealKcatReadsValidECSAlerts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("partition %d offset %d: %v", r.Partition, r.Offset, err)
 		}
-		if h, _ := r.header("event.id"); h != id {
+		if h, _ := r.Header("event.id"); h != id {
 			t.Fatalf("event.id header %q, body %q", h, id)
 		}
 		seen[id]++
@@ -409,7 +240,7 @@ func TestKafkaRealEveryCodec(t *testing.T) {
 				t.Fatalf("read %d, sent %d", len(recs), len(evs))
 			}
 			for _, r := range recs {
-				id, _ := r.header("event.id")
+				id, _ := r.Header("event.id")
 				if r.Payload == nil || want[id] != *r.Payload {
 					t.Fatalf("event %s: payload differs after %s round trip", id, codec)
 				}
@@ -481,7 +312,7 @@ func TestKafkaRealKeysHeadersPartitioning(t *testing.T) {
 		}
 		used := map[int]bool{}
 		for _, r := range recs {
-			id, _ := r.header("event.id")
+			id, _ := r.Header("event.id")
 			ev, ok := byID[id]
 			if !ok || r.Key == nil {
 				t.Fatalf("record %+v: unknown event or no key", r)
@@ -495,7 +326,7 @@ func TestKafkaRealKeysHeadersPartitioning(t *testing.T) {
 			}
 			used[r.Partition] = true
 			for name, field := range map[string]string{"rule": "rule", "technique": "technique", "severity": "severity"} {
-				if h, _ := r.header(name); h != ev.Fields[field] {
+				if h, _ := r.Header(name); h != ev.Fields[field] {
 					t.Fatalf("header %s = %q, want %q", name, h, ev.Fields[field])
 				}
 			}
@@ -709,7 +540,7 @@ func TestKafkaRealOversizedToDeadLetter(t *testing.T) {
 		t.Fatalf("topic holds %d records, want the 6 normal ones", len(got))
 	}
 	for _, r := range got {
-		if id, _ := r.header("event.id"); id == "oversized-1" {
+		if id, _ := r.Header("event.id"); id == "oversized-1" {
 			t.Fatal("oversized message reached the topic")
 		}
 	}
@@ -736,9 +567,9 @@ func TestKafkaRealBrokerRestart(t *testing.T) {
 	go func() {
 		defer close(bounced)
 		acked.Wait()
-		b.stop()
+		b.Stop()
 		time.Sleep(1500 * time.Millisecond)
-		b.restart()
+		b.Restart()
 	}()
 	deadline := time.Now().Add(90 * time.Second)
 	handedBack := 0
@@ -773,7 +604,7 @@ func TestKafkaRealBrokerRestart(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for _, r := range kcatConsume(t, b.Addr, "restart") {
-		id, _ := r.header("event.id")
+		id, _ := r.Header("event.id")
 		seen[id]++
 	}
 	dups := 0
@@ -799,10 +630,10 @@ func TestKafkaRealCloseDeadline(t *testing.T) {
 	})
 	evs := kafkaTestEvents(t, "frozen", 4, 1)
 	kafkaWriteAll(t, k, evs[:2], 2) // connection and metadata are now cached
-	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := b.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	defer b.cmd.Process.Signal(syscall.SIGCONT)
+	defer b.Signal(syscall.SIGCONT)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
