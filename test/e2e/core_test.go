@@ -50,7 +50,7 @@ func TestSuspiciousPortAndTorEndToEnd(t *testing.T) {
 	if err := topo.Background(sensor); err != nil {
 		t.Fatal(err)
 	}
-	events := readEvents(t, stdout)
+	events := readEvents(stdout)
 	time.Sleep(time.Second) // first poll taken
 
 	for _, port := range []string{"4444", "9001"} {
@@ -61,10 +61,10 @@ func TestSuspiciousPortAndTorEndToEnd(t *testing.T) {
 		}
 	}
 
-	t1571 := events.waitFor(t, "T1571 alert", 15*time.Second, func(e map[string]any) bool {
+	t1571, _ := events.WaitFor(t, "T1571 alert", 15*time.Second, func(e map[string]any) bool {
 		return hasString(e, "threat.technique.id", "T1571")
 	})
-	tor := events.waitFor(t, "T1090.003 alert", 15*time.Second, func(e map[string]any) bool {
+	tor, _ := events.WaitFor(t, "T1090.003 alert", 15*time.Second, func(e map[string]any) bool {
 		return hasString(e, "threat.technique.subtechnique.id", "T1090.003")
 	})
 	for name, e := range map[string]map[string]any{"T1571": t1571, "T1090.003": tor} {
@@ -101,7 +101,7 @@ func TestSuspiciousPortAndTorEndToEnd(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("sensor did not exit within 20 s of SIGINT")
 	}
-	if bad := events.badLines(); len(bad) > 0 {
+	if bad := events.BadLines(); len(bad) > 0 {
 		t.Errorf("stdout carried %d non-JSON lines, first: %q", len(bad), bad[0])
 	}
 

@@ -53,7 +53,7 @@ func TestUnprivilegedSensorStillAlerts(t *testing.T) {
 	if err := topo.Background(sensor); err != nil {
 		t.Fatal(err)
 	}
-	events := readEvents(t, stdout)
+	events := readEvents(stdout)
 	time.Sleep(time.Second)
 
 	// root's connection to 4444, nobody's to 31337.
@@ -63,10 +63,10 @@ func TestUnprivilegedSensorStillAlerts(t *testing.T) {
 	if err := topo.Background(topo.HostCmd(ctx, nobody[0], append(nobody[1:], "sh", "-c", "sleep 15 | timeout 20 ncat "+c2+" 31337")...)); err != nil {
 		t.Fatal(err)
 	}
-	rootConn := events.waitFor(t, "T1571 alert for root's connection", 10*time.Second, func(e map[string]any) bool {
+	rootConn, _ := events.WaitFor(t, "T1571 alert for root's connection", 10*time.Second, func(e map[string]any) bool {
 		return hasString(e, "threat.technique.id", "T1571") && field(e, "destination.port") == float64(4444)
 	})
-	ownConn := events.waitFor(t, "T1571 alert for nobody's connection", 10*time.Second, func(e map[string]any) bool {
+	ownConn, _ := events.WaitFor(t, "T1571 alert for nobody's connection", 10*time.Second, func(e map[string]any) bool {
 		return hasString(e, "threat.technique.id", "T1571") && field(e, "destination.port") == float64(31337)
 	})
 	if p := field(rootConn, "process.pid"); p != nil {

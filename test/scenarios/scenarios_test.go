@@ -446,7 +446,7 @@ func TestBenignBaseline(t *testing.T) {
 	if d := time.Until(begin.Add(length + 2*pollInterval)); d > 0 {
 		time.Sleep(d)
 	}
-	alerts := s.events.all()
+	alerts := s.events.All()
 	for _, e := range alerts {
 		t.Errorf("benign baseline raised an alert: %s", describe(e))
 	}

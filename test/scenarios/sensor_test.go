@@ -1,21 +1,18 @@
 package scenarios
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/netsentinel/netsentinel/test/netns"
+	"github.com/netsentinel/netsentinel/test/sensortest"
 )
 
 const (
@@ -28,156 +25,17 @@ const (
 	maxLatency = 2*pollInterval + latencySlack
 )
 
-// event is one NDJSON line from the sensor's stdout and when it arrived.
-type event struct {
-	at time.Time
-	m  map[string]any
-}
+// Shared with test/e2e (test/sensortest).
+type eventStream = sensortest.EventStream
 
-// eventStream collects NDJSON lines from the sensor's stdout.
-type eventStream struct {
-	mu     sync.Mutex
-	events []event
-	bad    []string
-	cond   chan struct{}
-}
-
-func readEvents(r io.Reader) *eventStream {
-	s := &eventStream{cond: make(chan struct{}, 1)}
-	go func() {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			now := time.Now()
-			var m map[string]any
-			line := sc.Text()
-			s.mu.Lock()
-			if err := json.Unmarshal([]byte(line), &m); err != nil {
-				s.bad = append(s.bad, line)
-			} else {
-				s.events = append(s.events, event{at: now, m: m})
-			}
-			s.mu.Unlock()
-			select {
-			case s.cond <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	return s
-}
-
-// waitFor waits until an event matching fn arrives (or has arrived), or fails
-// the test. It returns the event and its arrival time.
-func (s *eventStream) waitFor(t *testing.T, what string, d time.Duration, fn func(map[string]any) bool) (map[string]any, time.Time) {
-	t.Helper()
-	deadline := time.After(d)
-	for {
-		s.mu.Lock()
-		for _, e := range s.events {
-			if fn(e.m) {
-				s.mu.Unlock()
-				return e.m, e.at
-			}
-		}
-		n := len(s.events)
-		s.mu.Unlock()
-		select {
-		case <-s.cond:
-		case <-time.After(100 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("no %s within %s (%d events seen: %s)", what, d, n, s.summary())
-		}
-	}
-}
-
-// all returns the events received so far.
-func (s *eventStream) all() []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]map[string]any, len(s.events))
-	for i, e := range s.events {
-		out[i] = e.m
-	}
-	return out
-}
-
-// summary names the events seen, for failure messages.
-func (s *eventStream) summary() string {
-	var parts []string
-	for _, e := range s.all() {
-		parts = append(parts, describe(e))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (s *eventStream) badLines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.bad...)
-}
-
-// describe is a one-line summary of an alert.
-func describe(e map[string]any) string {
-	return fmt.Sprintf("%v %v src=%v:%v dst=%v:%v proc=%v (%v)", field(e, "rule.id"), techniques(e),
-		field(e, "source.ip"), field(e, "source.port"), field(e, "destination.ip"), field(e, "destination.port"),
-		field(e, "process.name"), field(e, "message"))
-}
-
-// field reads a dotted path from a nested JSON object.
-func field(m map[string]any, path string) any {
-	var cur any = m
-	for _, p := range strings.Split(path, ".") {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = obj[p]
-	}
-	return cur
-}
-
-func str(m map[string]any, path string) string {
-	s, _ := field(m, path).(string)
-	return s
-}
-
-// hasString reports whether the field (a string or an array of strings)
-// contains want.
-func hasString(m map[string]any, path, want string) bool {
-	switch v := field(m, path).(type) {
-	case string:
-		return v == want
-	case []any:
-		for _, x := range v {
-			if s, ok := x.(string); ok && s == want {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// techniques lists the technique and sub-technique ids of an alert.
-func techniques(e map[string]any) []string {
-	var out []string
-	for _, p := range []string{"threat.technique.id", "threat.technique.subtechnique.id"} {
-		switch v := field(e, p).(type) {
-		case string:
-			out = append(out, v)
-		case []any:
-			for _, x := range v {
-				if s, ok := x.(string); ok {
-					out = append(out, s)
-				}
-			}
-		}
-	}
-	return out
-}
+var (
+	readEvents = sensortest.ReadEvents
+	describe   = sensortest.Describe
+	field      = sensortest.Field
+	str        = sensortest.Str
+	hasString  = sensortest.HasString
+	techniques = sensortest.Techniques
+)
 
 // isTechnique matches an alert of rule (any rule when "") carrying technique
 // id tech (a technique or sub-technique id).
@@ -307,7 +165,7 @@ func (s *sensor) stop() {
 	case <-time.After(20 * time.Second):
 		t.Errorf("sensor did not exit within 20 s of SIGINT")
 	}
-	if bad := s.events.badLines(); len(bad) > 0 {
+	if bad := s.events.BadLines(); len(bad) > 0 {
 		t.Errorf("stdout carried %d non-JSON lines, first: %q", len(bad), bad[0])
 	}
 	if t.Failed() {
@@ -323,7 +181,7 @@ func (s *sensor) stop() {
 // of since, and records the result row. It returns the alert.
 func (s *sensor) expect(t *testing.T, scenario, technique string, since time.Time, note string, fn func(map[string]any) bool) map[string]any {
 	t.Helper()
-	e, at := s.events.waitFor(t, scenario+" alert ("+technique+")", maxLatency+15*time.Second, fn)
+	e, at := s.events.WaitFor(t, scenario+" alert ("+technique+")", maxLatency+15*time.Second, fn)
 	lat := at.Sub(since)
 	if lat < 0 {
 		lat = 0
@@ -348,7 +206,7 @@ func wantField(t *testing.T, e map[string]any, path, want string) {
 // wantNone fails if any alert matching fn has arrived.
 func (s *sensor) wantNone(t *testing.T, what string, fn func(map[string]any) bool) {
 	t.Helper()
-	for _, e := range s.events.all() {
+	for _, e := range s.events.All() {
 		if fn(e) {
 			t.Errorf("unexpected %s: %s", what, describe(e))
 		}
