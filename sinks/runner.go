@@ -346,15 +346,16 @@ func (r *Runner) replayBatch() bool {
 		switch {
 		case err == nil:
 		case errors.As(err, &pe):
-			remaining, reason = pending, DropPanic
-		case errors.Is(err, ErrPermanent):
-			remaining, reason = pending, DropPermanent
+			remaining, reason = pending, DropPanic // poison: never replay it again
 		case errors.As(err, &re):
 			remaining = re.Remaining
 			if len(remaining) > len(pending) {
 				remaining = remaining[:len(pending)]
 			}
 		default:
+			// Including ErrPermanent (rejected credentials, bad config): the
+			// events stay spooled until the sink is fixed, the spool's cap
+			// bounding the wait.
 			remaining = pending
 		}
 		delivered := uint64(len(pending) - len(remaining))
@@ -384,9 +385,10 @@ func (r *Runner) replayBatch() bool {
 		r.log.Warn("sink write of spooled events failed, retrying",
 			zap.Int("events", len(remaining)), zap.Int("attempt", attempt+1),
 			zap.Duration("backoff", d), zap.Error(err))
-		if !sleepCtx(r.ctx, d, r.stop) {
+		if !sleepCtx(r.ctx, d, r.stop) && r.ctx.Err() != nil {
 			return false
 		}
+		// Woken by Close: one more attempt, the drain's; a failure then ends it.
 		r.stats.Retried.Add(uint64(len(remaining)))
 		pending = remaining
 	}

@@ -465,3 +465,40 @@ func BenchmarkSpoolPutPeekAck(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
 }
+
+func TestRunnerSpoolKeepsEventsThroughPermanentFailureAndDrainsAtClose(t *testing.T) {
+	var mu sync.Mutex
+	permanent := true
+	sink := &funcSink{fn: func(_ context.Context, _ int, _ []Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if permanent {
+			return fmt.Errorf("credentials rejected: %w", ErrPermanent)
+		}
+		return nil
+	}}
+	stats := &Stats{}
+	sp := openTestSpool(t, t.TempDir(), SpoolConfig{}, stats)
+	cfg := fastCfg()
+	cfg.QueueSize, cfg.BatchSize = 10, 10
+	cfg.Overflow = sp
+	r := NewRunner(sink, cfg, stats, zap.NewNop())
+	for i := 0; i < 100; i++ {
+		r.Publish(spoolEv(i))
+	}
+	waitFor(t, "events spooled", 5*time.Second, func() bool { return sp.Pending() == 100 })
+	time.Sleep(50 * time.Millisecond) // several replay attempts fail permanently
+	if st := stats.Snapshot(); st.Dropped != 0 || st.Sent != 0 {
+		t.Fatalf("a permanently failing sink must keep spooled events, not drop them: %+v", st)
+	}
+	mu.Lock()
+	permanent = false
+	mu.Unlock()
+	// Close drains the spool into the now-working sink before returning.
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := stats.Snapshot(); st.Sent != 100 || st.Dropped != 0 || sp.Pending() != 0 {
+		t.Fatalf("after the fix: %+v, %d pending; want all 100 sent", st, sp.Pending())
+	}
+}
