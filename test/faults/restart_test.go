@@ -285,3 +285,59 @@ func TestCorruptSpoolSegmentSkippedRestDelivered(t *testing.T) {
 		t.Errorf("report counters %v: want spool_corrupt counted", c[spec])
 	}
 }
+
+// TestSIGTERMWithStoreDownSpoolsThenReports: SIGTERM while the store is
+// down. netsentinel must not spend its drain deadline retrying: it spools
+// what is left, writes the report with per-sink counts that add up, and
+// exits promptly; the next start delivers the spool.
+func TestSIGTERMWithStoreDownSpoolsThenReports(t *testing.T) {
+	vl, base := victoriaLogs(t)
+	dir := t.TempDir()
+	spec := "elasticsearch:" + base + "/insert/elasticsearch"
+	config := outageConfig(dir, spec, "")
+	st := newStream(t, dir)
+	s := startSensor(t, dir, st.path, config)
+	st.open(t)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for range 30 {
+		<-tick.C
+		st.send(t)
+	}
+	vl.stop()
+	for range 60 {
+		<-tick.C
+		st.send(t)
+	}
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	st.close() // the FIFO read returns; the pipeline sees the signal
+	s.wait(t, 40*time.Second)
+	took := time.Since(start)
+	t.Logf("exited %s after SIGTERM", took.Round(time.Millisecond))
+	if took > 15*time.Second {
+		t.Errorf("shutdown took %s with a spool to take the events; it should not wait out the 30 s drain", took)
+	}
+	c := sinkCounters(t, filepath.Join(dir, "report.json"))
+	es := c[spec]
+	if es == nil {
+		t.Fatalf("no counters for %s: %v", spec, c)
+	}
+	pending := len(spooledIDs(t, filepath.Join(dir, "netsentinel-spool", sinks.SpoolDirName(spec))))
+	if num(es, "dropped") != 0 || pending == 0 {
+		t.Fatalf("counters %v, %d left in the spool: want the undelivered alerts spooled, none dropped", es, pending)
+	}
+	if int(num(es, "sent"))+pending < st.n {
+		t.Fatalf("sent %v + spooled-pending %d < %d alerts", es["sent"], pending, st.n)
+	}
+	vl.start()
+	emptyRun(t, dir, config)
+	got := vlEventIDs(t, base)
+	for _, id := range fileIDs(t, filepath.Join(dir, "alerts.ndjson")) {
+		if got[id] == 0 {
+			t.Fatalf("alert %s lost across the SIGTERM", id)
+		}
+	}
+}
