@@ -514,6 +514,7 @@ func (s *Spool) rollLocked() error {
 		}
 		s.active.Close()
 	}
+	syncDir(s.dir) // the new file's directory entry survives a power loss
 	s.active, s.dirty = f, true
 	s.nextSeq = seq + 1
 	s.segs = append(s.segs, spoolSeg{seq: seq, size: spoolHeader})
@@ -751,6 +752,15 @@ func (s *Spool) writeCursorLocked() error {
 		return fmt.Errorf("spool cursor: %w", err)
 	}
 	return nil
+}
+
+// syncDir fsyncs a directory, best effort (not every OS or filesystem
+// allows it).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
 }
 
 func (s *Spool) syncLoop() {
