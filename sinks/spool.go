@@ -87,9 +87,11 @@ func (c SpoolConfig) Validate() error {
 	return nil
 }
 
-// SpoolDirName turns a sink spec into a safe directory name: letters, digits,
-// '.', '-' and '_' kept, everything else '_'.
+// SpoolDirName turns a sink spec into a safe directory name: URL
+// credentials removed, letters, digits, '.', '-' and '_' kept, everything
+// else '_', at most 100 bytes.
 func SpoolDirName(spec string) string {
+	spec = specWithoutUserinfo(spec)
 	var b strings.Builder
 	for _, r := range spec {
 		switch {
@@ -107,6 +109,29 @@ func SpoolDirName(spec string) string {
 		s = "_" + s
 	}
 	return s
+}
+
+// specWithoutUserinfo drops "user:password@" from every URL in spec, so no
+// credential ends up in a path or a log line.
+func specWithoutUserinfo(spec string) string {
+	var out strings.Builder
+	for {
+		i := strings.Index(spec, "://")
+		if i < 0 {
+			out.WriteString(spec)
+			return out.String()
+		}
+		out.WriteString(spec[:i+3])
+		rest := spec[i+3:]
+		end := strings.IndexAny(rest, "/?#,")
+		if end < 0 {
+			end = len(rest)
+		}
+		if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
+			rest = rest[at+1:]
+		}
+		spec = rest
+	}
 }
 
 // On-disk format.

@@ -292,6 +292,7 @@ func TestSpoolDirName(t *testing.T) {
 		"file:/var/log/../x.ndjson":        "file__var_log_.._x.ndjson",
 		"..":                               "_..",
 		"kafka:127.0.0.1:9092/alerts\x00x": "kafka_127.0.0.1_9092_alerts_x",
+		"elasticsearch:https://elastic:s3cr@t@es1:9200,http://u:p@es2/x": "elasticsearch_https___es1_9200_http___es2_x",
 	} {
 		if got := SpoolDirName(in); got != want {
 			t.Errorf("SpoolDirName(%q) = %q, want %q", in, got, want)

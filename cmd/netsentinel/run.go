@@ -215,9 +215,9 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 		if !cfg.Spool.Disabled && sp.Kind != "stdout" {
 			// A spool that cannot be opened (full or read-only disk) must
 			// not stop alerting: run without it, loudly.
-			if spool, err := sinks.OpenSpool(spoolDir(cfg, spec), cfg.Spool, stats, slog.With(zap.String("sink", spec))); err != nil {
+			if spool, err := sinks.OpenSpool(spoolDir(cfg, spec), cfg.Spool, stats, slog.With(zap.String("sink", s.Name()))); err != nil {
 				log.Error("spool unavailable; this sink runs without one (undeliverable events will be dropped and counted)",
-					zap.String("sink", spec), zap.Error(err))
+					zap.String("sink", s.Name()), zap.Error(err))
 			} else {
 				rc.Overflow = spool // the runner closes it after the drain
 			}
