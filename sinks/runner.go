@@ -326,6 +326,9 @@ func (r *Runner) replayBatch() bool {
 		return sleepCtx(r.ctx, r.backoff.Delay(3), r.stop)
 	}
 	if len(evs) == 0 {
+		if r.replay.Pending() > 0 { // nothing readable yet: do not spin
+			return sleepCtx(r.ctx, r.cfg.BackoffInitial, r.stop)
+		}
 		return true // damaged records were skipped (and counted)
 	}
 	pending := evs

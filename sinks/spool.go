@@ -578,15 +578,18 @@ func (s *Spool) Peek(max int) ([]Event, error) {
 	var out []Event
 	pos := s.cur
 	var hdr [8]byte
+	atEnd := false // ran out of segments before out was full
 	for len(out) < max && s.pending > len(out) && len(s.segs) > 0 {
 		si := s.segIndex(pos.seg)
 		if si < 0 {
+			atEnd = true
 			break
 		}
 		seg := s.segs[si]
 		if pos.off >= seg.size {
 			if si == len(s.segs)-1 {
-				break // the active segment: nothing more yet
+				atEnd = true // the active segment: nothing more yet
+				break
 			}
 			pos = spoolPos{seg: s.segs[si+1].seq, off: spoolHeader}
 			continue
@@ -609,6 +612,11 @@ func (s *Spool) Peek(max int) ([]Event, error) {
 		pos.off += 8 + int64(ln)
 		pos.idx++
 		s.peeked = append(s.peeked, pos)
+	}
+	if len(out) == 0 && s.pending > 0 && atEnd {
+		// The count says more but no segment holds it: trust the files.
+		s.log.Error("spool count out of step with its segments; resetting", zap.Int("pending", s.pending))
+		s.pending = 0
 	}
 	return out, nil
 }
