@@ -42,6 +42,10 @@ func (s Spec) String() string {
 	return s.Kind + ":" + s.Target
 }
 
+// Redacted is the spec with URL passwords hidden: the form used for sink
+// names in logs and reports.
+func (s Spec) Redacted() string { return redactSpec(s.String()) }
+
 // ParseSpec parses and validates a sink spec (no I/O). Errors name the spec.
 func ParseSpec(s string) (Spec, error) {
 	raw := s

@@ -162,3 +162,35 @@ func TestReplayDeterministic(t *testing.T) {
 		t.Errorf("replays differ:\n%v\n%v", runs[0], runs[1])
 	}
 }
+
+// A password in an Elasticsearch URL never reaches the logs or the report.
+func TestSinkCredentialsNotLoggedOrReported(t *testing.T) {
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "rec.ndjson")
+	r, err := collector.CreateRecording(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Write(&collector.Snapshot{Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Processes: map[int32]*collector.Process{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(dir, "report.json")
+	cfg := filepath.Join(dir, "c.yaml")
+	// An unreachable store: the sink starts degraded (fail_fast off) and retries.
+	if err := os.WriteFile(cfg, []byte("elasticsearch:\n  request_timeout: 1s\nqueue:\n  drain_timeout: 1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stderr := runCLI(t, "replay", rec, "-c", cfg, "-o", report, "--sink", "elasticsearch:http://elastic:s3cr3t-pw@127.0.0.1:1")
+	data, _ := os.ReadFile(report)
+	for name, text := range map[string]string{"stderr": stderr, "report": string(data)} {
+		if strings.Contains(text, "s3cr3t-pw") {
+			t.Errorf("%s contains the password", name)
+		}
+	}
+	if !strings.Contains(string(data), "elasticsearch:http://elastic:xxxxx@127.0.0.1:1") {
+		t.Errorf("report does not name the sink by its redacted spec:\n%s", data)
+	}
+}

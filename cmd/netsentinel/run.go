@@ -136,7 +136,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode r
 		zap.String("version", version),
 		zap.Duration("duration", cfg.Duration.D()),
 		zap.Duration("interval", cfg.Interval.D()),
-		zap.Strings("sinks", cfg.Sinks),
+		zap.Strings("sinks", redactedSinks(cfg.Sinks)),
 		zap.String("format", cfg.Format),
 		zap.Int("uid", os.Getuid()))
 	start := time.Now()
@@ -223,7 +223,7 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 			}
 		}
 		r := sinks.NewRunner(s, rc, stats, slog)
-		outs = append(outs, pipeline.Output{Name: spec, Runner: r, Stats: stats, Sink: s})
+		outs = append(outs, pipeline.Output{Name: sp.Redacted(), Runner: r, Stats: stats, Sink: s})
 	}
 	return outs, nil
 }
@@ -236,4 +236,17 @@ func spoolDir(cfg *config.Config, spec string) string {
 		dir = filepath.Join(filepath.Dir(cfg.Output), "netsentinel-spool")
 	}
 	return filepath.Join(dir, sinks.SpoolDirName(spec))
+}
+
+// redactedSinks are the sink specs with URL passwords hidden, for logs.
+func redactedSinks(specs []string) []string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		if sp, err := sinks.ParseSpec(s); err == nil {
+			out[i] = sp.Redacted()
+		} else {
+			out[i] = "(invalid)"
+		}
+	}
+	return out
 }
