@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -131,15 +132,23 @@ func (v *VictoriaLogs) Start() error {
 	return nil
 }
 
-// Stop kills the process (storage is kept).
+// Stop shuts the process down cleanly (SIGTERM, SIGKILL after 15 s);
+// storage is kept. VictoriaLogs acknowledges a bulk request before its data
+// reaches disk, so a SIGKILL can lose what it acknowledged: outage tests stop
+// it cleanly to test our delivery, not its durability.
 func (v *VictoriaLogs) Stop() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.cmd == nil {
 		return
 	}
-	_ = v.cmd.Process.Kill()
-	<-v.exited
+	_ = v.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-v.exited:
+	case <-time.After(15 * time.Second):
+		_ = v.cmd.Process.Kill()
+		<-v.exited
+	}
 	v.logf.Close()
 	v.cmd = nil
 }

@@ -8,21 +8,15 @@
 package faults
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,22 +24,19 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/netsentinel/netsentinel/collector"
+	"github.com/netsentinel/netsentinel/internal/testserver"
+	"github.com/netsentinel/netsentinel/test/sensortest"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "netsentinel-faults")
+	var dir string
+	var err error
+	binary, dir, err = sensortest.BuildBinary("netsentinel-faults")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "netsentinel")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/netsentinel")
-	build.Dir = repoRoot()
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building netsentinel:", err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -53,210 +44,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func repoRoot() string {
-	wd, _ := os.Getwd()
-	for d := wd; d != "/"; d = filepath.Dir(d) {
-		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil &&
-			bytes.HasPrefix(b, []byte("module github.com/netsentinel/netsentinel\n")) {
-			return d
-		}
-	}
-	return wd
-}
-
-// serverBin finds a test server binary, or fails (CI,
-// NETSENTINEL_REQUIRE_SERVERS=1) or skips loudly.
-func serverBin(t *testing.T, name, script string) string {
-	t.Helper()
-	bin := filepath.Join(repoRoot(), "test", "servers", "bin", name)
-	if st, err := os.Stat(bin); err == nil && st.Mode()&0o111 != 0 {
-		return bin
-	}
-	msg := fmt.Sprintf("%s not found at %s: run test/servers/%s", name, bin, script)
-	if os.Getenv("CI") != "" || os.Getenv("NETSENTINEL_REQUIRE_SERVERS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPING FAULT TEST: " + msg)
-	return ""
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// server is a restartable test server process on a fixed address and data
-// directory.
-type server struct {
-	t      *testing.T
-	name   string
-	args   []string
-	log    string
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	ready  func() error
-}
-
-func (s *server) start() {
-	s.t.Helper()
-	logf, err := os.OpenFile(s.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cmd := exec.Command(s.args[0], s.args[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start %s: %v", s.name, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := s.ready()
-		if err == nil {
-			return
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(s.log)
-			s.t.Fatalf("%s exited at start: %s", s.name, tail(b, 1500))
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			s.t.Fatalf("%s not ready: %v", s.name, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (s *server) kill() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-exited
-}
-
-// stop sends SIGTERM (a clean shutdown: the store flushes what it
-// acknowledged) and waits up to 15 s before killing.
-func (s *server) stop() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
-// victoriaLogs starts VictoriaLogs (Elasticsearch bulk API) on loopback with
-// its storage in a test directory, so a restart keeps what it stored.
-func victoriaLogs(t *testing.T) (*server, string) {
-	bin := serverBin(t, "victoria-logs", "build.sh")
-	dir := t.TempDir()
-	addr := freePort(t)
-	base := "http://" + addr
-	client := &http.Client{Timeout: time.Second}
-	s := &server{t: t, name: "victoria-logs", log: filepath.Join(dir, "vl.log"),
-		args: []string{bin, "-storageDataPath=" + filepath.Join(dir, "data"), "-httpListenAddr=" + addr,
-			"-retentionPeriod=100y", "-loggerLevel=WARN"},
-		ready: func() error {
-			res, err := client.Get(base + "/health")
-			if err != nil {
-				return err
-			}
-			res.Body.Close()
-			if res.StatusCode != 200 {
-				return fmt.Errorf("health: %s", res.Status)
-			}
-			return nil
-		}}
-	s.start()
-	t.Cleanup(s.kill)
-	return s, base
-}
-
 // vlEventIDs returns the distinct event.id values stored (VictoriaLogs does
 // not deduplicate; a retried document may be there twice).
-func vlEventIDs(t *testing.T, base string) map[string]int {
+func vlEventIDs(t *testing.T, vl *testserver.VictoriaLogs) map[string]int {
 	t.Helper()
-	client := &http.Client{Timeout: 30 * time.Second}
-	if res, err := client.Get(base + "/internal/force_flush"); err == nil {
-		res.Body.Close()
-	}
-	q := url.Values{"query": {`event.id:* | fields event.id`}, "limit": {"10000000"}}
-	res, err := client.Get(base + "/select/logsql/query?" + q.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		b, _ := io.ReadAll(res.Body)
-		t.Fatalf("query: %s %s", res.Status, b)
-	}
 	ids := map[string]int{}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var row map[string]string
-		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-			t.Fatalf("query row %q: %v", sc.Text(), err)
-		}
+	for _, row := range vl.Query(t, `event.id:* | fields event.id`) {
 		ids[row["event.id"]]++
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return ids
 }
 
-// kafkaBroker starts the kfake broker with a persistent log directory.
-func kafkaBroker(t *testing.T, topic string) (*server, string) {
-	bin := serverBin(t, "kafkabroker", "build-kafkabroker.sh")
-	dir := t.TempDir()
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	s := &server{t: t, name: "kafkabroker", log: filepath.Join(dir, "broker.log"),
-		args: []string{bin, "-port", port, "-partitions", "1", "-topics", topic, "-data-dir", filepath.Join(dir, "data"),
-			"-sync-writes"},
-		ready: func() error {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err != nil {
-				return err
-			}
-			c.Close()
-			return nil
-		}}
-	s.start()
-	t.Cleanup(s.kill)
-	return s, addr
+// restart brings VictoriaLogs back on its address and storage.
+func restart(t *testing.T, vl *testserver.VictoriaLogs) {
+	t.Helper()
+	if err := vl.Start(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // stream writes snapshots into a FIFO read by `netsentinel replay`: each
@@ -495,4 +299,11 @@ func kafkaEventIDs(t *testing.T, addr, topic string) map[string]int {
 		ids[v.Event.ID]++
 	}
 	return ids
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/testserver"
 )
 
 // outageConfig is the sensor config: the network sink under test and a
@@ -48,7 +50,8 @@ func TestElasticsearchStoreDownSixtySeconds(t *testing.T) {
 		}
 		outage = d
 	}
-	vl, base := victoriaLogs(t)
+	vl := testserver.StartVictoriaLogs(t)
+	base := vl.Base
 	dir := t.TempDir()
 	st := newStream(t, dir)
 	s := startSensor(t, dir, st.path, outageConfig(dir, "elasticsearch:"+base+"/insert/elasticsearch", ""))
@@ -85,10 +88,10 @@ func TestElasticsearchStoreDownSixtySeconds(t *testing.T) {
 	phase(5*time.Second, nil)
 	// SIGTERM: VictoriaLogs answers 200 before it flushes to disk, so a
 	// SIGKILL would lose what it had acknowledged (its durability, not ours).
-	vl.stop()
+	vl.Stop()
 	t.Logf("store stopped after %d alerts", st.n)
 	phase(outage, fileKeepsUp)
-	vl.start()
+	restart(t, vl)
 	t.Logf("store restarted after %d alerts", st.n)
 	phase(5*time.Second, fileKeepsUp)
 	st.close()
@@ -98,7 +101,7 @@ func TestElasticsearchStoreDownSixtySeconds(t *testing.T) {
 	if len(want) < st.n {
 		t.Fatalf("file sink has %d alerts for %d snapshots", len(want), st.n)
 	}
-	got := vlEventIDs(t, base)
+	got := vlEventIDs(t, vl)
 	missing := 0
 	for _, id := range want {
 		if got[id] == 0 {
@@ -137,7 +140,8 @@ func TestElasticsearchStoreDownSixtySeconds(t *testing.T) {
 // must be in the topic afterwards.
 func TestKafkaBrokerKilledAndRestarted(t *testing.T) {
 	const topic = "alerts"
-	br, addr := kafkaBroker(t, topic)
+	br := testserver.StartKafkaBroker(t, "-partitions", "1", "-topics", topic, "-data-dir", filepath.Join(t.TempDir(), "data"), "-sync-writes")
+	addr := br.Addr
 	dir := t.TempDir()
 	st := newStream(t, dir)
 	extra := "kafka:\n  write_timeout: 2s\n  retry: {initial: 200ms, max: 1s, max_attempts: 2}\n"
@@ -152,10 +156,10 @@ func TestKafkaBrokerKilledAndRestarted(t *testing.T) {
 		}
 	}
 	send(3 * time.Second)
-	br.kill()
+	br.Kill()
 	t.Logf("broker killed after %d alerts", st.n)
 	send(10 * time.Second)
-	br.start()
+	br.Restart()
 	t.Logf("broker restarted after %d alerts", st.n)
 	send(3 * time.Second)
 	st.close()

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/netsentinel/netsentinel/internal/testserver"
 	"github.com/netsentinel/netsentinel/sinks"
 )
 
@@ -71,7 +72,8 @@ func emptyRun(t *testing.T, dir, config string) *sensor {
 // Started again with the store back, it must deliver every alert that was in
 // the spool at the kill.
 func TestSIGKILLThenRestartDeliversSpooledAlerts(t *testing.T) {
-	vl, base := victoriaLogs(t)
+	vl := testserver.StartVictoriaLogs(t)
+	base := vl.Base
 	dir := t.TempDir()
 	config := outageConfig(dir, "elasticsearch:"+base+"/insert/elasticsearch", "")
 	spoolDir := filepath.Join(dir, "netsentinel-spool", sinks.SpoolDirName("elasticsearch:"+base+"/insert/elasticsearch"))
@@ -85,7 +87,7 @@ func TestSIGKILLThenRestartDeliversSpooledAlerts(t *testing.T) {
 		<-tick.C
 		st.send(t)
 	}
-	vl.stop()
+	vl.Stop()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		<-tick.C
@@ -113,9 +115,9 @@ func TestSIGKILLThenRestartDeliversSpooledAlerts(t *testing.T) {
 		t.Fatal("spool empty at the kill")
 	}
 
-	vl.start()
+	restart(t, vl)
 	r := emptyRun(t, dir, config)
-	got := vlEventIDs(t, base)
+	got := vlEventIDs(t, vl)
 	var missing []string
 	for _, id := range spooled {
 		if got[id] == 0 {
@@ -291,7 +293,8 @@ func TestCorruptSpoolSegmentSkippedRestDelivered(t *testing.T) {
 // what is left, writes the report with per-sink counts that add up, and
 // exits promptly; the next start delivers the spool.
 func TestSIGTERMWithStoreDownSpoolsThenReports(t *testing.T) {
-	vl, base := victoriaLogs(t)
+	vl := testserver.StartVictoriaLogs(t)
+	base := vl.Base
 	dir := t.TempDir()
 	spec := "elasticsearch:" + base + "/insert/elasticsearch"
 	config := outageConfig(dir, spec, "")
@@ -304,7 +307,7 @@ func TestSIGTERMWithStoreDownSpoolsThenReports(t *testing.T) {
 		<-tick.C
 		st.send(t)
 	}
-	vl.stop()
+	vl.Stop()
 	for range 60 {
 		<-tick.C
 		st.send(t)
@@ -332,9 +335,9 @@ func TestSIGTERMWithStoreDownSpoolsThenReports(t *testing.T) {
 	if int(num(es, "sent"))+pending < st.n {
 		t.Fatalf("sent %v + spooled-pending %d < %d alerts", es["sent"], pending, st.n)
 	}
-	vl.start()
+	restart(t, vl)
 	emptyRun(t, dir, config)
-	got := vlEventIDs(t, base)
+	got := vlEventIDs(t, vl)
 	for _, id := range fileIDs(t, filepath.Join(dir, "alerts.ndjson")) {
 		if got[id] == 0 {
 			t.Fatalf("alert %s lost across the SIGTERM", id)
