@@ -333,44 +333,18 @@ func (r *Runner) replayBatch() bool {
 	}
 	pending := evs
 	for attempt := 0; ; attempt++ {
-		dlBefore, sentBefore, failedBefore := r.stats.DeadLettered.Load(), r.stats.Sent.Load(), r.stats.Failed.Load()
-		err := r.write(pending)
-		deadLettered := r.stats.DeadLettered.Load() - dlBefore
+		w := r.writeOnce(pending, false)
 		r.mu.Lock()
 		abandoned := r.abandoned
 		r.mu.Unlock()
 		if abandoned {
 			return false
 		}
-		var remaining []Event
-		var reason string
-		var re *RetryableError
-		var pe *panicError
-		switch {
-		case err == nil:
-		case errors.As(err, &pe):
-			remaining, reason = pending, DropPanic // poison: never replay it again
-		case errors.As(err, &re):
-			remaining = re.Remaining
-			if len(remaining) > len(pending) {
-				remaining = remaining[:len(pending)]
-			}
-		default:
-			// Including ErrPermanent (rejected credentials, bad config): the
-			// events stay spooled until the sink is fixed, the spool's cap
-			// bounding the wait.
-			remaining = pending
-		}
-		delivered := uint64(len(pending) - len(remaining))
-		delivered -= min(delivered, deadLettered)
-		if r.stats.Sent.Load() == sentBefore {
-			r.stats.Sent.Add(delivered)
-		}
-		if err != nil && r.stats.Failed.Load() == failedBefore {
-			r.stats.Failed.Add(1)
-		}
+		w.count(r.stats)
+		remaining, reason, err := w.remaining, w.reason, w.err
 		if reason != "" {
-			// The sink will never take these: count them, do not loop on them.
+			// The sink will never take these (a panic): count them, do not
+			// loop on them.
 			r.stats.Drop(reason, uint64(len(remaining)))
 			r.dropLog.maybeErr(r.log, reason, uint64(len(remaining)), err)
 			remaining = nil
@@ -474,47 +448,14 @@ func (r *Runner) deliver(batch []Event) bool {
 
 	pending := batch
 	for attempt := 0; ; attempt++ {
-		dlBefore, sentBefore, failedBefore := r.stats.DeadLettered.Load(), r.stats.Sent.Load(), r.stats.Failed.Load()
-		err := r.write(pending)
-		deadLettered := r.stats.DeadLettered.Load() - dlBefore
-		sinkCountedSent := r.stats.Sent.Load() != sentBefore
-		sinkCountedFailed := r.stats.Failed.Load() != failedBefore
-
+		w := r.writeOnce(pending, true)
 		r.mu.Lock()
 		if r.abandoned {
 			r.mu.Unlock()
 			return false
 		}
-		var remaining []Event
-		var reason string
-		var re *RetryableError
-		var pe *panicError
-		switch {
-		case err == nil:
-		case errors.As(err, &pe):
-			remaining, reason = pending, DropPanic
-		case errors.Is(err, ErrPermanent):
-			remaining, reason = pending, DropPermanent
-		case errors.As(err, &re):
-			remaining = re.Remaining
-			if len(remaining) > len(pending) {
-				remaining = remaining[:len(pending)] // a sink bug must not grow the batch
-			}
-		default:
-			remaining = pending
-		}
-		delivered := uint64(len(pending) - len(remaining))
-		if deadLettered <= delivered {
-			delivered -= deadLettered
-		} else {
-			delivered = 0
-		}
-		if !sinkCountedSent {
-			r.stats.Sent.Add(delivered)
-		}
-		if err != nil && !sinkCountedFailed {
-			r.stats.Failed.Add(1)
-		}
+		w.count(r.stats)
+		remaining, reason, err := w.remaining, w.reason, w.err
 		if len(remaining) == 0 {
 			r.inflight = nil
 			r.mu.Unlock()
@@ -558,6 +499,56 @@ func (r *Runner) deliver(batch []Event) bool {
 		}
 		r.stats.Retried.Add(uint64(len(remaining)))
 		pending = remaining
+	}
+}
+
+// writeResult is one Sink.Write and what it left undelivered.
+type writeResult struct {
+	pending, remaining []Event
+	reason             string // set when the remaining events must not be retried
+	err                error
+	deadLettered       uint64
+	sinkSent, sinkFail bool // the sink counted Sent / Failed itself
+}
+
+// writeOnce writes pending once and classifies what is left, for both
+// delivery paths. An ErrPermanent failure is final for the live queue
+// (permanentIsFinal) but kept by the spool until the sink is fixed.
+func (r *Runner) writeOnce(pending []Event, permanentIsFinal bool) writeResult {
+	dlBefore, sentBefore, failedBefore := r.stats.DeadLettered.Load(), r.stats.Sent.Load(), r.stats.Failed.Load()
+	w := writeResult{pending: pending, err: r.write(pending)}
+	w.deadLettered = r.stats.DeadLettered.Load() - dlBefore
+	w.sinkSent = r.stats.Sent.Load() != sentBefore
+	w.sinkFail = r.stats.Failed.Load() != failedBefore
+	var re *RetryableError
+	var pe *panicError
+	switch {
+	case w.err == nil:
+	case errors.As(w.err, &pe):
+		w.remaining, w.reason = pending, DropPanic // poison: never retry or replay it
+	case permanentIsFinal && errors.Is(w.err, ErrPermanent):
+		w.remaining, w.reason = pending, DropPermanent
+	case errors.As(w.err, &re):
+		w.remaining = re.Remaining
+		if len(w.remaining) > len(pending) {
+			w.remaining = w.remaining[:len(pending)] // a sink bug must not grow the batch
+		}
+	default:
+		w.remaining = pending
+	}
+	return w
+}
+
+// count adds the write's Sent (less what the sink dead-lettered) and Failed
+// to stats, unless the sink counted them itself.
+func (w writeResult) count(stats *Stats) {
+	delivered := uint64(len(w.pending) - len(w.remaining))
+	delivered -= min(delivered, w.deadLettered)
+	if !w.sinkSent {
+		stats.Sent.Add(delivered)
+	}
+	if w.err != nil && !w.sinkFail {
+		stats.Failed.Add(1)
 	}
 }
 
