@@ -64,21 +64,24 @@ grep -v -E '^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$)' /tmp/netsentinel-tes
 # opt-in measurements and helper processes. List them so nothing hides.
 if grep -q -- '--- SKIP' /tmp/netsentinel-test.log; then
   echo "skipped (opt-in or helper-process tests):" >&2
-  grep -A1 -- '--- SKIP' /tmp/netsentinel-test.log | grep -v '^--$' >&2 || true
+  grep -E '^\s*--- SKIP' /tmp/netsentinel-test.log >&2 || true
 fi
 passed=$(grep -cE '^\s*--- PASS' /tmp/netsentinel-test.log || true)
 failed=$(grep -cE '^\s*--- FAIL' /tmp/netsentinel-test.log || true)
-echo "go test: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed"
 [[ $status -eq 0 ]] || { echo "go test failed (full log: /tmp/netsentinel-test.log)" >&2; exit "$status"; }
 
 # --- 4. fuzzing -----------------------------------------------------------------
 fuzztime=${FUZZTIME:-10s}
 log "fuzzing each target for $fuzztime"
+fuzzed=0
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
     echo "fuzz $pkg $target"
     go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/fuzz.log 2>&1 || { cat /tmp/fuzz.log >&2; exit 1; }
+    fuzzed=$((fuzzed + 1))
   done
 done
-log "all tests passed"
+log "all tests passed; fuzzed $fuzzed targets for $fuzztime each"
+echo "tests: $passed passed, $failed failed"
