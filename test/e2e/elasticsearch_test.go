@@ -24,35 +24,8 @@ func TestAlertsLandInElasticsearchStore(t *testing.T) {
 	vl := testserver.StartVictoriaLogs(t)
 	dir := t.TempDir()
 
-	// A recording with 40 polls; each opens a connection to a new TEST-NET
-	// host on a RAT port and one on a Tor port: 80 distinct alerts.
-	rec := filepath.Join(dir, "rec.ndjson")
-	r, err := collector.CreateRecording(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	const polls = 40
-	for i := 0; i < polls; i++ {
-		ts := t0.Add(time.Duration(i) * 2 * time.Second)
-		pid := int32(1000 + i)
-		snap := &collector.Snapshot{Time: ts, Hostname: "e2e-host",
-			Processes: map[int32]*collector.Process{pid: {PID: pid, PPID: 1, Name: "implant", StartTime: ts}},
-			Sockets: []collector.Socket{
-				{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: pid, Inode: uint64(2 * pid), FirstSeen: ts,
-					Local:  netip.AddrPortFrom(netip.MustParseAddr("10.66.0.10"), uint16(40000+i)),
-					Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}), 4444)},
-				{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: pid, Inode: uint64(2*pid + 1), FirstSeen: ts,
-					Local:  netip.AddrPortFrom(netip.MustParseAddr("10.66.0.10"), uint16(50000+i)),
-					Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + i)}), 9001)},
-			}}
-		if err := r.Write(snap); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
+	rec := suspiciousRecording(t, dir, polls)
 	cfg := filepath.Join(dir, "netsentinel.yaml")
 	hdr, _ := json.Marshal(vl.Headers())
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`sinks: [stdout, "elasticsearch:%s"]
@@ -124,4 +97,38 @@ func stderrOf(err error) string {
 		return string(ee.Stderr)
 	}
 	return ""
+}
+
+// suspiciousRecording writes a recording of polls snapshots, each with a
+// fresh process connecting to a new TEST-NET host on a RAT port and one on a
+// Tor port: 2*polls distinct alerts.
+func suspiciousRecording(t *testing.T, dir string, polls int) string {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("rec-%d.ndjson", polls))
+	r, err := collector.CreateRecording(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < polls; i++ {
+		ts := t0.Add(time.Duration(i) * 2 * time.Second)
+		pid := int32(1000 + i)
+		snap := &collector.Snapshot{Time: ts, Hostname: "e2e-host",
+			Processes: map[int32]*collector.Process{pid: {PID: pid, PPID: 1, Name: "implant", StartTime: ts}},
+			Sockets: []collector.Socket{
+				{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: pid, Inode: uint64(2 * pid), FirstSeen: ts,
+					Local:  netip.AddrPortFrom(netip.MustParseAddr("10.66.0.10"), uint16(40000+i)),
+					Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}), 4444)},
+				{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: pid, Inode: uint64(2*pid + 1), FirstSeen: ts,
+					Local:  netip.AddrPortFrom(netip.MustParseAddr("10.66.0.10"), uint16(50000+i)),
+					Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + i)}), 9001)},
+			}}
+		if err := r.Write(snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
