@@ -118,3 +118,37 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+// The configuration example in the README is valid: every key exists
+// (strict decoding), values validate, detector sections decode.
+func TestREADMEConfigExampleIsValid(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	i := strings.Index(text, "### Configuration")
+	if i < 0 {
+		t.Fatal("README has no Configuration section")
+	}
+	start := strings.Index(text[i:], "```yaml\n")
+	if start < 0 {
+		t.Fatal("README Configuration section has no yaml example")
+	}
+	body := text[i+start+len("```yaml\n"):]
+	body = body[:strings.Index(body, "```")]
+	path := filepath.Join(t.TempDir(), "readme.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	if _, err := cfg.DetectorConfigs(); err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+}
