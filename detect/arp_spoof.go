@@ -40,19 +40,7 @@ func defaultARPConfig() *ARPConfig {
 	return &ARPConfig{MaxIPsPerMAC: 1, FlipWindow: time.Hour, MaxEntries: 10000}
 }
 
-func init() {
-	Register(Factory{
-		Name:          ARPName,
-		DefaultConfig: func() any { return defaultARPConfig() },
-		New: func(cfg any, common Common) (Detector, error) {
-			c, err := ConfigAs[ARPConfig](ARPName, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return newARP(*c)
-		},
-	})
-}
+func init() { registerConfig(ARPName, defaultARPConfig, newARP) }
 
 type macChange struct {
 	mac string

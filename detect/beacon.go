@@ -77,19 +77,7 @@ func defaultBeaconConfig() *BeaconConfig {
 	}
 }
 
-func init() {
-	Register(Factory{
-		Name:          BeaconName,
-		DefaultConfig: func() any { return defaultBeaconConfig() },
-		New: func(cfg any, common Common) (Detector, error) {
-			c, err := ConfigAs[BeaconConfig](BeaconName, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return newBeacon(*c)
-		},
-	})
-}
+func init() { registerConfig(BeaconName, defaultBeaconConfig, newBeacon) }
 
 type beaconKey struct {
 	proc  string

@@ -131,6 +131,27 @@ func Register(f Factory) {
 	registry[f.Name] = f
 }
 
+// registerConfig registers a detector whose config section decodes into C:
+// defaults returns a fresh *C holding the defaults, build makes the detector
+// from the decoded copy. It saves each detector the Factory boilerplate.
+func registerConfig[C any, D Detector](name string, defaults func() *C, build func(C) (D, error)) {
+	Register(Factory{
+		Name:          name,
+		DefaultConfig: func() any { return defaults() },
+		New: func(cfg any, _ Common) (Detector, error) {
+			c, err := ConfigAs[C](name, cfg)
+			if err != nil {
+				return nil, err
+			}
+			d, err := build(*c)
+			if err != nil {
+				return nil, err // not a typed nil inside a Detector
+			}
+			return d, nil
+		},
+	})
+}
+
 // Factories returns the registered factories sorted by name.
 func Factories() []Factory {
 	regMu.Lock()

@@ -67,19 +67,7 @@ func defaultDNSConfig() *DNSConfig {
 	}
 }
 
-func init() {
-	Register(Factory{
-		Name:          DNSName,
-		DefaultConfig: func() any { return defaultDNSConfig() },
-		New: func(cfg any, common Common) (Detector, error) {
-			c, err := ConfigAs[DNSConfig](DNSName, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return newDNS(*c)
-		},
-	})
-}
+func init() { registerConfig(DNSName, defaultDNSConfig, newDNS) }
 
 type dnsRate struct {
 	times []time.Time

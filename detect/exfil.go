@@ -42,19 +42,7 @@ func defaultExfilConfig() *ExfilConfig {
 	}
 }
 
-func init() {
-	Register(Factory{
-		Name:          ExfilName,
-		DefaultConfig: func() any { return defaultExfilConfig() },
-		New: func(cfg any, common Common) (Detector, error) {
-			c, err := ConfigAs[ExfilConfig](ExfilName, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return newExfil(*c)
-		},
-	})
-}
+func init() { registerConfig(ExfilName, defaultExfilConfig, newExfil) }
 
 type exfilKey struct {
 	proc string

@@ -42,19 +42,7 @@ func defaultLateralConfig() *LateralConfig {
 	}
 }
 
-func init() {
-	Register(Factory{
-		Name:          LateralName,
-		DefaultConfig: func() any { return defaultLateralConfig() },
-		New: func(cfg any, common Common) (Detector, error) {
-			c, err := ConfigAs[LateralConfig](LateralName, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return newLateral(*c)
-		},
-	})
-}
+func init() { registerConfig(LateralName, defaultLateralConfig, newLateral) }
 
 type lateralKey struct{ proc, tech string }
 

@@ -65,19 +65,7 @@ func defaultPortScanConfig() *PortScanConfig {
 	}
 }
 
-func init() {
-	Register(Factory{
-		Name:          PortScanName,
-		DefaultConfig: func() any { return defaultPortScanConfig() },
-		New: func(cfg any, common Common) (Detector, error) {
-			c, err := ConfigAs[PortScanConfig](PortScanName, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return newPortScan(*c)
-		},
-	})
-}
+func init() { registerConfig(PortScanName, defaultPortScanConfig, newPortScan) }
 
 type counterSample struct {
 	t                    time.Time

@@ -66,19 +66,7 @@ func defaultSpawnConfig() *SpawnConfig {
 	}
 }
 
-func init() {
-	Register(Factory{
-		Name:          SpawnName,
-		DefaultConfig: func() any { return defaultSpawnConfig() },
-		New: func(cfg any, common Common) (Detector, error) {
-			c, err := ConfigAs[SpawnConfig](SpawnName, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return newSpawn(*c)
-		},
-	})
-}
+func init() { registerConfig(SpawnName, defaultSpawnConfig, newSpawn) }
 
 type spawnKey struct {
 	pid   int32

@@ -24,13 +24,9 @@ type SuspiciousPortConfig struct {
 }
 
 func init() {
-	Register(Factory{
-		Name: RuleSuspiciousPort,
-		DefaultConfig: func() any {
-			return &SuspiciousPortConfig{Ports: append([]string(nil), DefaultSuspiciousPorts...), Listening: true}
-		},
-		New: newSuspiciousPort,
-	})
+	registerConfig(RuleSuspiciousPort, func() *SuspiciousPortConfig {
+		return &SuspiciousPortConfig{Ports: append([]string(nil), DefaultSuspiciousPorts...), Listening: true}
+	}, newSuspiciousPort)
 }
 
 type suspiciousPort struct {
@@ -38,11 +34,7 @@ type suspiciousPort struct {
 	listening bool
 }
 
-func newSuspiciousPort(cfg any, _ Common) (Detector, error) {
-	c, err := ConfigAs[SuspiciousPortConfig](RuleSuspiciousPort, cfg)
-	if err != nil {
-		return nil, err
-	}
+func newSuspiciousPort(c SuspiciousPortConfig) (*suspiciousPort, error) {
 	ports, err := ParsePorts(c.Ports)
 	if err != nil {
 		return nil, fmt.Errorf("ports: %w", err)

@@ -39,17 +39,7 @@ const (
 )
 
 func init() {
-	Register(Factory{
-		Name:          ThreatIntelName,
-		DefaultConfig: func() any { return &ThreatIntelConfig{} },
-		New: func(cfg any, common Common) (Detector, error) {
-			c, err := ConfigAs[ThreatIntelConfig](ThreatIntelName, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return newThreatIntel(*c)
-		},
-	})
+	registerConfig(ThreatIntelName, func() *ThreatIntelConfig { return &ThreatIntelConfig{} }, newThreatIntel)
 }
 
 // ParseIntelList parses a list: one IP or CIDR per line, blank lines and

@@ -61,26 +61,16 @@ type TorConfig struct {
 	RelayRefresh time.Duration `yaml:"relay_refresh"`
 }
 
-func init() {
-	Register(Factory{
-		Name: RuleTor,
-		DefaultConfig: func() any {
-			return &TorConfig{
-				Ports:        []string{"9001", "9030", "9050", "9051", "9150", "9151"},
-				SocksPorts:   []string{"9050", "9150"},
-				ProcessNames: []string{"tor"},
-				RelayTimeout: DefaultRelayTimeout,
-				RelayRefresh: DefaultRelayRefresh,
-			}
-		},
-		New: func(cfg any, c Common) (Detector, error) {
-			tc, err := ConfigAs[TorConfig](RuleTor, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return newTor(*tc)
-		},
-	})
+func init() { registerConfig(RuleTor, defaultTorConfig, newTor) }
+
+func defaultTorConfig() *TorConfig {
+	return &TorConfig{
+		Ports:        []string{"9001", "9030", "9050", "9051", "9150", "9151"},
+		SocksPorts:   []string{"9050", "9150"},
+		ProcessNames: []string{"tor"},
+		RelayTimeout: DefaultRelayTimeout,
+		RelayRefresh: DefaultRelayRefresh,
+	}
 }
 
 type torDetector struct {
