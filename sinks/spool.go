@@ -42,6 +42,9 @@ var ErrSpoolFull = errors.New("spool full")
 // ErrSpoolClosed is returned after Close.
 var ErrSpoolClosed = errors.New("spool closed")
 
+// ErrSpoolLocked means another process holds the spool directory.
+var ErrSpoolLocked = errors.New("spool locked")
+
 // SpoolConfig is the `spool` section of the config.
 type SpoolConfig struct {
 	// Disabled turns the spool off: undeliverable events are dropped (counted).
@@ -175,6 +178,7 @@ type Spool struct {
 	cfg   SpoolConfig
 	stats *Stats
 	log   *zap.Logger
+	lock  *os.File // flock on dir/lock, held while open (nil where unsupported)
 
 	mu      sync.Mutex
 	closed  bool
@@ -207,9 +211,14 @@ func OpenSpool(dir string, cfg SpoolConfig, stats *Stats, log *zap.Logger) (*Spo
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool directory %s: %w", dir, err)
 	}
+	lock, err := lockSpoolDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	s := &Spool{dir: dir, cfg: cfg, stats: stats, log: log.With(zap.String("spool", dir)),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), lock: lock}
 	if err := s.load(); err != nil {
+		s.unlock()
 		return nil, err
 	}
 	if s.pending > 0 {
@@ -221,6 +230,14 @@ func OpenSpool(dir string, cfg SpoolConfig, stats *Stats, log *zap.Logger) (*Spo
 		close(s.done)
 	}
 	return s, nil
+}
+
+// unlock releases the spool directory lock (closing the file drops flock).
+func (s *Spool) unlock() {
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
 }
 
 func (s *Spool) segPath(seq uint64) string {
@@ -841,6 +858,7 @@ func (s *Spool) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done
+	s.unlock()
 	if err != nil {
 		return fmt.Errorf("spool close %s: %w", s.dir, err)
 	}

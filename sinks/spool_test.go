@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -502,4 +503,26 @@ func TestRunnerSpoolKeepsEventsThroughPermanentFailureAndDrainsAtClose(t *testin
 	if st := stats.Snapshot(); st.Sent != 100 || st.Dropped != 0 || sp.Pending() != 0 {
 		t.Fatalf("after the fix: %+v, %d pending; want all 100 sent", st, sp.Pending())
 	}
+}
+
+// Two spools on one directory would interleave segments and cursors: the
+// second open fails clearly (naming the holder) until the first closes.
+func TestSpoolDirectoryIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	a, err := OpenSpool(dir, SpoolConfig{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenSpool(dir, SpoolConfig{}, nil, nil)
+	if !errors.Is(err, ErrSpoolLocked) || !strings.Contains(err.Error(), strconv.Itoa(os.Getpid())) {
+		t.Fatalf("second OpenSpool = %v, want ErrSpoolLocked naming pid %d", err, os.Getpid())
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenSpool(dir, SpoolConfig{}, nil, nil)
+	if err != nil {
+		t.Fatalf("OpenSpool after the holder closed: %v", err)
+	}
+	b.Close()
 }
