@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -126,26 +125,6 @@ func newTestES(t *testing.T, cfg ElasticsearchConfig) *esHarness {
 	}
 	t.Cleanup(func() { es.Close(context.Background()) })
 	return &esHarness{es: es, stats: stats, dl: dl, dlPath: dlPath, logs: logs}
-}
-
-func readESDeadLetters(t *testing.T, path string) []deadLetterRecord {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []deadLetterRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var r deadLetterRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("dead-letter line is not JSON: %v: %s", err, sc.Text())
-		}
-		out = append(out, r)
-	}
-	return out
 }
 
 func eventIDs(evs []Event) []string {
@@ -380,7 +359,7 @@ func TestESRetriesExactlyTheFailedItems(t *testing.T) {
 	if s.Retried != 3 || s.Duplicate != 1 || s.DeadLettered != 1 {
 		t.Errorf("stats %+v, want retried 3, duplicate 1, dead-lettered 1", s)
 	}
-	dls := readESDeadLetters(t, h.dlPath)
+	dls := readDeadLetters(t, h.dlPath)
 	if len(dls) != 1 || dls[0].ID != evs[6].ID || dls[0].Sink != "elasticsearch" ||
 		!strings.Contains(dls[0].Reason, "400") || !strings.Contains(dls[0].Reason, "document_parsing_exception") {
 		t.Fatalf("dead letters %+v", dls)
@@ -697,7 +676,7 @@ func TestESWholeRequest400Bisects(t *testing.T) {
 	if d.Count(dsName) != 7 {
 		t.Fatalf("%d docs, want 7", d.Count(dsName))
 	}
-	dls := readESDeadLetters(t, h.dlPath)
+	dls := readDeadLetters(t, h.dlPath)
 	if len(dls) != 1 || dls[0].ID != poison {
 		t.Fatalf("dead letters %+v", dls)
 	}
@@ -717,7 +696,7 @@ func TestESInvalidJSONDeadLetteredNotSent(t *testing.T) {
 	if slices.Contains(d.Requests()[0].IDs, "broken") {
 		t.Fatal("invalid JSON was sent")
 	}
-	if dls := readESDeadLetters(t, h.dlPath); len(dls) != 1 || dls[0].ID != "broken" || !strings.Contains(dls[0].Reason, "not valid JSON") {
+	if dls := readDeadLetters(t, h.dlPath); len(dls) != 1 || dls[0].ID != "broken" || !strings.Contains(dls[0].Reason, "not valid JSON") {
 		t.Fatalf("dead letters %+v", dls)
 	}
 }

@@ -350,6 +350,7 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
+// readDeadLetters parses a dead-letter NDJSON file (shared by the sink tests).
 func readDeadLetters(t *testing.T, path string) []deadLetterRecord {
 	t.Helper()
 	f, err := os.Open(path)
@@ -363,7 +364,7 @@ func readDeadLetters(t *testing.T, path string) []deadLetterRecord {
 	for sc.Scan() {
 		var r deadLetterRecord
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("dead-letter line: %v", err)
+			t.Fatalf("dead-letter line is not JSON: %v: %s", err, sc.Text())
 		}
 		out = append(out, r)
 	}

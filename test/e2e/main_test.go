@@ -4,8 +4,6 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,19 +13,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	var dir string
-	var err error
-	binary, dir, err = sensortest.BuildBinary("netsentinel-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { sensortest.Main(m, "netsentinel-e2e", &binary, nil) }
 
 // Shared with test/scenarios (test/sensortest).
 var (

@@ -30,19 +30,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	var dir string
-	var err error
-	binary, dir, err = sensortest.BuildBinary("netsentinel-faults")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { sensortest.Main(m, "netsentinel-faults", &binary, nil) }
 
 // vlEventIDs returns the distinct event.id values stored (VictoriaLogs does
 // not deduplicate; a retried document may be there twice).

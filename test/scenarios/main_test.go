@@ -28,25 +28,17 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	var dir string
-	var err error
-	binary, dir, err = sensortest.BuildBinary("netsentinel-scenarios")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if p := os.Getenv("NETSENTINEL_SCENARIO_RESULTS"); p != "" {
-		if err := writeResults(p); err != nil {
-			fmt.Fprintln(os.Stderr, "writing results:", err)
-			if code == 0 {
-				code = 1
+	sensortest.Main(m, "netsentinel-scenarios", &binary, func(code int) int {
+		if p := os.Getenv("NETSENTINEL_SCENARIO_RESULTS"); p != "" {
+			if err := writeResults(p); err != nil {
+				fmt.Fprintln(os.Stderr, "writing results:", err)
+				if code == 0 {
+					code = 1
+				}
 			}
 		}
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+		return code
+	})
 }
 
 // result is one row of the results table.

@@ -29,6 +29,25 @@ func RepoRoot() string {
 	return wd
 }
 
+// Main builds the binary into *bin, runs the tests, calls after (if any)
+// with the exit code to get the final one, removes the binary and exits:
+// the whole TestMain of a suite that drives netsentinel.
+func Main(m *testing.M, prefix string, bin *string, after func(code int) int) {
+	b, dir, err := BuildBinary(prefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	*bin = b
+	code := m.Run()
+	if after != nil {
+		code = after(code)
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // BuildBinary builds ./cmd/netsentinel into a new world-readable temporary
 // directory (so tests can also run it as an unprivileged user) and returns
 // the binary's path; remove the directory when done.
