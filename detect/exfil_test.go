@@ -103,20 +103,9 @@ func TestExfil(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			env := bldEnv()
-			var all []Alert
-			for i := 0; i < tc.steps; i++ {
-				all = append(all, d.Detect(tc.snap(i), env)...)
-			}
-			if tc.entity == "" {
-				if len(all) != 0 {
-					t.Fatalf("want silence, got %+v", all)
-				}
-				return
-			}
-			a := bldFind(all, tc.entity)
+			a := bldSteps(t, d, tc.steps, tc.snap, tc.entity)
 			if a == nil {
-				t.Fatalf("no alert %q in %+v", tc.entity, all)
+				return
 			}
 			if a.Technique != "T1048" || a.ThreatType != ThreatExfil || a.Process == nil || !a.Dest.IsValid() || a.Evidence["bytes_sent"].(uint64) < tc.minB {
 				t.Errorf("alert %+v", a)

@@ -39,6 +39,29 @@ func bldProc(snap *collector.Snapshot, pid, ppid int32, name string, cmd ...stri
 	return p
 }
 
+// bldSteps runs d over steps snapshots and checks the outcome: silence when
+// entity is "", else the alert whose entity starts with it (returned for
+// the caller's own checks; nil after silence).
+func bldSteps(t *testing.T, d Detector, steps int, snap func(int) *collector.Snapshot, entity string) *Alert {
+	t.Helper()
+	env := bldEnv()
+	var all []Alert
+	for i := 0; i < steps; i++ {
+		all = append(all, d.Detect(snap(i), env)...)
+	}
+	if entity == "" {
+		if len(all) != 0 {
+			t.Fatalf("want silence, got %+v", all)
+		}
+		return nil
+	}
+	a := bldFind(all, entity)
+	if a == nil {
+		t.Fatalf("no alert %q in %+v", entity, all)
+	}
+	return a
+}
+
 func bldFind(alerts []Alert, entityPrefix string) *Alert {
 	for i := range alerts {
 		if len(alerts[i].Entity) >= len(entityPrefix) && alerts[i].Entity[:len(entityPrefix)] == entityPrefix {
