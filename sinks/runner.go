@@ -333,6 +333,9 @@ func (r *Runner) replayBatch() bool {
 	}
 	pending := evs
 	for attempt := 0; ; attempt++ {
+		// Only an attempt begun after Close is the drain's: one that began
+		// earlier may have failed before the sink recovered.
+		final := r.stopping()
 		w := r.writeOnce(pending, false)
 		r.mu.Lock()
 		abandoned := r.abandoned
@@ -355,7 +358,7 @@ func (r *Runner) replayBatch() bool {
 			}
 			return true
 		}
-		if r.ctx.Err() != nil || r.stopping() {
+		if r.ctx.Err() != nil || final {
 			return false // still failing at shutdown: keep them for the next run
 		}
 		d := r.backoff.Delay(attempt)

@@ -526,3 +526,53 @@ func TestSpoolDirectoryIsLocked(t *testing.T) {
 	}
 	b.Close()
 }
+
+// A replay write that started before Close and failed must not end the
+// drain: the sink may have recovered meanwhile, so Close gets its own
+// attempt. (CI caught the race: the failed attempt raced the operator's fix.)
+func TestRunnerSpoolDrainRetriesAWriteThatFailedBeforeClose(t *testing.T) {
+	var mu sync.Mutex
+	permanent, gate := true, false
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	sink := &funcSink{fn: func(_ context.Context, _ int, _ []Event) error {
+		mu.Lock()
+		failing, gated := permanent, gate
+		gate = false
+		mu.Unlock()
+		if gated {
+			entered <- struct{}{}
+			<-release // held until Close has begun
+		}
+		if failing {
+			return fmt.Errorf("credentials rejected: %w", ErrPermanent)
+		}
+		return nil
+	}}
+	stats := &Stats{}
+	sp := openTestSpool(t, t.TempDir(), SpoolConfig{}, stats)
+	cfg := fastCfg()
+	cfg.QueueSize, cfg.BatchSize = 10, 10
+	cfg.Overflow = sp
+	r := NewRunner(sink, cfg, stats, zap.NewNop())
+	for i := 0; i < 100; i++ {
+		r.Publish(spoolEv(i))
+	}
+	waitFor(t, "events spooled", 5*time.Second, func() bool { return sp.Pending() == 100 })
+	mu.Lock()
+	gate = true
+	mu.Unlock()
+	<-entered // a replay write is in flight and will fail
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close(context.Background()) }()
+	waitFor(t, "Close begun", 5*time.Second, r.stopping)
+	mu.Lock()
+	permanent = false // fixed while the doomed write was in flight
+	mu.Unlock()
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if st := stats.Snapshot(); st.Sent != 100 || sp.Pending() != 0 {
+		t.Fatalf("after Close: %+v, %d pending; want all 100 sent", st, sp.Pending())
+	}
+}
