@@ -201,7 +201,12 @@ func TestCancelStillWritesReport(t *testing.T) {
 	var out syncBuf
 	p := newPipeline(t, Config{Interval: time.Hour, Duration: time.Hour, Paced: true, ReportPath: path}, src, &out)
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	go func() { // cancel once the first poll's alert is out, however slow the machine
+		for deadline := time.Now().Add(10 * time.Second); out.String() == "" && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
 	if err := p.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
