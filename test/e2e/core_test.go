@@ -32,7 +32,9 @@ func TestSuspiciousPortAndTorEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	for _, port := range []string{"4444", "9001"} {
+		topo.WaitListen(t, topo.I, c2, port)
+	}
 
 	dir := t.TempDir()
 	report := filepath.Join(dir, "report.json")

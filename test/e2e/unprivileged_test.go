@@ -29,7 +29,9 @@ func TestUnprivilegedSensorStillAlerts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	for _, port := range []string{"4444", "31337"} {
+		topo.WaitListen(t, topo.I, c2, port)
+	}
 
 	// A directory nobody can write the report into (t.TempDir is 0700 all
 	// the way up).

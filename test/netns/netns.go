@@ -275,3 +275,44 @@ func (t *Topology) Close() {
 		_ = run("ip", "netns", "del", n)
 	}
 }
+
+// WaitListen waits (at most 10 s) until a TCP socket listens on ip:port (or
+// the wildcard address and port) in namespace ns. It asks the kernel (ss) rather than connecting, so it neither
+// consumes a single-connection listener nor leaves a TIME_WAIT socket in the
+// sensor's view, and it does not depend on how loaded the machine is.
+func (t *Topology) WaitListen(tb testing.TB, ns, ip, port string) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, err := t.Cmd(ctx, ns, "ss", "-Hltn", "sport = :"+port).Output()
+		cancel()
+		if err == nil && listensOn(out, ip, port) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("nothing listening on %s:%s in %s after 10 s (ss: %v)", ip, port, ns, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// listensOn reports whether `ss -Hltn` output has a listener that accepts
+// connections to ip:port: bound to ip itself or to a wildcard address.
+func listensOn(ssOut []byte, ip, port string) bool {
+	for _, line := range strings.Split(string(ssOut), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		i := strings.LastIndex(f[3], ":")
+		if i < 0 || f[3][i+1:] != port {
+			continue
+		}
+		switch strings.Trim(f[3][:i], "[]") {
+		case ip, "0.0.0.0", "*", "::":
+			return true
+		}
+	}
+	return false
+}

@@ -36,3 +36,21 @@ func TestTopologyRoutesAndIsolates(t *testing.T) {
 		t.Fatalf("host PID namespace sees %d processes (%v), want only its own", len(procs), procs)
 	}
 }
+
+func TestListensOnMatchesAddressOrWildcard(t *testing.T) {
+	out := []byte("LISTEN 0 10 127.0.0.1:2222 0.0.0.0:*\nLISTEN 0 10 0.0.0.0:2223 0.0.0.0:*\nLISTEN 0 10 [::]:2224 [::]:*\n")
+	for _, tc := range []struct {
+		ip, port string
+		want     bool
+	}{
+		{"127.0.0.1", "2222", true},
+		{"10.66.0.21", "2222", false}, // bound to another address
+		{"10.66.0.21", "2223", true},  // IPv4 wildcard
+		{"10.66.0.21", "2224", true},  // IPv6 wildcard (dual stack)
+		{"127.0.0.1", "22", false},    // a prefix of the port is not the port
+	} {
+		if got := listensOn(out, tc.ip, tc.port); got != tc.want {
+			t.Errorf("listensOn(%s:%s) = %v, want %v", tc.ip, tc.port, got, tc.want)
+		}
+	}
+}

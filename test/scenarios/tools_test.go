@@ -39,23 +39,6 @@ func run(t *testing.T, cmd *exec.Cmd) string {
 	return string(out)
 }
 
-// waitListen waits until addr (ip:port, tcp) accepts connections from
-// namespace ns, checking with ncat -z (bounded). ns must not be the monitored
-// host: the probe's TIME_WAIT socket would be in the sensor's view.
-func waitListen(t *testing.T, topo *netns.Topology, ns, ip, port string) {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := topo.Cmd(ctx, ns, "ncat", "-z", "-w", "1", ip, port).Run()
-		cancel()
-		if err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("nothing listening on %s:%s (seen from %s) after 5 s", ip, port, ns)
-}
-
 // listen starts an ncat listener (keep-open, stdin held open so accepted
 // connections stay up) in namespace ns, discarding what it receives.
 func listen(t *testing.T, topo *netns.Topology, ns, ip, port string, d time.Duration) {
@@ -63,6 +46,7 @@ func listen(t *testing.T, topo *netns.Topology, ns, ip, port string, d time.Dura
 	secs := fmt.Sprint(int(d.Seconds()))
 	bg(t, topo, topo.Cmd(ctxFor(t, d+5*time.Second), ns, "sh", "-c",
 		"sleep "+secs+" | timeout "+secs+" ncat -l -k "+ip+" "+port+" >/dev/null"))
+	topo.WaitListen(t, ns, ip, port)
 }
 
 // sshKeys generates a client key and a host key in dir.
@@ -103,7 +87,7 @@ func startSSHD(t *testing.T, topo *netns.Topology, k sshKeys, ns, ip string, d t
 	script := "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -m 0755 /run/sshd && exec timeout " +
 		fmt.Sprint(int(d.Seconds())) + " /usr/sbin/sshd -D -e -f " + filepath.Join(k.dir, "sshd_config")
 	bg(t, topo, topo.Cmd(ctxFor(t, d+5*time.Second), ns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script))
-	waitListen(t, topo, ns, ip, "22")
+	topo.WaitListen(t, ns, ip, "22")
 }
 
 // sshArgs are the client options for the scenario's sshd.
@@ -142,11 +126,7 @@ func startHTTP(t *testing.T, topo *netns.Topology, ns, ip, port, dir string, d t
 	t.Helper()
 	bg(t, topo, topo.Cmd(ctxFor(t, d+5*time.Second), ns, "timeout", fmt.Sprint(int(d.Seconds())),
 		"python3", "-m", "http.server", "--bind", ip, "--directory", dir, port))
-	probe := ns
-	if ns == topo.H {
-		probe = topo.G
-	}
-	waitListen(t, topo, probe, ip, port)
+	topo.WaitListen(t, ns, ip, port)
 }
 
 // hostStart runs name in the monitored host in the background and returns
