@@ -228,9 +228,15 @@ func (p *Pipeline) cycle(ctx context.Context, wp **Window) (done bool, err error
 		}
 	}
 	w.Last = snap
-	for _, a := range p.eng.Run(snap) {
+	alerts := p.eng.Run(snap)
+	for _, a := range alerts {
 		w.Alerts = append(w.Alerts, a)
 		p.publish(&a)
+	}
+	if ce := p.log.Check(zap.DebugLevel, "poll"); ce != nil {
+		ce.Write(zap.Int("poll", w.Polls), zap.Duration("collect", snap.Stats.Duration),
+			zap.Int("sockets", len(snap.Sockets)), zap.Int("processes", len(snap.Processes)),
+			zap.Int("destroy_events", snap.Stats.DestroyEvents), zap.Int("alerts", len(alerts)))
 	}
 	return false, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/netsentinel/netsentinel/collector"
 	"github.com/netsentinel/netsentinel/detect"
@@ -230,5 +231,34 @@ func TestUnwritableReportFailsRun(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "\n"); n != 2 {
 		t.Errorf("stdout got %d alerts, want 2 despite the report failure", n)
+	}
+}
+
+// At debug level every poll logs one "poll" line with what it saw, so an
+// operator can tell a quiet host from a sensor that is not polling.
+func TestDebugLogsEachPoll(t *testing.T) {
+	src, err := collector.OpenReplay(recording(t, 3, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuf
+	p := newPipeline(t, Config{Interval: time.Second}, src, &out)
+	core, logs := observer.New(zap.DebugLevel)
+	p.log = zap.New(core)
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	polls := logs.FilterMessage("poll").All()
+	if len(polls) != 3 {
+		t.Fatalf("%d poll lines, want one per snapshot (3)", len(polls))
+	}
+	for i, e := range polls {
+		f := e.ContextMap()
+		if e.Level != zap.DebugLevel || f["poll"] != int64(i+1) || f["sockets"] != int64(1) || f["processes"] != int64(1) {
+			t.Errorf("poll line %d: level %v fields %v", i, e.Level, f)
+		}
+	}
+	if f := polls[0].ContextMap(); f["alerts"] != int64(1) {
+		t.Errorf("first poll logged %v alerts, want 1 (ncat to port 4444)", f["alerts"])
 	}
 }
