@@ -4,8 +4,6 @@
 package e2e
 
 import (
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/netsentinel/netsentinel/test/sensortest"
@@ -22,20 +20,4 @@ var (
 	hasString  = sensortest.HasString
 )
 
-// syncBuffer is an io.Writer safe for a process's output and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = sensortest.SyncBuffer

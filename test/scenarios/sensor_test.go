@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -64,6 +65,10 @@ func destIs(ip string) func(map[string]any) bool {
 	return func(e map[string]any) bool { return str(e, "destination.ip") == ip }
 }
 
+func procIs(name string) func(map[string]any) bool {
+	return func(e map[string]any) bool { return str(e, "process.name") == name }
+}
+
 // sensor is netsentinel running inside the monitored host.
 type sensor struct {
 	t       *testing.T
@@ -113,7 +118,7 @@ detect:
 	writeFile(t, cfgPath, cfg)
 
 	args := []string{"-d", "0", "--window", "10m", "--interval", pollInterval.String(), "-o", s.report,
-		"--log-format", "json", "-c", cfgPath}
+		"--log-format", "json", "--log-level", "debug", "-c", cfgPath}
 	if rd := os.Getenv("NETSENTINEL_RECORD_DIR"); rd != "" {
 		if err := os.MkdirAll(rd, 0o755); err != nil {
 			t.Fatal(err)
@@ -138,9 +143,24 @@ detect:
 	}
 	s.events = readEvents(stdout)
 	t.Cleanup(s.stop)
-	// Let the sensor start and take its baseline snapshot.
-	time.Sleep(2 * pollInterval)
+	// The first poll is the baseline (processes already running are not
+	// "spawned"): wait until it is done, however slow the machine.
+	s.waitLog(t, `"msg":"poll"`, 30*time.Second)
 	return s
+}
+
+// waitLog waits until the sensor's stderr has a line containing substr.
+func (s *sensor) waitLog(t *testing.T, substr string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		if b, _ := os.ReadFile(s.stderr); bytes.Contains(b, []byte(substr)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(s.stderr)
+			t.Fatalf("sensor logged no %s within %s; stderr:\n%s", substr, d, b)
+		}
+	}
 }
 
 // stop ends the sensor with SIGINT and waits for it to write its report.

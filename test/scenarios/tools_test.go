@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/netsentinel/netsentinel/test/netns"
+	"github.com/netsentinel/netsentinel/test/sensortest"
 )
 
 // ctxFor is a context bounded by d and ended at cleanup.
@@ -130,10 +131,18 @@ func startHTTP(t *testing.T, topo *netns.Topology, ns, ip, port, dir string, d t
 }
 
 // hostStart runs name in the monitored host in the background and returns
-// the time it started.
+// the time it started. Its stderr is logged if the test fails (an attack
+// tool that could not run explains a missing alert).
 func hostStart(t *testing.T, topo *netns.Topology, d time.Duration, name string, args ...string) (*exec.Cmd, time.Time) {
 	t.Helper()
 	cmd := topo.HostCmd(ctxFor(t, d), name, args...)
+	stderr := &sensortest.SyncBuffer{}
+	cmd.Stderr = stderr
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("stderr of %s:\n%s", strings.Join(cmd.Args, " "), stderr.String())
+		}
+	})
 	start := time.Now()
 	bg(t, topo, cmd)
 	return cmd, start
