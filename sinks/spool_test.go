@@ -468,6 +468,23 @@ func BenchmarkSpoolPutPeekAck(b *testing.B) {
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
 }
 
+// runnerWith100Spooled starts a runner over sink (which must be failing)
+// with a spool, publishes 100 events and waits until all are spooled.
+func runnerWith100Spooled(t *testing.T, sink Sink) (*Runner, *Spool, *Stats) {
+	t.Helper()
+	stats := &Stats{}
+	sp := openTestSpool(t, t.TempDir(), SpoolConfig{}, stats)
+	cfg := fastCfg()
+	cfg.QueueSize, cfg.BatchSize = 10, 10
+	cfg.Overflow = sp
+	r := NewRunner(sink, cfg, stats, zap.NewNop())
+	for i := 0; i < 100; i++ {
+		r.Publish(spoolEv(i))
+	}
+	waitFor(t, "events spooled", 5*time.Second, func() bool { return sp.Pending() == 100 })
+	return r, sp, stats
+}
+
 func TestRunnerSpoolKeepsEventsThroughPermanentFailureAndDrainsAtClose(t *testing.T) {
 	var mu sync.Mutex
 	permanent := true
@@ -479,16 +496,7 @@ func TestRunnerSpoolKeepsEventsThroughPermanentFailureAndDrainsAtClose(t *testin
 		}
 		return nil
 	}}
-	stats := &Stats{}
-	sp := openTestSpool(t, t.TempDir(), SpoolConfig{}, stats)
-	cfg := fastCfg()
-	cfg.QueueSize, cfg.BatchSize = 10, 10
-	cfg.Overflow = sp
-	r := NewRunner(sink, cfg, stats, zap.NewNop())
-	for i := 0; i < 100; i++ {
-		r.Publish(spoolEv(i))
-	}
-	waitFor(t, "events spooled", 5*time.Second, func() bool { return sp.Pending() == 100 })
+	r, sp, stats := runnerWith100Spooled(t, sink)
 	time.Sleep(50 * time.Millisecond) // several replay attempts fail permanently
 	if st := stats.Snapshot(); st.Dropped != 0 || st.Sent != 0 {
 		t.Fatalf("a permanently failing sink must keep spooled events, not drop them: %+v", st)
@@ -548,16 +556,7 @@ func TestRunnerSpoolDrainRetriesAWriteThatFailedBeforeClose(t *testing.T) {
 		}
 		return nil
 	}}
-	stats := &Stats{}
-	sp := openTestSpool(t, t.TempDir(), SpoolConfig{}, stats)
-	cfg := fastCfg()
-	cfg.QueueSize, cfg.BatchSize = 10, 10
-	cfg.Overflow = sp
-	r := NewRunner(sink, cfg, stats, zap.NewNop())
-	for i := 0; i < 100; i++ {
-		r.Publish(spoolEv(i))
-	}
-	waitFor(t, "events spooled", 5*time.Second, func() bool { return sp.Pending() == 100 })
+	r, sp, stats := runnerWith100Spooled(t, sink)
 	mu.Lock()
 	gate = true
 	mu.Unlock()
