@@ -277,21 +277,33 @@ func (t *Topology) Close() {
 }
 
 // WaitListen waits (at most 10 s) until a TCP socket listens on ip:port (or
-// the wildcard address and port) in namespace ns. It asks the kernel (ss) rather than connecting, so it neither
-// consumes a single-connection listener nor leaves a TIME_WAIT socket in the
-// sensor's view, and it does not depend on how loaded the machine is.
+// the wildcard address and port) in namespace ns. It asks the kernel (ss)
+// rather than connecting, so it neither consumes a single-connection listener
+// nor leaves a TIME_WAIT socket in the sensor's view, and it does not depend
+// on how loaded the machine is.
 func (t *Topology) WaitListen(tb testing.TB, ns, ip, port string) {
+	tb.Helper()
+	t.waitBound(tb, "-Hltn", "TCP listener", ns, ip, port)
+}
+
+// WaitBoundUDP is WaitListen for a UDP socket bound to ip:port.
+func (t *Topology) WaitBoundUDP(tb testing.TB, ns, ip, port string) {
+	tb.Helper()
+	t.waitBound(tb, "-Hlun", "UDP socket", ns, ip, port)
+}
+
+func (t *Topology) waitBound(tb testing.TB, ssFlags, what, ns, ip, port string) {
 	tb.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		out, err := t.Cmd(ctx, ns, "ss", "-Hltn", "sport = :"+port).Output()
+		out, err := t.Cmd(ctx, ns, "ss", ssFlags, "sport = :"+port).Output()
 		cancel()
 		if err == nil && listensOn(out, ip, port) {
 			return
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("nothing listening on %s:%s in %s after 10 s (ss: %v)", ip, port, ns, err)
+			tb.Fatalf("no %s on %s:%s in %s after 10 s (ss: %v)", what, ip, port, ns, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

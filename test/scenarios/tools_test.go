@@ -50,6 +50,26 @@ func listen(t *testing.T, topo *netns.Topology, ns, ip, port string, d time.Dura
 	topo.WaitListen(t, ns, ip, port)
 }
 
+// internetHost adds ip (a TEST-NET address) to the "internet" namespace.
+func internetHost(t *testing.T, topo *netns.Topology, ip string) {
+	t.Helper()
+	if err := topo.AddInternetIP(ip); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listenOnce adds ip to the "internet" namespace and starts a
+// single-connection ncat listener there (extra ncat options in opts) for
+// 30 s, discarding what it receives. Its stdin stays open, or ncat would
+// close an interactive connection (a reverse shell) at once.
+func listenOnce(t *testing.T, topo *netns.Topology, ip, port, opts string) {
+	t.Helper()
+	internetHost(t, topo, ip)
+	bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "sh", "-c",
+		"sleep 30 | timeout 30 ncat -l "+opts+" "+ip+" "+port+" >/dev/null"))
+	topo.WaitListen(t, topo.I, ip, port)
+}
+
 // sshKeys generates a client key and a host key in dir.
 type sshKeys struct{ dir, client, host string }
 
