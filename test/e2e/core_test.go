@@ -21,20 +21,9 @@ func TestSuspiciousPortAndTorEndToEnd(t *testing.T) {
 	netns.RequireTools(t, "ncat", "nsenter", "unshare")
 	topo := netns.New(t, 0)
 	const c2 = "198.51.100.10"
-	if err := topo.AddInternetIP(c2); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	for _, port := range []string{"4444", "9001"} {
-		// The listener's stdin stays open, or ncat closes each connection at once.
-		if err := topo.Background(topo.Cmd(ctx, topo.I, "sh", "-c", "sleep 60 | timeout 60 ncat -l -k "+c2+" "+port)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, port := range []string{"4444", "9001"} {
-		topo.WaitListen(t, topo.I, c2, port)
-	}
+	c2Listeners(t, ctx, topo, c2, 60, "4444", "9001")
 
 	dir := t.TempDir()
 	report := filepath.Join(dir, "report.json")

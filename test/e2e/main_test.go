@@ -4,8 +4,11 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"testing"
 
+	"github.com/netsentinel/netsentinel/test/netns"
 	"github.com/netsentinel/netsentinel/test/sensortest"
 )
 
@@ -21,3 +24,23 @@ var (
 )
 
 type syncBuffer = sensortest.SyncBuffer
+
+// c2Listeners adds c2 (a TEST-NET address) to the "internet" namespace and
+// starts a keep-open ncat listener on each port for secs seconds, waiting
+// until all listen. Each listener's stdin stays open, or ncat would close
+// each connection at once.
+func c2Listeners(t *testing.T, ctx context.Context, topo *netns.Topology, c2 string, secs int, ports ...string) {
+	t.Helper()
+	if err := topo.AddInternetIP(c2); err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range ports {
+		sh := fmt.Sprintf("sleep %d | timeout %d ncat -l -k %s %s", secs, secs, c2, port)
+		if err := topo.Background(topo.Cmd(ctx, topo.I, "sh", "-c", sh)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, port := range ports {
+		topo.WaitListen(t, topo.I, c2, port)
+	}
+}

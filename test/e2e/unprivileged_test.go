@@ -19,19 +19,9 @@ func TestUnprivilegedSensorStillAlerts(t *testing.T) {
 	netns.RequireTools(t, "ncat", "nsenter", "unshare", "setpriv")
 	topo := netns.New(t, 0)
 	const c2 = "198.51.100.30"
-	if err := topo.AddInternetIP(c2); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for _, port := range []string{"4444", "31337"} {
-		if err := topo.Background(topo.Cmd(ctx, topo.I, "sh", "-c", "sleep 40 | timeout 40 ncat -l -k "+c2+" "+port)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, port := range []string{"4444", "31337"} {
-		topo.WaitListen(t, topo.I, c2, port)
-	}
+	c2Listeners(t, ctx, topo, c2, 40, "4444", "31337")
 
 	// A directory nobody can write the report into (t.TempDir is 0700 all
 	// the way up).
