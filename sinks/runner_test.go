@@ -485,12 +485,9 @@ func TestRunnerFlushIntervalBatches(t *testing.T) {
 	_ = r.Close(context.Background())
 }
 
-func TestRunnerDeadLetteredNotCountedAsSent(t *testing.T) {
-	stats := &Stats{}
-	s := &funcSink{fn: func(_ context.Context, _ int, batch []Event) error {
-		stats.DeadLettered.Add(1) // the sink rejected one event permanently
-		return nil
-	}}
+// oneBatchOf4 publishes four events to a runner over s that delivers them
+// as one batch, closes it and returns its stats.
+func oneBatchOf4(s Sink, stats *Stats) StatsSnapshot {
 	cfg := fastCfg()
 	cfg.BatchSize = 4
 	cfg.FlushInterval = 2 * time.Second
@@ -499,7 +496,16 @@ func TestRunnerDeadLetteredNotCountedAsSent(t *testing.T) {
 		r.Publish(ev(i))
 	}
 	_ = r.Close(context.Background())
-	if st := r.Stats(); st.Sent != 3 || st.DeadLettered != 1 {
+	return r.Stats()
+}
+
+func TestRunnerDeadLetteredNotCountedAsSent(t *testing.T) {
+	stats := &Stats{}
+	s := &funcSink{fn: func(_ context.Context, _ int, batch []Event) error {
+		stats.DeadLettered.Add(1) // the sink rejected one event permanently
+		return nil
+	}}
+	if st := oneBatchOf4(s, stats); st.Sent != 3 || st.DeadLettered != 1 {
 		t.Fatalf("stats = %+v, want sent 3 dead-lettered 1", st)
 	}
 }
@@ -590,15 +596,7 @@ func TestRunnerDoesNotDoubleCountSelfCountingSink(t *testing.T) {
 		stats.Sent.Add(uint64(len(batch)))
 		return nil
 	}}
-	cfg := fastCfg()
-	cfg.BatchSize = 4
-	cfg.FlushInterval = 2 * time.Second
-	r := NewRunner(s, cfg, stats, zap.NewNop())
-	for i := 0; i < 4; i++ {
-		r.Publish(ev(i))
-	}
-	_ = r.Close(context.Background())
-	if st := r.Stats(); st.Sent != 4 || st.Failed != 1 || st.Retried != 1 {
+	if st := oneBatchOf4(s, stats); st.Sent != 4 || st.Failed != 1 || st.Retried != 1 {
 		t.Fatalf("stats = %+v, want sent 4 failed 1 retried 1", st)
 	}
 }
