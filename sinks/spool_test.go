@@ -117,8 +117,10 @@ func TestSpoolRoundTripInOrderAcrossSegments(t *testing.T) {
 	}
 }
 
-func TestSpoolResumesAfterRestartFromCursor(t *testing.T) {
-	dir := t.TempDir()
+// smallSegmentSpoolWith100 opens a spool in dir with 2 KiB segments and
+// puts events 0..99 into it, one per Put. The caller closes it.
+func smallSegmentSpoolWith100(t *testing.T, dir string) (*Spool, SpoolConfig) {
+	t.Helper()
 	cfg := SpoolConfig{SegmentBytes: 2048, MaxBytes: 1 << 20}
 	s, err := OpenSpool(dir, cfg, nil, zap.NewNop())
 	if err != nil {
@@ -129,6 +131,12 @@ func TestSpoolResumesAfterRestartFromCursor(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return s, cfg
+}
+
+func TestSpoolResumesAfterRestartFromCursor(t *testing.T) {
+	dir := t.TempDir()
+	s, cfg := smallSegmentSpoolWith100(t, dir)
 	evs, _ := s.Peek(40)
 	if err := s.Ack(40); err != nil || len(evs) != 40 {
 		t.Fatal(err, len(evs))
@@ -206,16 +214,7 @@ func TestSpoolFullRejectsNewestAndRecoversSpace(t *testing.T) {
 
 func TestSpoolCorruptSegmentReportedSkippedRestDelivered(t *testing.T) {
 	dir := t.TempDir()
-	cfg := SpoolConfig{SegmentBytes: 2048, MaxBytes: 1 << 20}
-	s, err := OpenSpool(dir, cfg, nil, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 100; i++ {
-		if err := s.Put([]Event{spoolEv(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, cfg := smallSegmentSpoolWith100(t, dir)
 	s.Close()
 	segs := segFiles(t, dir)
 	if len(segs) < 4 {
