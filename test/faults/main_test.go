@@ -109,6 +109,17 @@ func testNetAddr(i int) netip.Addr {
 	}
 }
 
+// sendPaced writes n snapshots, one every 50 ms (a steady alert stream).
+func (s *stream) sendPaced(t *testing.T, n int) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for range n {
+		<-tick.C
+		s.send(t)
+	}
+}
+
 // send writes one snapshot (one new alert).
 func (s *stream) send(t *testing.T) {
 	t.Helper()

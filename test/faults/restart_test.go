@@ -81,17 +81,11 @@ func TestSIGKILLThenRestartDeliversSpooledAlerts(t *testing.T) {
 	st := newStream(t, dir)
 	s := startSensor(t, dir, st.path, config)
 	st.open(t)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for range 40 {
-		<-tick.C
-		st.send(t)
-	}
+	st.sendPaced(t, 40)
 	vl.Stop()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		<-tick.C
-		st.send(t)
+		st.sendPaced(t, 1)
 		if ids := spooledIDs(t, spoolDir); len(ids) >= 150 {
 			break
 		}
@@ -99,10 +93,7 @@ func TestSIGKILLThenRestartDeliversSpooledAlerts(t *testing.T) {
 			t.Fatalf("nothing reached the spool within 30 s of the store outage")
 		}
 	}
-	for range 10 { // mid-stream: alerts still arriving
-		<-tick.C
-		st.send(t)
-	}
+	st.sendPaced(t, 10) // mid-stream: alerts still arriving
 	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -180,20 +171,15 @@ spool: {dir: %s}
 	st := newStream(t, dir)
 	s := startSensor(t, dir, st.path, config)
 	st.open(t)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for i := 0; i < 100; i++ {
-		<-tick.C
-		st.send(t)
-		if i%20 == 19 {
-			if lag := st.n - len(fileIDs(t, okPath)); lag > 20 {
-				t.Errorf("the healthy file sink is %d alerts behind", lag)
-			}
-			select {
-			case err := <-s.exited:
-				t.Fatalf("netsentinel exited while a sink's disk was full: %v", err)
-			default:
-			}
+	for range 5 { // 100 alerts, checked every 20
+		st.sendPaced(t, 20)
+		if lag := st.n - len(fileIDs(t, okPath)); lag > 20 {
+			t.Errorf("the healthy file sink is %d alerts behind", lag)
+		}
+		select {
+		case err := <-s.exited:
+			t.Fatalf("netsentinel exited while a sink's disk was full: %v", err)
+		default:
 		}
 	}
 	st.close()
@@ -301,17 +287,9 @@ func TestSIGTERMWithStoreDownSpoolsThenReports(t *testing.T) {
 	st := newStream(t, dir)
 	s := startSensor(t, dir, st.path, config)
 	st.open(t)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for range 30 {
-		<-tick.C
-		st.send(t)
-	}
+	st.sendPaced(t, 30)
 	vl.Stop()
-	for range 60 {
-		<-tick.C
-		st.send(t)
-	}
+	st.sendPaced(t, 60)
 	start := time.Now()
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
