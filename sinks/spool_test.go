@@ -335,14 +335,10 @@ func TestRunnerWithSpoolOutageDeliversEverythingInOrder(t *testing.T) {
 	cfg.QueueSize, cfg.BatchSize, cfg.MaxRetries = 20, 10, 3
 	cfg.Overflow = sp
 	r := NewRunner(sink, cfg, stats, zaptest.NewLogger(t))
-	for i := 0; i < 500; i++ {
-		r.Publish(spoolEv(i))
-	}
+	publishRange(r, 0, 500)
 	waitFor(t, "events spooled during the outage", 5*time.Second, func() bool { return sp.Pending() >= 480 })
 	sink.set(false)
-	for i := 500; i < 600; i++ { // published after recovery, while the spool drains
-		r.Publish(spoolEv(i))
-	}
+	publishRange(r, 500, 600) // published after recovery, while the spool drains
 	waitFor(t, "all 600 delivered", 10*time.Second, func() bool { return len(sink.ids()) >= 600 })
 	if err := r.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -370,13 +366,8 @@ func TestRunnerSpoolSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	down := &switchSink{down: true}
 	sp := openTestSpool(t, dir, SpoolConfig{}, nil)
-	cfg := fastCfg()
-	cfg.QueueSize, cfg.BatchSize = 50, 10
-	cfg.Overflow = sp
-	r := NewRunner(down, cfg, nil, zap.NewNop())
-	for i := 0; i < 200; i++ {
-		r.Publish(spoolEv(i))
-	}
+	r, cfg := spoolRunner(down, sp, 50, 10, nil)
+	publishRange(r, 0, 200)
 	start := time.Now()
 	if err := r.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -414,13 +405,8 @@ func TestRunnerSpoolFullCountsDrops(t *testing.T) {
 	sink := &switchSink{down: true}
 	stats := &Stats{}
 	sp := openTestSpool(t, t.TempDir(), SpoolConfig{MaxBytes: 4096}, stats)
-	cfg := fastCfg()
-	cfg.QueueSize, cfg.BatchSize = 5, 5
-	cfg.Overflow = sp
-	r := NewRunner(sink, cfg, stats, zap.NewNop())
-	for i := 0; i < 200; i++ {
-		r.Publish(spoolEv(i))
-	}
+	r, _ := spoolRunner(sink, sp, 5, 5, stats)
+	publishRange(r, 0, 200)
 	if err := r.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -467,19 +453,30 @@ func BenchmarkSpoolPutPeekAck(b *testing.B) {
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
 }
 
+// spoolRunner starts a fast runner over sink that spills to sp, with the
+// given queue and batch sizes, and returns it with its config.
+func spoolRunner(sink Sink, sp *Spool, queue, batch int, stats *Stats) (*Runner, RunnerConfig) {
+	cfg := fastCfg()
+	cfg.QueueSize, cfg.BatchSize = queue, batch
+	cfg.Overflow = sp
+	return NewRunner(sink, cfg, stats, zap.NewNop()), cfg
+}
+
+// publishRange publishes spoolEv(from) .. spoolEv(to-1).
+func publishRange(r *Runner, from, to int) {
+	for i := from; i < to; i++ {
+		r.Publish(spoolEv(i))
+	}
+}
+
 // runnerWith100Spooled starts a runner over sink (which must be failing)
 // with a spool, publishes 100 events and waits until all are spooled.
 func runnerWith100Spooled(t *testing.T, sink Sink) (*Runner, *Spool, *Stats) {
 	t.Helper()
 	stats := &Stats{}
 	sp := openTestSpool(t, t.TempDir(), SpoolConfig{}, stats)
-	cfg := fastCfg()
-	cfg.QueueSize, cfg.BatchSize = 10, 10
-	cfg.Overflow = sp
-	r := NewRunner(sink, cfg, stats, zap.NewNop())
-	for i := 0; i < 100; i++ {
-		r.Publish(spoolEv(i))
-	}
+	r, _ := spoolRunner(sink, sp, 10, 10, stats)
+	publishRange(r, 0, 100)
 	waitFor(t, "events spooled", 5*time.Second, func() bool { return sp.Pending() == 100 })
 	return r, sp, stats
 }
