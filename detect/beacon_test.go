@@ -134,53 +134,44 @@ func TestBeaconRandomIntervalsNotFlagged(t *testing.T) {
 	// Exponential inter-arrival times with these means: sub-poll means only
 	// through destroy events (exact), the rest at poll resolution.
 	means := []time.Duration{time.Second, 3 * time.Second, 30 * time.Second, time.Minute, 10 * time.Minute, time.Hour}
-	const seeds = 200
 	for _, m := range means {
 		t.Run(m.String(), func(t *testing.T) {
-			fp := 0
-			for seed := uint64(0); seed < seeds; seed++ {
-				rng := beaconRNG(seed, 1000+uint64(m))
-				exact := m < 5*time.Second
-				at := bldT0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
-				var conns []beaconConn
-				for k := 0; k < 40; k++ {
-					conns = append(conns, beaconConn{start: at, exact: exact})
-					at = at.Add(time.Duration(rng.ExpFloat64()*float64(m)) + time.Millisecond*200)
-				}
-				d := newTestBeacon(t)
-				if alertAt, _ := beaconRun(t, d, conns, 77, "198.51.100.9:443"); alertAt != 0 {
-					fp++
-					t.Logf("seed %d flagged at connection %d", seed, alertAt)
-				}
-			}
-			if fp != 0 {
-				t.Fatalf("false positives: %d/%d", fp, seeds)
-			}
+			exact := m < 5*time.Second
+			wantNoRandomFP(t, 1000+uint64(m), m, func(int) bool { return exact })
 		})
 	}
 	// Mostly exact times with some poll-stamped ones (seen open at a poll):
 	// the wide intervals must not let random traffic fit a period.
 	for _, m := range []time.Duration{time.Second, 3 * time.Second, 10 * time.Second} {
 		t.Run("mixed_"+m.String(), func(t *testing.T) {
-			fp := 0
-			for seed := uint64(0); seed < seeds; seed++ {
-				rng := beaconRNG(seed, 5000+uint64(m))
-				at := bldT0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
-				var conns []beaconConn
-				for k := 0; k < 40; k++ {
-					conns = append(conns, beaconConn{start: at, exact: k%5 != 0})
-					at = at.Add(time.Duration(rng.ExpFloat64()*float64(m)) + time.Millisecond*200)
-				}
-				d := newTestBeacon(t)
-				if alertAt, _ := beaconRun(t, d, conns, 77, "198.51.100.9:443"); alertAt != 0 {
-					fp++
-					t.Logf("seed %d flagged at connection %d", seed, alertAt)
-				}
-			}
-			if fp != 0 {
-				t.Fatalf("false positives: %d/%d", fp, seeds)
-			}
+			wantNoRandomFP(t, 5000+uint64(m), m, func(k int) bool { return k%5 != 0 })
 		})
+	}
+}
+
+// wantNoRandomFP runs 200 seeds of 40 connections at exponential gaps of
+// mean m (+200 ms) and fails if any is flagged; exact(k) says whether
+// connection k has an exact time or a poll-stamped one.
+func wantNoRandomFP(t *testing.T, salt uint64, m time.Duration, exact func(k int) bool) {
+	t.Helper()
+	const seeds = 200
+	fp := 0
+	for seed := uint64(0); seed < seeds; seed++ {
+		rng := beaconRNG(seed, salt)
+		at := bldT0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
+		var conns []beaconConn
+		for k := 0; k < 40; k++ {
+			conns = append(conns, beaconConn{start: at, exact: exact(k)})
+			at = at.Add(time.Duration(rng.ExpFloat64()*float64(m)) + time.Millisecond*200)
+		}
+		d := newTestBeacon(t)
+		if alertAt, _ := beaconRun(t, d, conns, 77, "198.51.100.9:443"); alertAt != 0 {
+			fp++
+			t.Logf("seed %d flagged at connection %d", seed, alertAt)
+		}
+	}
+	if fp != 0 {
+		t.Fatalf("false positives: %d/%d", fp, seeds)
 	}
 }
 
