@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/netip"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/netsentinel/netsentinel/collector"
 	"github.com/netsentinel/netsentinel/detect"
+	"github.com/netsentinel/netsentinel/internal/testserver"
 	"github.com/netsentinel/netsentinel/schemas"
 	"github.com/netsentinel/netsentinel/sinks"
 )
@@ -53,17 +52,7 @@ func recording(t *testing.T, n int, step time.Duration) string {
 	return path
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+type syncBuf = testserver.SyncBuffer
 
 func newPipeline(t *testing.T, cfg Config, src collector.Source, out *syncBuf, outs ...Output) *Pipeline {
 	t.Helper()

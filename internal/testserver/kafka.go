@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,24 +30,7 @@ type KafkaBroker struct {
 	port   int
 	cmd    *exec.Cmd
 	exited chan struct{}
-	stderr *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr *SyncBuffer
 }
 
 // StartKafkaBroker runs the broker on a free loopback port with extra args
@@ -57,7 +39,7 @@ func (l *lockedBuffer) String() string {
 func StartKafkaBroker(tb testing.TB, args ...string) *KafkaBroker {
 	tb.Helper()
 	b := &KafkaBroker{tb: tb, bin: Binary(tb, "kafkabroker", EnvKafkaBrokerBin, "test/servers/build-kafkabroker.sh"),
-		args: args, stderr: &lockedBuffer{}}
+		args: args, stderr: &SyncBuffer{}}
 	b.start(0)
 	tb.Cleanup(b.Stop)
 	return b

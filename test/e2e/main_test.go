@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/netsentinel/netsentinel/internal/testserver"
 	"github.com/netsentinel/netsentinel/test/netns"
 	"github.com/netsentinel/netsentinel/test/sensortest"
 )
@@ -23,7 +24,7 @@ var (
 	hasString  = sensortest.HasString
 )
 
-type syncBuffer = sensortest.SyncBuffer
+type syncBuffer = testserver.SyncBuffer
 
 // c2Listeners adds c2 (a TEST-NET address) to the "internet" namespace and
 // starts a keep-open ncat listener on each port for secs seconds, waiting

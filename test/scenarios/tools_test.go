@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsentinel/netsentinel/internal/testserver"
 	"github.com/netsentinel/netsentinel/test/netns"
-	"github.com/netsentinel/netsentinel/test/sensortest"
 )
 
 // ctxFor is a context bounded by d and ended at cleanup.
@@ -156,7 +156,7 @@ func startHTTP(t *testing.T, topo *netns.Topology, ns, ip, port, dir string, d t
 func hostStart(t *testing.T, topo *netns.Topology, d time.Duration, name string, args ...string) (*exec.Cmd, time.Time) {
 	t.Helper()
 	cmd := topo.HostCmd(ctxFor(t, d), name, args...)
-	stderr := &sensortest.SyncBuffer{}
+	stderr := &testserver.SyncBuffer{}
 	cmd.Stderr = stderr
 	t.Cleanup(func() {
 		if t.Failed() {

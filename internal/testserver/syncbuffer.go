@@ -1,14 +1,15 @@
-package sensortest
+package testserver
 
 import (
-	"strings"
+	"bytes"
 	"sync"
 )
 
-// SyncBuffer is an io.Writer safe for a process's output and a reader.
+// SyncBuffer is an io.Writer safe for a process's output (or any writer
+// goroutine) and a concurrent reader.
 type SyncBuffer struct {
 	mu sync.Mutex
-	b  strings.Builder
+	b  bytes.Buffer
 }
 
 func (s *SyncBuffer) Write(p []byte) (int, error) {
