@@ -1,14 +1,3 @@
-// Package detect turns snapshots into alerts.
-//
-// A Detector is registered by name (one file per detector, registering itself
-// in init) and runs over (snapshot, env): it reads the snapshot and its own
-// state and returns candidate alerts. The clock is snap.Time, never time.Now,
-// so detectors are deterministic under replay and in tests. Detector state
-// (windows, trackers) is bounded in size and expired by snapshot time.
-//
-// The Engine runs every enabled detector, fills alert ids, and applies the
-// cooldown: the same (rule, entity) is emitted once per cooldown (default
-// 10 min) with an occurrence count.
 package detect
 
 import (

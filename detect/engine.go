@@ -395,3 +395,37 @@ func ConfigAs[T any](detector string, cfg any) (*T, error) {
 	}
 	return c, nil
 }
+
+// Claim records that the calling detector accounts for connection s in this
+// snapshot: candidate alerts of the named rules whose Transport, Source and
+// Dest equal s.Proto, s.Local and s.Remote are dropped by the engine (counted
+// as superseded), whatever order the detectors ran in. Used so one connection
+// is not alerted twice (the tor detector claims Tor connections from
+// suspicious_port).
+func (e *Env) Claim(s *collector.Socket, rules ...string) {
+	if e.claims == nil {
+		e.claims = map[string]map[string]struct{}{}
+	}
+	k := tupleKey(s.Proto, s.Local, s.Remote)
+	for _, r := range rules {
+		m := e.claims[r]
+		if m == nil {
+			m = map[string]struct{}{}
+			e.claims[r] = m
+		}
+		m[k] = struct{}{}
+	}
+}
+
+func (e *Env) claimed(a *Alert) bool {
+	m := e.claims[a.RuleID]
+	if m == nil {
+		return false
+	}
+	_, ok := m[tupleKey(a.Transport, a.Source, a.Dest)]
+	return ok
+}
+
+func tupleKey(proto string, local, remote netip.AddrPort) string {
+	return proto + "|" + local.String() + "|" + remote.String()
+}

@@ -1,0 +1,55 @@
+// Package detect turns snapshots into alerts.
+//
+// A Detector is registered by name (one file per detector, registering itself
+// in init) and runs over (snapshot, env): it reads the snapshot and its own
+// state and returns candidate alerts. The clock is snap.Time, never time.Now,
+// so detectors are deterministic under replay and in tests. Detector state
+// (windows, trackers) is bounded in size and expired by snapshot time.
+//
+// The Engine runs every enabled detector, fills alert ids, and applies the
+// cooldown: the same (rule, entity) is emitted once per cooldown (default
+// 10 min) with an occurrence count.
+//
+// # Helpers for detectors
+//
+// The API below is stable; detectors in this package build on it (process.go,
+// sockets.go, ports.go, window.go, distinct.go; Claim in engine.go).
+//
+// Process context:
+//
+//	ProcessContext(snap, env, pid) *ProcessInfo   // nil when pid unknown; includes ParentName
+//	ProcessName(snap, env, pid) string            // "" when unknown
+//	ProcessKey(snap, env, pid) string             // name, else "pid:N", else "unknown" (for entities)
+//	Ancestors(snap, env, pid, max) []*collector.Process // parent first, bounded, cycle-safe
+//
+// Sockets and addresses:
+//
+//	IsListener(s) bool                  // TCP LISTEN, or UDP bound with no remote peer
+//	Direction(snap, env, s) string      // DirIngress / DirEgress / DirInternal / DirUnknown
+//	ConnKey(s) string                   // stable identity of a connection (cookie, else 5-tuple)
+//	(*Env).IsExternal(a) bool           // routable and not in home_net / loopback / link-local
+//	(*Env).Claim(s, rules...)           // drop other rules' alerts about this connection in this snapshot
+//
+// Ports:
+//
+//	PortSet, NewPortSet(ports...), ParsePorts([]string{"80", "6666-6669"}), (PortSet).Has, (PortSet).Sorted
+//
+// Bounded state, expired by snapshot time (never time.Now):
+//
+//	Window[K, V]: a map with an LRU size cap and a TTL on last touch:
+//	    w := NewWindow[string, myState](10000, 10*time.Minute)
+//	    st := w.Touch(key, snap.Time, func() myState { return myState{} }) // *myState, update in place
+//	    w.Expire(snap.Time)
+//	Distinct[T]: distinct items seen within a sliding window, capped:
+//	    d := NewDistinct[netip.Addr](5*time.Minute, 1024)
+//	    d.Add(ip, snap.Time); d.Prune(snap.Time); d.Len()
+//
+// Factories: ConfigAs[MyConfig](name, cfg) turns Factory.New's cfg into
+// *MyConfig or an error naming the detector (engine.go). Recommendation(threatType)
+// gives the response text (recommend.go); the engine fills Alert.Recommendation,
+// ID, Count, RuleID (detector name) and Time (snap.Time) when left empty.
+//
+// Evidence conventions: figures under their own names ("distinct_hosts": 4),
+// the threshold as "threshold" (or "<figure>_threshold"), the window as
+// "window_seconds", lists sorted so output is deterministic.
+package detect
