@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // ARP entry flags from <linux/if_arp.h>.
@@ -18,7 +20,7 @@ const (
 // returned even when the error is non-nil: the error then names the lines
 // that were skipped.
 func ReadARP(procRoot string) ([]Neighbor, error) {
-	data, err := readCappedFile(procPath(procRoot, "net", "arp"), maxProcFileBytes)
+	data, err := fsutil.ReadFileCapped(procPath(procRoot, "net", "arp"), maxProcFileBytes)
 	if data == nil {
 		return nil, err
 	}

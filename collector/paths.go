@@ -3,7 +3,6 @@ package collector
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 )
@@ -29,10 +28,6 @@ const (
 // ErrFileParse marks content that could not be parsed. Parse errors wrap it and
 // name the file and line: errors.Is(err, ErrFileParse).
 var ErrFileParse = errors.New("parse error")
-
-// ErrFileTooLarge is returned (wrapped) with the first limit bytes when a
-// file is larger than the cap it was read with.
-var ErrFileTooLarge = errors.New("file larger than read cap")
 
 // ProcRootFromEnv returns the procfs root to use: flag when non-empty, else
 // $HOST_PROC when set, else "/proc".
@@ -60,58 +55,6 @@ func procPath(procRoot string, elem ...string) string {
 		procRoot = DefaultProcRoot
 	}
 	return filepath.Join(append([]string{procRoot}, elem...)...)
-}
-
-// readCappedFile reads at most limit bytes of path without trusting its size.
-// When the file holds more, the first limit bytes are returned together with
-// an error wrapping ErrFileTooLarge.
-func readCappedFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readCapped(f, path, limit)
-}
-
-// readCappedBuf is readCappedFile reading into buf (grown as needed up to
-// limit) to spare the allocations of a fresh buffer per file: the hot path
-// of the process table. The returned slice aliases buf; copy what is kept.
-func readCappedBuf(path string, buf []byte, limit int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return buf[:0], err
-	}
-	defer f.Close()
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)] // grow
-		}
-		n, err := f.Read(buf[len(buf):min(cap(buf), limit+1)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > limit {
-			return buf[:limit], fmt.Errorf("read %s: %w (%d bytes)", path, ErrFileTooLarge, limit)
-		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf[:0], fmt.Errorf("read %s: %w", path, err)
-		}
-	}
-}
-
-func readCapped(r io.Reader, name string, limit int64) ([]byte, error) {
-	// One byte more than the limit tells a full file from a cut one.
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if int64(len(data)) > limit {
-		return data[:limit], fmt.Errorf("read %s: %w (%d bytes)", name, ErrFileTooLarge, limit)
-	}
-	return data, nil
 }
 
 // lineError builds the error for one malformed line of a file.

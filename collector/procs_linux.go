@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
@@ -161,7 +163,7 @@ func (t *ProcTable) revalidationBatch() map[int32]bool {
 func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
 	dir := filepath.Join(t.root, strconv.FormatInt(int64(pid), 10))
 	statPath := filepath.Join(dir, "stat")
-	data, err := readCappedBuf(statPath, t.buf, maxSmallFileBytes)
+	data, err := fsutil.ReadFileCappedBuf(statPath, t.buf, maxSmallFileBytes)
 	t.buf = data[:0]
 	if err != nil {
 		return nil, err
@@ -175,7 +177,7 @@ func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
 	}
 
 	statusPath := filepath.Join(dir, "status")
-	data, err = readCappedBuf(statusPath, t.buf, maxSmallFileBytes)
+	data, err = fsutil.ReadFileCappedBuf(statusPath, t.buf, maxSmallFileBytes)
 	t.buf = data[:0]
 	if err != nil {
 		return nil, err
@@ -184,10 +186,10 @@ func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", statusPath, err)
 	}
-	// A cmdline longer than the cap is kept cut (ErrFileTooLarge with data).
-	data, err = readCappedBuf(filepath.Join(dir, "cmdline"), t.buf, maxCmdlineBytes)
+	// A cmdline longer than the cap is kept cut (fsutil.ErrTooLarge with data).
+	data, err = fsutil.ReadFileCappedBuf(filepath.Join(dir, "cmdline"), t.buf, maxCmdlineBytes)
 	t.buf = data[:0]
-	if err != nil && !errors.Is(err, ErrFileTooLarge) {
+	if err != nil && !errors.Is(err, fsutil.ErrTooLarge) {
 		return nil, err
 	}
 	cmdline := ParseCmdline(data)
@@ -230,7 +232,7 @@ func bootOffset(bootTime time.Time, ticks uint64) time.Time {
 // used instead.
 func readBootTime(root string, now time.Time) (time.Time, error) {
 	statPath := filepath.Join(root, "stat")
-	data, err := readCappedFile(statPath, maxProcFileBytes)
+	data, err := fsutil.ReadFileCapped(statPath, maxProcFileBytes)
 	if data == nil {
 		return time.Time{}, err
 	}
@@ -239,7 +241,7 @@ func readBootTime(root string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%s: %w", statPath, err)
 	}
 	coarse := time.Unix(btime, 0)
-	data, err = readCappedFile(filepath.Join(root, "uptime"), maxSmallFileBytes)
+	data, err = fsutil.ReadFileCapped(filepath.Join(root, "uptime"), maxSmallFileBytes)
 	if err != nil {
 		return coarse, nil
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // copyProcFixture copies testdata/proc into a temporary directory (symlinks
@@ -351,7 +353,7 @@ func BenchmarkReadProcFile(b *testing.B) {
 	b.Run("readall", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := readCappedFile(path, maxSmallFileBytes); err != nil {
+			if _, err := fsutil.ReadFileCapped(path, maxSmallFileBytes); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -360,7 +362,7 @@ func BenchmarkReadProcFile(b *testing.B) {
 		b.ReportAllocs()
 		buf := make([]byte, 0, 4096)
 		for b.Loop() {
-			data, err := readCappedBuf(path, buf, maxSmallFileBytes)
+			data, err := fsutil.ReadFileCappedBuf(path, buf, maxSmallFileBytes)
 			if err != nil {
 				b.Fatal(err)
 			}

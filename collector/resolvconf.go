@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"net/netip"
 	"strings"
+
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // DefaultResolvConf is the resolver configuration read when Options.ResolvConf
@@ -18,7 +20,7 @@ func ReadResolvConf(path string) ([]netip.Addr, error) {
 	if path == "" {
 		path = DefaultResolvConf
 	}
-	data, err := readCappedFile(path, maxSmallFileBytes)
+	data, err := fsutil.ReadFileCapped(path, maxSmallFileBytes)
 	if data == nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // Route flags from <linux/route.h>.
@@ -24,14 +26,14 @@ const (
 func ReadDefaultRoutes(procRoot string) ([]Route, error) {
 	var errs []error
 	var out []Route
-	if data, err := readCappedFile(procPath(procRoot, "net", "route"), maxProcFileBytes); data != nil {
+	if data, err := fsutil.ReadFileCapped(procPath(procRoot, "net", "route"), maxProcFileBytes); data != nil {
 		r, perr := ParseRoutes(data)
 		out = append(out, r...)
 		errs = append(errs, err, perr)
 	} else {
 		errs = append(errs, err)
 	}
-	if data, err := readCappedFile(procPath(procRoot, "net", "ipv6_route"), maxProcFileBytes); data != nil {
+	if data, err := fsutil.ReadFileCapped(procPath(procRoot, "net", "ipv6_route"), maxProcFileBytes); data != nil {
 		r, perr := ParseIPv6Routes(data)
 		out = append(out, r...)
 		errs = append(errs, err, perr)

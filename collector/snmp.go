@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // ReadCounters reads the host-wide TCP and UDP counters from
 // <procRoot>/net/snmp. Valid is true only when every wanted column was found.
 func ReadCounters(procRoot string) (Counters, error) {
-	data, err := readCappedFile(procPath(procRoot, "net", "snmp"), maxSmallFileBytes)
+	data, err := fsutil.ReadFileCapped(procPath(procRoot, "net", "snmp"), maxSmallFileBytes)
 	if data == nil {
 		return Counters{}, err
 	}

@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/netsentinel/netsentinel/collector"
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // Threat-intel IP lists: files of known C2 addresses, one IP or CIDR per line
@@ -178,16 +178,7 @@ func newThreatIntel(c ThreatIntelConfig) (*threatIntel, error) {
 
 // readIntelFile reads a list file, at most maxIntelFileBytes.
 func readIntelFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := readCapped(f, maxIntelFileBytes)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return data, nil
+	return fsutil.ReadFileCapped(path, maxIntelFileBytes)
 }
 
 func (d *threatIntel) Name() string { return ThreatIntelName }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/netsentinel/netsentinel/collector"
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // RuleTor is the tor detector's rule id.
@@ -260,7 +261,7 @@ func (d *torDetector) refresh(ctx context.Context) error {
 	if d.cfg.RelayCache != "" {
 		if err := os.MkdirAll(filepath.Dir(d.cfg.RelayCache), 0o700); err != nil {
 			log.Warn("tor relay cache not written", zap.Error(err))
-		} else if err := writeFileAtomic(d.cfg.RelayCache, raw); err != nil {
+		} else if err := fsutil.WriteFileAtomic(d.cfg.RelayCache, raw); err != nil {
 			log.Warn("tor relay cache not written", zap.String("path", d.cfg.RelayCache), zap.Error(err))
 		}
 	}

@@ -6,15 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // Relay list limits.
@@ -176,29 +175,12 @@ func parseOnionoo(data []byte) (RelayList, error) {
 	return c.RelayList, nil
 }
 
-// readCapped reads at most max bytes from r; more is an error.
-func readCapped(r io.Reader, max int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("larger than %d bytes", max)
-	}
-	return data, nil
-}
-
 // LoadRelayFile reads and parses a relay list file. A list with bad entries
 // but no usable address is an error.
 func LoadRelayFile(path string) (RelayList, error) {
-	f, err := os.Open(path)
+	data, err := fsutil.ReadFileCapped(path, MaxRelayListBytes)
 	if err != nil {
 		return RelayList{}, fmt.Errorf("relay list: %w", err)
-	}
-	defer f.Close()
-	data, err := readCapped(f, MaxRelayListBytes)
-	if err != nil {
-		return RelayList{}, fmt.Errorf("relay list %s: %w", path, err)
 	}
 	return checkedRelayList(path, data)
 }
@@ -231,7 +213,7 @@ func FetchRelayList(ctx context.Context, client *http.Client, url string, timeou
 	if resp.StatusCode != http.StatusOK {
 		return RelayList{}, nil, fmt.Errorf("relay list download: HTTP %s", resp.Status)
 	}
-	data, err := readCapped(resp.Body, MaxRelayListBytes)
+	data, err := fsutil.ReadCapped(resp.Body, "response body", MaxRelayListBytes)
 	if err != nil {
 		return RelayList{}, nil, fmt.Errorf("relay list download: %w", err)
 	}
@@ -243,37 +225,6 @@ func FetchRelayList(ctx context.Context, client *http.Client, url string, timeou
 		return RelayList{}, nil, errors.New("relay list download: empty list")
 	}
 	return rl, data, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file (mode 0600)
-// and a rename, so a reader never sees a partial cache.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
 }
 
 // relaySet is an immutable set of relay addresses with where it came from.

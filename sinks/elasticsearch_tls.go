@@ -4,16 +4,17 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // esCredentials are the resolved secrets; never logged, never in errors.
@@ -29,18 +30,12 @@ const maxSecretFile = 64 << 10
 // readSecretFile reads a one-line secret, trimming surrounding whitespace.
 // Errors name the key and file, never the content.
 func readSecretFile(key, path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("elasticsearch.%s: %w", key, err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return "", fmt.Errorf("elasticsearch.%s: %w", key, err)
-	}
-	n := len(b)
-	if n > maxSecretFile {
+	b, err := fsutil.ReadFileCapped(path, maxSecretFile)
+	if errors.Is(err, fsutil.ErrTooLarge) {
 		return "", fmt.Errorf("elasticsearch.%s: %s is larger than %d bytes, not a secret file", key, path, maxSecretFile)
+	}
+	if err != nil {
+		return "", fmt.Errorf("elasticsearch.%s: %w", key, err)
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // Spool defaults.
@@ -556,7 +558,7 @@ func (s *Spool) rollLocked() error {
 		}
 		s.active.Close()
 	}
-	syncDir(s.dir) // the new file's directory entry survives a power loss
+	fsutil.SyncDir(s.dir) // the new file's directory entry survives a power loss
 	s.active, s.dirty = f, true
 	s.nextSeq = seq + 1
 	s.segs = append(s.segs, spoolSeg{seq: seq, size: spoolHeader})
@@ -788,29 +790,16 @@ func (s *Spool) dropSegmentsBeforeLocked(seq uint64) {
 	s.segs = append(s.segs[:0], s.segs[i:]...)
 }
 
-// writeCursorLocked saves the cursor atomically (temp file + rename).
+// writeCursorLocked saves the cursor atomically (fsync'd temp file + rename).
 func (s *Spool) writeCursorLocked() error {
 	b, _ := json.Marshal(struct {
 		Segment uint64 `json:"segment"`
 		Offset  int64  `json:"offset"`
 	}{s.cur.seg, s.cur.off})
-	tmp := filepath.Join(s.dir, spoolCursor+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("spool cursor: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, spoolCursor)); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.dir, spoolCursor), b); err != nil {
 		return fmt.Errorf("spool cursor: %w", err)
 	}
 	return nil
-}
-
-// syncDir fsyncs a directory, best effort (not every OS or filesystem
-// allows it).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }
 
 func (s *Spool) syncLoop() {
