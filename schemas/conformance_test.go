@@ -47,7 +47,8 @@ const customNamespace = "netsentinel"
 
 // opaqueObjects are emitted as objects whose inner keys are data, not fields
 // (mapped as flattened).
-var opaqueObjects = map[string]bool{"netsentinel.evidence": true}
+// labels is ECS's object of keyword values keyed by the user.
+var opaqueObjects = map[string]bool{"netsentinel.evidence": true, "labels": true}
 
 // leaf is one flattened field of a document.
 type leaf struct {
@@ -168,6 +169,13 @@ func checkECSDoc(ref *ecsRef, doc map[string]any) []string {
 			}
 		}
 	}
+	if labels, ok := doc["labels"].(map[string]any); ok {
+		for k, v := range labels {
+			if _, ok := v.(string); !ok || k == "" || strings.Contains(k, ".") {
+				errs = append(errs, fmt.Sprintf("labels.%s: ECS labels are keyword values under dot-free keys, got %T", k, v))
+			}
+		}
+	}
 	if get(doc, "event.kind") == "signal" {
 		errs = append(errs, "event.kind: signal is reserved for Kibana")
 	}
@@ -251,6 +259,8 @@ func TestECSCheckerCatchesMistakes(t *testing.T) {
 			d["event"].(map[string]any)["type"] = []any{"installation"}
 		},
 		"bad direction": func(d map[string]any) { d["network"].(map[string]any)["direction"] = "sideways" },
+		"number label":  func(d map[string]any) { d["labels"] = map[string]any{"rack": json.Number("4")} },
+		"scalar tags":   func(d map[string]any) { d["tags"] = "dc1" },
 	}
 	for name, mut := range mutations {
 		d := ecsDocOf(t, a)

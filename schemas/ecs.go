@@ -32,14 +32,35 @@ const (
 
 // Meta identifies the agent and the data stream of ECS documents.
 type Meta struct {
-	Version   string // agent.version, observer.version, rule.version
-	AgentID   string // agent.id; defaults to the host id
-	Dataset   string // data_stream.dataset = event.dataset (default netsentinel.alert)
-	Namespace string // data_stream.namespace (default "default")
+	Version string // agent.version, observer.version, rule.version
+	AgentID string // agent.id; defaults to the host id
+	// AgentName is agent.name: the sensor's own hostname (a pod or container
+	// name when it runs in one); defaults to host.name.
+	AgentName string
+	// EphemeralID is agent.ephemeral_id: new at every start of the sensor.
+	EphemeralID string
+	Dataset     string // data_stream.dataset = event.dataset (default netsentinel.alert)
+	Namespace   string // data_stream.namespace (default "default")
+	// Labels (ECS labels: keyword values) and Tags (ECS tags) go into every
+	// document.
+	Labels map[string]string
+	Tags   []string
+	// Orchestrator is orchestrator.*: the cluster and pod the sensor runs in.
+	Orchestrator Orchestrator
 	// Rules optionally describes a rule id (rule.name, rule.description);
 	// without it rule.name is the threat type and rule.description the
 	// technique name.
 	Rules func(ruleID string) (detect.RuleInfo, bool)
+}
+
+// Orchestrator identifies the cluster resource the sensor runs as
+// (orchestrator.type, .cluster.name, .namespace, .resource.name/type).
+type Orchestrator struct {
+	Type         string // "kubernetes"
+	ClusterName  string
+	Namespace    string
+	ResourceName string
+	ResourceType string // "pod"
 }
 
 // ErrInvalidMeta is wrapped by errors about a bad dataset or namespace.
@@ -57,6 +78,12 @@ func (m Meta) withDefaults(h Host) (Meta, error) {
 	}
 	if m.AgentID == "" {
 		m.AgentID = h.ID
+	}
+	if m.AgentName == "" {
+		m.AgentName = h.Name
+		if m.AgentName == "" {
+			m.AgentName = h.Hostname
+		}
 	}
 	for _, f := range []struct{ name, v string }{{"dataset", m.Dataset}, {"namespace", m.Namespace}} {
 		if err := checkDataStreamPart(f.v); err != nil {
@@ -80,8 +107,13 @@ func checkDataStreamPart(s string) error {
 
 // ECS formats alerts as ECS 9.x alert documents.
 type ECS struct {
-	host   Host
-	meta   Meta
+	host Host
+	meta Meta
+	// orchestrator, labels and tags, cleaned once and shared by every
+	// document (never mutated).
+	orch   *ecsOrch
+	labels map[string]string
+	tags   []string
 	lookup TechniqueLookup
 	now    func() time.Time // event.created clock; replaced in tests
 }
@@ -96,7 +128,28 @@ func NewECS(h Host, m Meta, lookup TechniqueLookup) (*ECS, error) {
 	if h.Name == "" {
 		h.Name = h.Hostname
 	}
-	return &ECS{host: h, meta: m, lookup: lookup, now: time.Now}, nil
+	f := &ECS{host: h, meta: m, lookup: lookup, now: time.Now}
+	if len(m.Labels) > 0 {
+		f.labels = make(map[string]string, len(m.Labels))
+		for k, v := range m.Labels {
+			f.labels[clean(k, MaxKeyword)] = clean(v, MaxKeyword)
+		}
+	}
+	for _, t := range m.Tags {
+		f.tags = append(f.tags, clean(t, MaxKeyword))
+	}
+	o := m.Orchestrator
+	if o != (Orchestrator{}) {
+		oc := &ecsOrch{Type: clean(o.Type, MaxKeyword), Namespace: clean(o.Namespace, MaxKeyword)}
+		if o.ClusterName != "" {
+			oc.Cluster = &ecsOrchCluster{Name: clean(o.ClusterName, MaxKeyword)}
+		}
+		if o.ResourceName != "" || o.ResourceType != "" {
+			oc.Resource = &ecsOrchRes{Name: clean(o.ResourceName, MaxKeyword), Type: clean(o.ResourceType, MaxKeyword)}
+		}
+		f.orch = oc
+	}
+	return f, nil
 }
 
 // Name is "ecs".
@@ -108,22 +161,25 @@ func (f *ECS) Index() string { return "logs-" + f.meta.Dataset + "-" + f.meta.Na
 
 // The document model. Field order here is the order in the output.
 type ecsDoc struct {
-	Timestamp   string         `json:"@timestamp"`
-	Message     string         `json:"message"`
-	ECS         ecsECS         `json:"ecs"`
-	Event       ecsEvent       `json:"event"`
-	Rule        ecsRule        `json:"rule"`
-	Threat      ecsThreat      `json:"threat"`
-	Source      *ecsEndpoint   `json:"source,omitempty"`
-	Destination *ecsEndpoint   `json:"destination,omitempty"`
-	Network     *ecsNetwork    `json:"network,omitempty"`
-	Process     *ecsProcess    `json:"process,omitempty"`
-	Host        ecsHost        `json:"host"`
-	Observer    ecsObserver    `json:"observer"`
-	Agent       ecsAgent       `json:"agent"`
-	Related     *ecsRelated    `json:"related,omitempty"`
-	DataStream  ecsDataStream  `json:"data_stream"`
-	NetSentinel ecsNetSentinel `json:"netsentinel"`
+	Timestamp   string            `json:"@timestamp"`
+	Message     string            `json:"message"`
+	ECS         ecsECS            `json:"ecs"`
+	Event       ecsEvent          `json:"event"`
+	Rule        ecsRule           `json:"rule"`
+	Threat      ecsThreat         `json:"threat"`
+	Source      *ecsEndpoint      `json:"source,omitempty"`
+	Destination *ecsEndpoint      `json:"destination,omitempty"`
+	Network     *ecsNetwork       `json:"network,omitempty"`
+	Process     *ecsProcess       `json:"process,omitempty"`
+	Host        ecsHost           `json:"host"`
+	Observer    ecsObserver       `json:"observer"`
+	Agent       ecsAgent          `json:"agent"`
+	Orch        *ecsOrch          `json:"orchestrator,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Tags        []string          `json:"tags,omitempty"`
+	Related     *ecsRelated       `json:"related,omitempty"`
+	DataStream  ecsDataStream     `json:"data_stream"`
+	NetSentinel ecsNetSentinel    `json:"netsentinel"`
 }
 
 type ecsECS struct {
@@ -236,10 +292,27 @@ type ecsObserver struct {
 }
 
 type ecsAgent struct {
-	Type    string `json:"type"`
-	Name    string `json:"name,omitempty"`
-	Version string `json:"version,omitempty"`
-	ID      string `json:"id,omitempty"`
+	Type        string `json:"type"`
+	Name        string `json:"name,omitempty"`
+	Version     string `json:"version,omitempty"`
+	ID          string `json:"id,omitempty"`
+	EphemeralID string `json:"ephemeral_id,omitempty"`
+}
+
+type ecsOrch struct {
+	Type      string          `json:"type,omitempty"`
+	Cluster   *ecsOrchCluster `json:"cluster,omitempty"`
+	Namespace string          `json:"namespace,omitempty"`
+	Resource  *ecsOrchRes     `json:"resource,omitempty"`
+}
+
+type ecsOrchCluster struct {
+	Name string `json:"name"`
+}
+
+type ecsOrchRes struct {
+	Name string `json:"name,omitempty"`
+	Type string `json:"type,omitempty"`
 }
 
 type ecsRelated struct {
@@ -397,9 +470,11 @@ func (f *ECS) build(a *detect.Alert) *ecsDoc {
 	// host, observer, agent
 	d.Host = f.ecsHost()
 	d.Observer = ecsObserver{Type: "sensor", Product: ProductName, Vendor: ProductName,
-		Version: clean(f.meta.Version, MaxKeyword), Hostname: clean(f.host.Hostname, MaxKeyword)}
-	d.Agent = ecsAgent{Type: AgentType, Name: clean(f.host.Name, MaxKeyword),
-		Version: clean(f.meta.Version, MaxKeyword), ID: clean(f.meta.AgentID, MaxKeyword)}
+		Version: clean(f.meta.Version, MaxKeyword), Hostname: clean(f.meta.AgentName, MaxKeyword)}
+	d.Agent = ecsAgent{Type: AgentType, Name: clean(f.meta.AgentName, MaxKeyword),
+		Version: clean(f.meta.Version, MaxKeyword), ID: clean(f.meta.AgentID, MaxKeyword),
+		EphemeralID: clean(f.meta.EphemeralID, MaxKeyword)}
+	d.Orch, d.Labels, d.Tags = f.orch, f.labels, f.tags
 
 	// related.*
 	var rel ecsRelated

@@ -102,7 +102,11 @@ var fixedNow = time.Date(2026, 11, 25, 21, 45, 30, 123_000_000, time.UTC)
 
 func testECS(t testing.TB) *ECS {
 	t.Helper()
-	f, err := NewECS(testHost, Meta{Version: "1.0.0-test", AgentID: "agent-0001"}, attackLookup(t))
+	f, err := NewECS(testHost, Meta{Version: "1.0.0-test", AgentID: "agent-0001",
+		AgentName: "netsentinel-7xk2p", EphemeralID: "6f1c2a1e-0c1d-4b52-9a0e-3d2f1b7c9e10",
+		Labels: map[string]string{"env": "prod", "team": "soc"}, Tags: []string{"dc1", "pci"},
+		Orchestrator: Orchestrator{Type: "kubernetes", ClusterName: "prod-eu-1", Namespace: "netsentinel",
+			ResourceName: "netsentinel-7xk2p", ResourceType: "pod"}}, attackLookup(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,10 @@ package schemas
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 )
@@ -25,28 +27,100 @@ type Host struct {
 	Architecture string   // host.architecture: "x86_64"
 }
 
+// HostOptions say where the monitored host's identity comes from.
+type HostOptions struct {
+	// Root is the host's root filesystem as mounted in the sensor (a
+	// container's read-only mount of the node's /etc at Root/etc). "" or "/"
+	// is the sensor's own root.
+	Root string
+	// NodeName, when set, is host.name (Kubernetes: the node name from the
+	// downward API); host.hostname stays what the host's files say.
+	NodeName string
+}
+
 // DetectHost reads the local host's identity from os.Hostname,
 // /etc/machine-id, os-release(5) and /proc/sys/kernel/osrelease. It never
 // fails: whatever cannot be read stays empty (the formatter omits empty
 // fields).
-func DetectHost() Host {
+func DetectHost() Host { return DetectHostFrom(HostOptions{}) }
+
+// DetectHostFrom reads the identity of the host whose root filesystem is
+// o.Root: host.hostname from Root/etc/hostname (else the sensor's own
+// hostname), host.id from Root/etc/machine-id, host.os.* from Root's
+// os-release. Symbolic links are resolved inside Root, so a host's
+// /etc/os-release -> /usr/lib/os-release is read from Root/usr/lib. The
+// kernel and architecture are the sensor's: a container shares its host's
+// kernel.
+func DetectHostFrom(o HostOptions) Host {
+	r := hostRoot(o.Root)
 	var h Host
-	h.Hostname, _ = os.Hostname()
+	if b, err := r.readFile("/etc/hostname"); err == nil && r.isHost() {
+		h.Hostname = firstLine(b)
+	}
+	if h.Hostname == "" {
+		h.Hostname, _ = os.Hostname()
+	}
 	h.Name = h.Hostname
-	h.ID = readMachineID()
+	if o.NodeName != "" {
+		h.Name = o.NodeName
+	}
+	h.ID = r.machineID()
 	h.OSType = osType(runtime.GOOS)
 	h.Architecture = archName(runtime.GOARCH)
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		h.OSKernel = strings.TrimSpace(string(b))
 	}
 	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-		if b, err := os.ReadFile(p); err == nil {
+		if b, err := r.readFile(p); err == nil {
 			h.applyOSRelease(ParseOSRelease(b))
 			break
 		}
 	}
 	h.IPs = interfaceIPs()
 	return h
+}
+
+// hostRoot reads files of a host mounted at a directory.
+type hostRoot string
+
+// isHost reports whether the root is a mounted host (not the sensor's own
+// /, whose /etc/hostname may be stale where os.Hostname is not).
+func (r hostRoot) isHost() bool { return r != "" && filepath.Clean(string(r)) != "/" }
+
+// readFile reads the host path p (absolute, as seen on the host), following
+// up to 8 symbolic links of the last element inside the root: an absolute
+// link target is taken relative to the root, and ".." never leaves it.
+func (r hostRoot) readFile(p string) ([]byte, error) {
+	if !r.isHost() {
+		return os.ReadFile(p)
+	}
+	for range 8 {
+		full := filepath.Join(string(r), p)
+		fi, err := os.Lstat(full)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			if !fi.Mode().IsRegular() || fi.Size() > 1<<16 {
+				return nil, fmt.Errorf("%s: not a small regular file", full)
+			}
+			return os.ReadFile(full)
+		}
+		target, err := os.Readlink(full)
+		if err != nil {
+			return nil, err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		p = filepath.Clean("/" + target)
+	}
+	return nil, fmt.Errorf("%s: too many symbolic links", p)
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(line)
 }
 
 // applyOSRelease fills the host.os fields from parsed os-release content.
@@ -87,9 +161,9 @@ func archName(goarch string) string {
 	}
 }
 
-func readMachineID() string {
+func (r hostRoot) machineID() string {
 	for _, p := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id"} {
-		b, err := os.ReadFile(p)
+		b, err := r.readFile(p)
 		if err != nil {
 			continue
 		}

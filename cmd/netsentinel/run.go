@@ -51,15 +51,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode r
 		return usageError{err.Error()}
 	}
 	defer eng.Close()
-	host := schemas.DetectHost()
+	host, meta := identity(&cfg)
 	rules := map[string]detect.RuleInfo{}
 	for _, r := range eng.Rules() {
 		rules[r.ID] = r
 	}
-	formatter, err := schemas.NewFormatter(cfg.Format, host, schemas.Meta{
-		Version: version, AgentID: host.ID, Dataset: cfg.Dataset, Namespace: cfg.Namespace,
-		Rules: func(id string) (detect.RuleInfo, bool) { r, ok := rules[id]; return r, ok },
-	}, schemas.DetectLookup)
+	meta.Rules = func(id string) (detect.RuleInfo, bool) { r, ok := rules[id]; return r, ok }
+	formatter, err := schemas.NewFormatter(cfg.Format, host, meta, schemas.DetectLookup)
 	if err != nil {
 		return usageError{fmt.Sprintf("format: %v", err)}
 	}

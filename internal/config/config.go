@@ -58,6 +58,11 @@ type Config struct {
 	// Host metadata for events.
 	Dataset   string `yaml:"dataset"`
 	Namespace string `yaml:"namespace"`
+	// Identity of the monitored host and the sensor (identity.go).
+	HostRoot     string             `yaml:"host_root"`
+	Labels       map[string]string  `yaml:"labels"`
+	Tags         []string           `yaml:"tags"`
+	Orchestrator OrchestratorConfig `yaml:"orchestrator"`
 
 	Detect DetectConfig `yaml:"detect"`
 }
@@ -186,6 +191,7 @@ func (c *Config) ApplyEnv() {
 	if v := os.Getenv("NETSENTINEL_HOST_PROC"); v != "" && c.HostProc == "" {
 		c.HostProc = v
 	}
+	c.applyIdentityEnv()
 }
 
 // Validate checks values with no I/O; the error names the key.
@@ -232,6 +238,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, err := c.HomeNet(); err != nil {
+		return err
+	}
+	if err := c.validateIdentity(); err != nil {
 		return err
 	}
 	if c.Detect.Cooldown.D() < 0 {
