@@ -57,7 +57,14 @@ type Pipeline struct {
 	log      *zap.Logger
 	report   ReportFunc
 	recorder func(*collector.Snapshot) error
+	observer Observer
 }
+
+// Observer sees every poll: its snapshot and the alerts detected in it. It is
+// called on the pipeline's goroutine after the alerts were published, so it
+// must return at once and never block (the dashboard keeps only the latest
+// snapshot in a one-slot mailbox); it must not modify what it is given.
+type Observer func(snap *collector.Snapshot, alerts []detect.Alert)
 
 // ReportFunc writes a window report. final is true for the last window.
 type ReportFunc func(w *Window, path string) error
@@ -85,6 +92,9 @@ func New(cfg Config, src collector.Source, eng *detect.Engine, f schemas.Formatt
 
 // SetRecorder records every snapshot (netsentinel record).
 func (p *Pipeline) SetRecorder(fn func(*collector.Snapshot) error) { p.recorder = fn }
+
+// SetObserver registers fn to see every poll (netsentinel --dashboard).
+func (p *Pipeline) SetObserver(fn Observer) { p.observer = fn }
 
 func (p *Pipeline) windowLen() time.Duration {
 	switch {
@@ -232,6 +242,9 @@ func (p *Pipeline) cycle(ctx context.Context, wp **Window) (done bool, err error
 	for _, a := range alerts {
 		w.Alerts = append(w.Alerts, a)
 		p.publish(&a)
+	}
+	if p.observer != nil {
+		p.observer(snap, alerts)
 	}
 	if ce := p.log.Check(zap.DebugLevel, "poll"); ce != nil {
 		ce.Write(zap.Int("poll", w.Polls), zap.Duration("collect", snap.Stats.Duration),

@@ -251,3 +251,35 @@ func TestDebugLogsEachPoll(t *testing.T) {
 		t.Errorf("first poll logged %v alerts, want 1 (ncat to port 4444)", f["alerts"])
 	}
 }
+
+// The observer (the dashboard's hook) sees every poll's snapshot with the
+// alerts detected in it, the same alerts the sinks carry.
+func TestObserverSeesEveryPollAndAlert(t *testing.T) {
+	src, err := collector.OpenReplay(recording(t, 5, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuf
+	p := newPipeline(t, Config{Interval: time.Second, ReportPath: filepath.Join(t.TempDir(), "report.json")}, src, &out)
+	var polls, alerts int
+	var last time.Time
+	p.SetObserver(func(snap *collector.Snapshot, as []detect.Alert) {
+		polls++
+		last = snap.Time
+		for _, a := range as {
+			if a.Technique != "T1571" {
+				t.Errorf("observed alert %s %s, want T1571", a.RuleID, a.Technique)
+			}
+		}
+		alerts += len(as)
+	})
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(out.String(), "\n"); polls != 5 || alerts != 5 || lines != 5 {
+		t.Errorf("observer saw %d polls and %d alerts, stdout %d lines; want 5 each", polls, alerts, lines)
+	}
+	if !last.Equal(t0.Add(4 * time.Minute)) {
+		t.Errorf("last observed snapshot at %v, want %v", last, t0.Add(4*time.Minute))
+	}
+}
