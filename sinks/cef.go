@@ -233,7 +233,9 @@ func (n *nativeForCEF) alert() cefAlert {
 	}
 	if p := n.Process; p != nil {
 		a.pid, a.procName, a.procCmd, a.user = p.PID, p.Name, p.CommandLine, p.User
-		a.uid = strconv.FormatUint(uint64(p.UID), 10)
+		if p.UID != 0 || p.User != "" { // uid 0 without a user name: unknown
+			a.uid = strconv.FormatUint(uint64(p.UID), 10)
+		}
 	}
 	return a
 }
