@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 
@@ -159,4 +160,24 @@ func Lookup(name string) (Factory, bool) {
 	defer regMu.Unlock()
 	f, ok := registry[name]
 	return f, ok
+}
+
+// AllRuleIDs lists, sorted, the rule ids of every registered detector,
+// enabled or not (what an exception may name). Each detector is built from
+// its defaults without being started.
+func AllRuleIDs() []string {
+	var out []string
+	for _, f := range Factories() {
+		d, err := f.New(f.DefaultConfig(), Common{HomeNet: DefaultHomeNet()})
+		if err != nil {
+			out = append(out, f.Name) // the registry name is its main rule id
+			continue
+		}
+		for _, r := range d.Rules() {
+			out = append(out, r.ID)
+		}
+		closeDetector(d)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }

@@ -55,6 +55,8 @@ type Config struct {
 	// DefaultConfig (then decoded from the user's section); a detector with no
 	// entry runs with its defaults.
 	Detectors map[string]any
+	// Exceptions silence matching alerts (nil: none).
+	Exceptions *Exceptions
 }
 
 // DetectorStats are one detector's counters since the engine started.
@@ -64,6 +66,7 @@ type DetectorStats struct {
 	Alerts     uint64 `json:"alerts"`     // alerts emitted
 	Suppressed uint64 `json:"suppressed"` // candidate alerts held back by the cooldown
 	Superseded uint64 `json:"superseded"` // candidate alerts dropped because another detector claimed the connection
+	Excepted   uint64 `json:"excepted"`   // candidate alerts silenced by an exception
 	Panics     uint64 `json:"panics"`     // Detect calls that panicked (their alerts dropped)
 	LastPanic  string `json:"last_panic,omitempty"`
 }
@@ -73,6 +76,8 @@ type EngineStats struct {
 	Detectors []DetectorStats `json:"detectors"`
 	// CooldownEvicted counts (rule, entity) keys dropped by MaxCooldownKeys.
 	CooldownEvicted uint64 `json:"cooldown_evicted"`
+	// Exceptions counts alerts silenced per exception name.
+	Exceptions map[string]uint64 `json:"exceptions,omitempty"`
 }
 
 // Starter is implemented by a detector with background work (such as the tor
@@ -85,6 +90,7 @@ type Starter interface {
 
 type runner struct {
 	det   Detector
+	cfg   any // the config det was built from (Reconfigure compares it)
 	stats DetectorStats
 }
 
@@ -101,11 +107,16 @@ type Engine struct {
 	log      *zap.Logger
 	cooldown time.Duration
 
-	mu       sync.Mutex
-	runners  []*runner // sorted by name
-	env      Env
-	cool     *Window[coolKey, coolState]
-	warnedID map[string]bool // techniques already warned about
+	factories []Factory
+	reMu      sync.Mutex // serialises Reconfigure
+
+	mu         sync.Mutex
+	runners    []*runner // sorted by name
+	env        Env
+	cool       *Window[coolKey, coolState]
+	warnedID   map[string]bool // techniques already warned about
+	exceptions *Exceptions
+	excepted   ExceptionCounts
 }
 
 // NewEngine builds every registered detector that is not disabled. An unknown
@@ -147,11 +158,13 @@ func newEngine(cfg Config, log *zap.Logger, factories []Factory) (*Engine, error
 	}
 	common := Common{HomeNet: append([]netip.Prefix(nil), cfg.HomeNet...)}
 	e := &Engine{
-		log:      log,
-		cooldown: cfg.Cooldown,
-		env:      Env{Common: common, procs: NewWindow[int32, *collector.Process](MaxProcessCache, ProcessCacheTTL)},
-		cool:     NewWindow[coolKey, coolState](MaxCooldownKeys, cfg.Cooldown),
-		warnedID: map[string]bool{},
+		log:        log,
+		cooldown:   cfg.Cooldown,
+		factories:  factories,
+		env:        Env{Common: common, procs: NewWindow[int32, *collector.Process](MaxProcessCache, ProcessCacheTTL)},
+		cool:       NewWindow[coolKey, coolState](MaxCooldownKeys, cfg.Cooldown),
+		warnedID:   map[string]bool{},
+		exceptions: cfg.Exceptions,
 	}
 	for _, f := range factories {
 		if disabled[f.Name] {
@@ -166,7 +179,7 @@ func newEngine(cfg Config, log *zap.Logger, factories []Factory) (*Engine, error
 			e.Close()
 			return nil, fmt.Errorf("detect: detector %q: %w", f.Name, err)
 		}
-		e.runners = append(e.runners, &runner{det: det, stats: DetectorStats{Name: f.Name}})
+		e.runners = append(e.runners, &runner{det: det, cfg: dc, stats: DetectorStats{Name: f.Name}})
 	}
 	for _, r := range e.runners {
 		if s, ok := r.det.(Starter); ok {
@@ -178,6 +191,8 @@ func newEngine(cfg Config, log *zap.Logger, factories []Factory) (*Engine, error
 
 // Detectors returns the names of the enabled detectors, sorted.
 func (e *Engine) Detectors() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	out := make([]string, len(e.runners))
 	for i, r := range e.runners {
 		out[i] = r.stats.Name
@@ -234,6 +249,12 @@ func (e *Engine) Run(snap *collector.Snapshot) []Alert {
 		}
 		if e.env.claimed(&c.a) {
 			c.r.stats.Superseded++
+			continue
+		}
+		if name, ok := e.exceptions.Match(&c.a); ok {
+			// Before the cooldown: a silenced alert does not start one.
+			c.r.stats.Excepted++
+			e.excepted.Add(name)
 			continue
 		}
 		e.fill(&c.a, c.r, snap)
@@ -338,7 +359,7 @@ func (e *Engine) Rules() []RuleInfo {
 func (e *Engine) Stats() EngineStats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := EngineStats{CooldownEvicted: e.cool.Evicted()}
+	s := EngineStats{CooldownEvicted: e.cool.Evicted(), Exceptions: e.excepted.Snapshot()}
 	for _, r := range e.runners {
 		s.Detectors = append(s.Detectors, r.stats)
 	}

@@ -21,6 +21,14 @@ import (
 // configured as the scenario suite configures the sensor.
 func replayAlerts(t *testing.T, name string) []Alert {
 	t.Helper()
+	alerts, _ := replayWith(t, name, nil)
+	return alerts
+}
+
+// replayWith is replayAlerts with the engine config adjusted by tune (when
+// not nil); it also returns the engine's counters after the replay.
+func replayWith(t *testing.T, name string, tune func(*Config)) ([]Alert, EngineStats) {
+	t.Helper()
 	tor := Factories()
 	var torCfg *TorConfig
 	for _, f := range tor {
@@ -29,10 +37,14 @@ func replayAlerts(t *testing.T, name string) []Alert {
 		}
 	}
 	torCfg.RelayList = filepath.Join("testdata", "recorded", "tor_relays.txt")
-	eng, err := NewEngine(Config{
+	cfg := Config{
 		HomeNet:   []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 		Detectors: map[string]any{RuleTor: torCfg},
-	}, nil)
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	eng, err := NewEngine(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +58,7 @@ func replayAlerts(t *testing.T, name string) []Alert {
 	for i := 0; i < 10000; i++ {
 		snap, err := src.Collect(context.Background())
 		if errors.Is(err, io.EOF) {
-			return out
+			return out, eng.Stats()
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -54,7 +66,7 @@ func replayAlerts(t *testing.T, name string) []Alert {
 		out = append(out, eng.Run(snap)...)
 	}
 	t.Fatalf("%s: more than 10000 snapshots", name)
-	return nil
+	return nil, EngineStats{}
 }
 
 func TestReplayRecordedScenarios(t *testing.T) {

@@ -113,6 +113,9 @@ func (w *Window[K, V]) Expire(now time.Time) int {
 // Len is the number of keys held.
 func (w *Window[K, V]) Len() int { return len(w.items) }
 
+// SetTTL changes the expiry of untouched keys (from the next Expire).
+func (w *Window[K, V]) SetTTL(ttl time.Duration) { w.ttl = ttl }
+
 // Evicted counts keys dropped by the size cap since creation.
 func (w *Window[K, V]) Evicted() uint64 { return w.evicted }
 
