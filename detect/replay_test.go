@@ -29,9 +29,17 @@ func replayAlerts(t *testing.T, name string) []Alert {
 // not nil); it also returns the engine's counters after the replay.
 func replayWith(t *testing.T, name string, tune func(*Config)) ([]Alert, EngineStats) {
 	t.Helper()
-	tor := Factories()
+	eng := newReplayEngine(t, tune)
+	return replayInto(t, eng, name), eng.Stats()
+}
+
+// newReplayEngine builds an engine configured as the scenario suite
+// configures the sensor, adjusted by tune when not nil; it is closed when the
+// test ends.
+func newReplayEngine(t *testing.T, tune func(*Config)) *Engine {
+	t.Helper()
 	var torCfg *TorConfig
-	for _, f := range tor {
+	for _, f := range Factories() {
 		if f.Name == RuleTor {
 			torCfg = f.DefaultConfig().(*TorConfig)
 		}
@@ -48,7 +56,13 @@ func replayWith(t *testing.T, name string, tune func(*Config)) ([]Alert, EngineS
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer eng.Close()
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
+// replayInto runs every snapshot of a recording through eng.
+func replayInto(t *testing.T, eng *Engine, name string) []Alert {
+	t.Helper()
 	src, err := collector.OpenReplay(filepath.Join("testdata", "recorded", name+".ndjson.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +72,7 @@ func replayWith(t *testing.T, name string, tune func(*Config)) ([]Alert, EngineS
 	for i := 0; i < 10000; i++ {
 		snap, err := src.Collect(context.Background())
 		if errors.Is(err, io.EOF) {
-			return out, eng.Stats()
+			return out
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -66,7 +80,7 @@ func replayWith(t *testing.T, name string, tune func(*Config)) ([]Alert, EngineS
 		out = append(out, eng.Run(snap)...)
 	}
 	t.Fatalf("%s: more than 10000 snapshots", name)
-	return nil, EngineStats{}
+	return nil
 }
 
 func TestReplayRecordedScenarios(t *testing.T) {

@@ -113,9 +113,12 @@ type RecommendationDetail struct {
 // DetectionStatistics counts alerts per rule and threat type, plus any
 // counters the engine supplies.
 type DetectionStatistics struct {
-	AlertsByRule       map[string]int    `json:"alerts_by_rule"`
-	AlertsByThreatType map[string]int    `json:"alerts_by_threat_type"`
-	Counters           map[string]uint64 `json:"counters,omitempty"`
+	AlertsByRule       map[string]int `json:"alerts_by_rule"`
+	AlertsByThreatType map[string]int `json:"alerts_by_threat_type"`
+	// SuppressedByException counts the window's alerts silenced by each
+	// exception (config exceptions:); they are not in the counts above.
+	SuppressedByException map[string]uint64 `json:"suppressed_by_exception,omitempty"`
+	Counters              map[string]uint64 `json:"counters,omitempty"`
 }
 
 // CollectionStats is the pipeline's account of the window's polls.
@@ -177,7 +180,9 @@ type ReportInput struct {
 	Sinks       map[string]sinks.StatsSnapshot
 	// DetectorCounters are optional engine counters (evictions ...).
 	DetectorCounters map[string]uint64
-	Lookup           TechniqueLookup
+	// Suppressed counts the window's alerts silenced per exception.
+	Suppressed map[string]uint64
+	Lookup     TechniqueLookup
 	// Recommend gives the recommendation for a threat type; default
 	// detect.Recommendation.
 	Recommend func(threatType string) string
@@ -227,7 +232,7 @@ func BuildReport(in ReportInput) *Report {
 		RecommendationDetails: []RecommendationDetail{},
 		Detection: DetectionStatistics{
 			AlertsByRule: map[string]int{}, AlertsByThreatType: map[string]int{},
-			Counters: in.DetectorCounters,
+			Counters: in.DetectorCounters, SuppressedByException: in.Suppressed,
 		},
 		Sinks: map[string]SinkStatistic{},
 	}

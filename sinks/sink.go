@@ -60,6 +60,8 @@ type Stats struct {
 	DeadLettered atomic.Uint64 // permanently rejected, written to the dead-letter file
 	Spooled      atomic.Uint64 // written to the on-disk spool
 	Failed       atomic.Uint64 // write attempts that failed
+	Offered      atomic.Uint64 // alerts offered to this sink (before its route)
+	Filtered     atomic.Uint64 // alerts its route (min_severity, rules, techniques) left out
 
 	mu      sync.Mutex
 	dropped map[string]uint64 // by reason
@@ -83,6 +85,8 @@ type StatsSnapshot struct {
 	DeadLettered uint64            `json:"dead_lettered"`
 	Spooled      uint64            `json:"spooled"`
 	Failed       uint64            `json:"failed"`
+	Offered      uint64            `json:"offered"`
+	Filtered     uint64            `json:"filtered"`
 	Dropped      uint64            `json:"dropped"`
 	DroppedBy    map[string]uint64 `json:"dropped_by_reason,omitempty"`
 }
@@ -92,6 +96,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	out := StatsSnapshot{
 		Sent: s.Sent.Load(), Retried: s.Retried.Load(), Duplicate: s.Duplicate.Load(),
 		DeadLettered: s.DeadLettered.Load(), Spooled: s.Spooled.Load(), Failed: s.Failed.Load(),
+		Offered: s.Offered.Load(), Filtered: s.Filtered.Load(),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

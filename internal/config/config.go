@@ -65,6 +65,11 @@ type Config struct {
 	Orchestrator OrchestratorConfig `yaml:"orchestrator"`
 
 	Detect DetectConfig `yaml:"detect"`
+	// Exceptions silence known-benign alerts (see detect.ExceptionSpec).
+	Exceptions []detect.ExceptionSpec `yaml:"exceptions"`
+	// StateDir holds state kept across restarts (the cooldown table);
+	// default netsentinel-state beside the report.
+	StateDir string `yaml:"state_dir"`
 }
 
 // LogConfig configures operational logs (always stderr).
@@ -232,10 +237,8 @@ func (c *Config) Validate() error {
 	if err := c.Spool.Validate(); err != nil {
 		return err
 	}
-	for _, s := range c.Sinks {
-		if _, err := sinks.ParseSpec(s); err != nil {
-			return fmt.Errorf("sink: %w", err)
-		}
+	if _, err := c.SinkSpecs(); err != nil {
+		return err
 	}
 	if _, err := c.HomeNet(); err != nil {
 		return err
@@ -255,6 +258,9 @@ func (c *Config) Validate() error {
 		if _, ok := detect.Lookup(name); !ok {
 			return fmt.Errorf("detect.detectors: unknown detector %q", name)
 		}
+	}
+	if _, err := c.CompileExceptions(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ func TestLoadFullFile(t *testing.T) {
 	if cfg.Duration.D() != 5*time.Minute || cfg.Window.D() != time.Minute || cfg.Interval.D() != time.Second {
 		t.Errorf("durations = %v %v %v", cfg.Duration.D(), cfg.Window.D(), cfg.Interval.D())
 	}
-	if cfg.Format != "native" || cfg.Namespace != "prod" || len(cfg.Sinks) != 2 || cfg.Queue.QueueSize != 5000 {
+	if cfg.Format != "native" || cfg.Namespace != "prod" || len(cfg.Sinks) != 3 || cfg.Queue.QueueSize != 5000 {
 		t.Errorf("decoded %+v", cfg)
 	}
 	if *cfg.SystemMetrics {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,6 +32,8 @@ type Output struct {
 	Sink   sinks.Sink
 	Runner *sinks.Runner
 	Stats  *sinks.Stats
+	// Route selects the alerts this sink gets (zero: all); Reload replaces it.
+	Route sinks.Route
 }
 
 // Config controls timing and reports.
@@ -45,6 +48,9 @@ type Config struct {
 	ReportPath   string
 	DrainTimeout time.Duration
 	HostID       string
+	// StateDir, when set, holds the cooldown table saved at every window end
+	// and at shutdown (see internal/state).
+	StateDir string
 }
 
 // Pipeline wires a source, the engine, a formatter and outputs.
@@ -58,6 +64,9 @@ type Pipeline struct {
 	report   ReportFunc
 	recorder func(*collector.Snapshot) error
 	observer Observer
+
+	routes  atomic.Pointer[[]sinks.Route] // by index of outs
+	excBase map[string]uint64             // exception counts at the window start
 }
 
 // Observer sees every poll: its snapshot and the alerts detected in it. It is
@@ -80,6 +89,9 @@ type Window struct {
 	CollectDur time.Duration  // total collection time
 	MaxCollect time.Duration
 	FormatErrs int
+	// Suppressed counts alerts silenced per exception in the window (set
+	// when the window's report is written).
+	Suppressed map[string]uint64
 }
 
 // New builds a pipeline.
@@ -87,7 +99,13 @@ func New(cfg Config, src collector.Source, eng *detect.Engine, f schemas.Formatt
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
-	return &Pipeline{cfg: cfg, src: src, eng: eng, format: f, outs: outs, report: report, log: log}
+	p := &Pipeline{cfg: cfg, src: src, eng: eng, format: f, outs: outs, report: report, log: log}
+	routes := make([]sinks.Route, len(outs))
+	for i, o := range outs {
+		routes[i] = o.Route
+	}
+	p.routes.Store(&routes)
+	return p
 }
 
 // SetRecorder records every snapshot (netsentinel record).
@@ -267,7 +285,13 @@ func (p *Pipeline) publish(a *detect.Alert) {
 		"severity":  strconv.Itoa(int(a.Severity)),
 		"host.id":   p.cfg.HostID,
 	}}
-	for _, o := range p.outs {
+	routes := *p.routes.Load()
+	for i, o := range p.outs {
+		o.Stats.Offered.Add(1)
+		if !routes[i].Match(ev) {
+			o.Stats.Filtered.Add(1)
+			continue
+		}
 		o.Runner.Publish(ev)
 	}
 }
@@ -296,6 +320,8 @@ func (p *Pipeline) writeReport(w *Window, final bool) error {
 	if p.continuous() {
 		path = schemas.WindowReportPath(p.cfg.ReportPath, w.End)
 	}
+	w.Suppressed = p.windowSuppressed()
+	p.saveState(w.End)
 	if err := p.report(w, path); err != nil {
 		p.log.Error("writing report", zap.String("path", path), zap.Error(err))
 		return err

@@ -74,7 +74,7 @@ func newPipeline(t *testing.T, cfg Config, src collector.Source, out *syncBuf, o
 			ss[o.Name] = o.Stats.Snapshot()
 		}
 		return schemas.WriteReportAtomic(path, schemas.BuildReport(schemas.ReportInput{
-			Alerts: w.Alerts, Snapshot: w.Last, WindowStart: w.Start, WindowEnd: w.End, Sinks: ss,
+			Alerts: w.Alerts, Snapshot: w.Last, WindowStart: w.Start, WindowEnd: w.End, Sinks: ss, Suppressed: w.Suppressed,
 		}))
 	}
 	return New(cfg, src, eng, f, outs, report, zap.NewNop())
