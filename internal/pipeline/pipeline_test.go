@@ -231,7 +231,7 @@ func TestDebugLogsEachPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out syncBuf
-	p := newPipeline(t, Config{Interval: time.Second}, src, &out)
+	p := newPipeline(t, Config{Interval: time.Second, ReportPath: filepath.Join(t.TempDir(), "r.json")}, src, &out)
 	core, logs := observer.New(zap.DebugLevel)
 	p.log = zap.New(core)
 	if err := p.Run(context.Background()); err != nil {
