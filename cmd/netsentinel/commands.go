@@ -70,6 +70,7 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if ec.URL == "" && len(ec.URLs) == 0 {
 		for _, s := range cfg.Sinks {
+			s, _, _ = sinks.SplitRoute(s)
 			if sp, err := sinks.ParseSpec(s); err == nil && sp.Kind == "elasticsearch" {
 				urls, err := sinks.ParseElasticsearchTarget(sp.Target)
 				if err == nil {

@@ -23,6 +23,7 @@ func reportWriter(eng *detect.Engine, outs []pipeline.Output, host schemas.Host,
 			counters[d.Name+".alerts"] = d.Alerts
 			counters[d.Name+".suppressed"] = d.Suppressed
 			counters[d.Name+".superseded"] = d.Superseded
+			counters[d.Name+".excepted"] = d.Excepted
 			if d.Panics > 0 {
 				counters[d.Name+".panics"] = d.Panics
 			}
@@ -40,6 +41,7 @@ func reportWriter(eng *detect.Engine, outs []pipeline.Output, host schemas.Host,
 			},
 			Sinks:            sinkStats,
 			DetectorCounters: counters,
+			Suppressed:       w.Suppressed,
 			Lookup:           schemas.DetectLookup,
 		})
 		return schemas.WriteReportAtomic(path, rep)

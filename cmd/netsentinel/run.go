@@ -18,6 +18,7 @@ import (
 	"github.com/netsentinel/netsentinel/detect"
 	"github.com/netsentinel/netsentinel/internal/config"
 	"github.com/netsentinel/netsentinel/internal/pipeline"
+	"github.com/netsentinel/netsentinel/internal/state"
 	"github.com/netsentinel/netsentinel/schemas"
 	"github.com/netsentinel/netsentinel/sinks"
 )
@@ -51,6 +52,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode r
 		return usageError{err.Error()}
 	}
 	defer eng.Close()
+	stateDir := ""
+	if mode.replayPath == "" { // a replay runs on recorded time: no state
+		stateDir = state.Dir(cfg.StateDir, cfg.Output)
+		restoreCooldowns(eng, stateDir, log)
+	}
 	host, meta := identity(&cfg)
 	rules := map[string]detect.RuleInfo{}
 	for _, r := range eng.Rules() {
@@ -96,6 +102,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode r
 		ReportPath:   cfg.Output,
 		DrainTimeout: cfg.Queue.DrainTimeout,
 		HostID:       host.ID,
+		StateDir:     stateDir,
 	}, src, eng, formatter, outs, reportWriter(eng, outs, host, version), log)
 
 	if mode.recordPath != "" {
@@ -112,23 +119,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode r
 		p.SetRecorder(rec.Write)
 	}
 
-	// SIGHUP reopens file sinks (logrotate).
+	// SIGHUP reopens file sinks (logrotate) and reloads the configuration.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			for _, o := range outs {
-				if r, ok := o.Sink.(interface{ Reopen() error }); ok {
-					if err := r.Reopen(); err != nil {
-						log.Error("reopening sink", zap.String("sink", o.Name), zap.Error(err))
-					} else {
-						log.Info("sink reopened", zap.String("sink", o.Name))
-					}
-				}
-			}
-		}
-	}()
+	go watchHUP(hup, p, cfg, func() (config.Config, error) { return parseRun(args, io.Discard) }, log)
 
 	log.Info("netsentinel starting",
 		zap.String("version", version),
@@ -145,20 +140,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode r
 
 // newEngine builds the detection engine from the config.
 func newEngine(cfg *config.Config, log *zap.Logger) (*detect.Engine, error) {
-	homeNet, err := cfg.HomeNet()
+	dc, err := engineConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	dcfgs, err := cfg.DetectorConfigs()
-	if err != nil {
-		return nil, err
-	}
-	return detect.NewEngine(detect.Config{
-		Cooldown:  cfg.Detect.Cooldown.D(),
-		Disabled:  cfg.Detect.Disabled,
-		HomeNet:   homeNet,
-		Detectors: dcfgs,
-	}, log.Named("detect"))
+	return detect.NewEngine(dc, log.Named("detect"))
 }
 
 // openOutputs builds a runner per --sink. A sink that cannot start is an
@@ -173,11 +159,12 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 		}
 		return nil, err
 	}
-	for _, spec := range cfg.Sinks {
-		sp, err := sinks.ParseSpec(spec)
-		if err != nil {
-			return fail(usageError{err.Error()})
-		}
+	specs, err := cfg.SinkSpecs()
+	if err != nil {
+		return fail(usageError{err.Error()})
+	}
+	for _, ss := range specs {
+		sp, spec := ss.Spec, ss.Spec.String() // the spool and the name ignore route options
 		stats := &sinks.Stats{}
 		slog := log.Named("sink")
 		var s sinks.Sink
@@ -221,7 +208,7 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 			}
 		}
 		r := sinks.NewRunner(s, rc, stats, slog)
-		outs = append(outs, pipeline.Output{Name: sp.Redacted(), Runner: r, Stats: stats, Sink: s})
+		outs = append(outs, pipeline.Output{Name: sp.Redacted(), Runner: r, Stats: stats, Sink: s, Route: ss.Route})
 	}
 	return outs, nil
 }
@@ -240,8 +227,12 @@ func spoolDir(cfg *config.Config, spec string) string {
 func redactedSinks(specs []string) []string {
 	out := make([]string, len(specs))
 	for i, s := range specs {
-		if sp, err := sinks.ParseSpec(s); err == nil {
+		base, rt, err := sinks.SplitRoute(s)
+		if sp, perr := sinks.ParseSpec(base); err == nil && perr == nil {
 			out[i] = sp.Redacted()
+			if !rt.IsZero() {
+				out[i] += "?" + rt.String()
+			}
 		} else {
 			out[i] = "(invalid)"
 		}

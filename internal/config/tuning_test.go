@@ -41,13 +41,13 @@ func TestFullFileTuning(t *testing.T) {
 func TestTuningErrorsNameTheProblem(t *testing.T) {
 	for body, want := range map[string]string{
 		"exceptions:\n  - name: a\n    rules: [lateral_movment]\n    match: {process.name: [ssh]}\n": `exceptions[0] "a": rules: unknown rule "lateral_movment"`,
-		"exceptions:\n  - name: a\n    match: {process.nme: [ssh]}\n":                                 `exceptions[0] "a": match: unknown field "process.nme"`,
-		"exceptions:\n  - name: a\n    match: {source.ip: [10.0.0.0/40]}\n":                            `source.ip: value "10.0.0.0/40"`,
-		"exceptions:\n  - name: a\n    matches: {source.ip: [10.0.0.1]}\n":                             "matches",
-		"sinks: [\"file:/tmp/x?min_severity=urgent\"]\n":                                              `unknown severity "urgent"`,
-		"sinks: [\"file:/tmp/x?rules=tor,nope\"]\n":                                                    `unknown rule "nope"`,
-		"sinks: [\"file:/tmp/x?techniques=T9999\"]\n":                                                  `"T9999" is not a live ATT&CK technique`,
-		"sinks: [\"file:/tmp/x?min_sev=high\"]\n":                                                      `unknown sink option "min_sev"`,
+		"exceptions:\n  - name: a\n    match: {process.nme: [ssh]}\n":                                `exceptions[0] "a": match: unknown field "process.nme"`,
+		"exceptions:\n  - name: a\n    match: {source.ip: [10.0.0.0/40]}\n":                          `source.ip: value "10.0.0.0/40"`,
+		"exceptions:\n  - name: a\n    matches: {source.ip: [10.0.0.1]}\n":                           "matches",
+		"sinks: [\"file:/tmp/x?min_severity=urgent\"]\n":                                             `unknown severity "urgent"`,
+		"sinks: [\"file:/tmp/x?rules=tor,nope\"]\n":                                                  `unknown rule "nope"`,
+		"sinks: [\"file:/tmp/x?techniques=T9999\"]\n":                                                `"T9999" is not a live ATT&CK technique`,
+		"sinks: [\"file:/tmp/x?min_sev=high\"]\n":                                                    `unknown sink option "min_sev"`,
 	} {
 		path := filepath.Join(t.TempDir(), "c.yaml")
 		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {

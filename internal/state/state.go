@@ -11,12 +11,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/netsentinel/netsentinel/detect"
+	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
 // CooldownsFile is the cooldown state's file name in the state directory.
@@ -64,27 +64,22 @@ func SaveCooldowns(dir string, entries []detect.CooldownEntry, now time.Time) er
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	return writeAtomic(filepath.Join(dir, CooldownsFile), append(b, '\n'))
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, CooldownsFile), append(b, '\n')); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
 }
 
 // LoadCooldowns reads dir/cooldowns.json. A missing file is no state (nil,
 // nil); an unreadable, oversized or malformed one is an error naming it.
 func LoadCooldowns(dir string) ([]detect.CooldownEntry, error) {
 	path := filepath.Join(dir, CooldownsFile)
-	f, err := os.Open(path)
+	data, err := fsutil.ReadFileCapped(path, maxFileBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("state: reading %s: %w", path, err)
-	}
-	if len(data) > maxFileBytes {
-		return nil, fmt.Errorf("state: %s: larger than %d bytes", path, maxFileBytes)
 	}
 	var cf cooldownFile
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -99,40 +94,4 @@ func LoadCooldowns(dir string) ([]detect.CooldownEntry, error) {
 		cf.Cooldowns = cf.Cooldowns[:MaxCooldowns]
 	}
 	return cf.Cooldowns, nil
-}
-
-// writeAtomic replaces path with data so that a reader (or a crash) sees the
-// old file or the new one, never a mix.
-func writeAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("state: writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("state: writing %s: %w", path, err)
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("state: writing %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("state: writing %s: fsync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("state: writing %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("state: writing %s: %w", path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }
