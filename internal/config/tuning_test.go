@@ -88,3 +88,50 @@ func TestRestartRequired(t *testing.T) {
 		}
 	}
 }
+
+// Every YAML block of the README's Tuning section loads and validates, and
+// its exceptions give an example for every rule.
+func TestREADMETuningExamplesAreValid(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	i := strings.Index(text, "\n## Tuning\n")
+	if i < 0 {
+		t.Fatal("README has no Tuning section")
+	}
+	section := text[i+1:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	covered := map[string]bool{}
+	blocks := strings.Split(section, "```yaml\n")[1:]
+	if len(blocks) < 2 {
+		t.Fatalf("%d yaml blocks in the Tuning section, want the exceptions and the routes", len(blocks))
+	}
+	for n, b := range blocks {
+		body := b[:strings.Index(b, "```")]
+		path := filepath.Join(t.TempDir(), "tuning.yaml")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(path)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err != nil {
+			t.Fatalf("Tuning block %d: %v", n, err)
+		}
+		for _, e := range cfg.Exceptions {
+			for _, r := range e.Rules {
+				covered[r] = true
+			}
+		}
+	}
+	for _, r := range detect.AllRuleIDs() {
+		if !covered[r] {
+			t.Errorf("the Tuning section has no example exception for rule %q", r)
+		}
+	}
+}
