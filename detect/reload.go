@@ -25,11 +25,12 @@ func (e *Engine) SetExceptions(x *Exceptions) {
 // Reconfigure applies cfg to the running engine (SIGHUP reload) without
 // losing state: detectors whose configuration is unchanged keep their
 // windows and trackers; a detector whose configuration changed is rebuilt
-// (its windows start afresh), a newly disabled one is closed, a newly enabled
-// one is built and started. The cooldown table (so an ongoing condition is
-// not raised again), the recent-process cache and the counters are kept; the
-// new cooldown applies to every key. A change of home_net rebuilds every
-// detector. On error nothing changes.
+// and takes over its predecessor's windows under the new limits (carry.go),
+// a newly disabled one is closed, a newly enabled one is built and started.
+// The cooldown table (so an ongoing condition is not raised again), the
+// recent-process cache and the counters are kept; the new cooldown applies
+// to every key. A change of home_net rebuilds every detector from scratch
+// (what was counted as internal may no longer be). On error nothing changes.
 func (e *Engine) Reconfigure(cfg Config) error {
 	e.reMu.Lock()
 	defer e.reMu.Unlock()
@@ -70,6 +71,7 @@ func (e *Engine) Reconfigure(cfg Config) error {
 	common := Common{HomeNet: append([]netip.Prefix(nil), cfg.HomeNet...)}
 	var next, built []*runner
 	var dropped []Detector
+	heirs := map[*runner]Detector{} // rebuilt runner -> its predecessor
 	fail := func(err error) error {
 		for _, r := range built {
 			closeDetector(r.det)
@@ -100,12 +102,18 @@ func (e *Engine) Reconfigure(cfg Config) error {
 		if prev != nil {
 			r.stats = prev.stats // counters run on across a rebuild
 			dropped = append(dropped, prev.det)
+			heirs[r] = prev.det
 		}
 		built = append(built, r)
 		next = append(next, r)
 	}
 
 	e.mu.Lock()
+	for r, old := range heirs {
+		if t, ok := r.det.(stateTaker); ok && !homeChanged {
+			t.takeState(old) // under the lock: old may be mid-Run otherwise
+		}
+	}
 	e.runners = next
 	e.cooldown = cfg.Cooldown
 	e.cool.SetTTL(cfg.Cooldown)

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +181,52 @@ func TestReconfigureAppliesExceptions(t *testing.T) {
 	e.SetExceptions(nil)
 	if got := e.Run(snapAt(t0.Add(time.Second))); len(got) != 1 {
 		t.Fatalf("exception removed, alerts %v", rulesOf(got))
+	}
+}
+
+// A threshold change rebuilds the lateral movement detector, which takes over
+// the hosts already counted: the third host after the reload completes the
+// fan-out. A fresh detector (no carried state) sees one host and stays quiet.
+func TestReconfigureCarriesDetectorWindows(t *testing.T) {
+	sshTo := func(i int) *collector.Snapshot {
+		s := bldSnap(bldT0.Add(time.Duration(i)*30*time.Second),
+			bldTCP(fmt.Sprintf("10.0.0.5:%d", 40000+i), fmt.Sprintf("10.0.0.%d:22", 20+i), "ESTABLISHED", int32(100+i)))
+		bldProc(s, int32(100+i), 50, "ssh", "ssh", fmt.Sprintf("10.0.0.%d", 20+i))
+		return s
+	}
+	lateralOnly := func(window time.Duration) Config {
+		var disabled []string
+		for _, f := range Factories() {
+			if f.Name != LateralName {
+				disabled = append(disabled, f.Name)
+			}
+		}
+		c := defaultLateralConfig()
+		c.Window = window
+		return Config{Disabled: disabled, Detectors: map[string]any{LateralName: c}}
+	}
+	for _, carried := range []bool{true, false} {
+		e, err := NewEngine(lateralOnly(10*time.Minute), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		if carried {
+			for i := 0; i < 2; i++ {
+				if got := e.Run(sshTo(i)); len(got) != 0 {
+					t.Fatalf("alert at host %d of 3: %v", i+1, rulesOf(got))
+				}
+			}
+		}
+		if err := e.Reconfigure(lateralOnly(20 * time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		got := e.Run(sshTo(2))
+		if carried && (len(got) != 1 || got[0].RuleID != LateralName) {
+			t.Errorf("after the reload the third host did not complete the fan-out: %v", rulesOf(got))
+		}
+		if !carried && len(got) != 0 {
+			t.Errorf("one host alerted: %v", rulesOf(got))
+		}
 	}
 }
