@@ -136,3 +136,34 @@ func TestReloadExceptionsRoutesAndState(t *testing.T) {
 		t.Fatalf("saved state: %d entries, %v; want 8", len(saved), err)
 	}
 }
+
+// Reload runs from the signal goroutine while the pipeline runs: no data
+// race (go test -race) and every alert is still accounted for.
+func TestReloadDuringRun(t *testing.T) {
+	src, err := collector.OpenReplay(recording(t, 200, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all, second syncBuf
+	p := newPipeline(t, Config{Interval: time.Second, Duration: time.Hour, ReportPath: filepath.Join(t.TempDir(), "r.json"),
+		StateDir: filepath.Join(t.TempDir(), "state")}, src, &all, stdoutOutput("second", &second, sinks.Route{}))
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	for i := 0; i < 50; i++ {
+		rt := sinks.Route{MinSeverity: i % 5}
+		if err := p.Reload(Reloadable{Detect: detect.Config{Cooldown: time.Duration(i+1) * time.Minute},
+			Routes: map[string]sinks.Route{"second": rt}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if lines(&all) != 200 {
+		t.Errorf("%d alerts on stdout, want 200", lines(&all))
+	}
+	ss := p.outs[1].Stats.Snapshot()
+	if ss.Offered != 200 || ss.Sent+ss.Filtered != 200 {
+		t.Errorf("second sink: offered %d sent %d filtered %d", ss.Offered, ss.Sent, ss.Filtered)
+	}
+}
