@@ -1,11 +1,10 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/netsentinel/netsentinel/internal/config"
 )
@@ -34,66 +33,40 @@ func (f durationFlag) Set(s string) error {
 	*f.d = config.Duration(v)
 	return nil
 }
+func (f durationFlag) Type() string { return "duration" }
 
-// listFlag collects repeated values (--sink a --sink b).
-type listFlag struct{ v *[]string }
-
-func (f listFlag) String() string {
-	if f.v == nil {
-		return ""
-	}
-	return strings.Join(*f.v, ",")
-}
-func (f listFlag) Set(s string) error { *f.v = append(*f.v, s); return nil }
-
-// runFlags are the flags of the main command. Every flag has a config key;
-// flags override the file.
+// runFlags are the flags of the sensor commands (the bare command, run,
+// record, replay). Every flag has a config key; flags override the file.
 type runFlags struct {
 	configPath string
-	cfg        config.Config // flag values land here; only set flags are applied
+	cfg        config.Config // flag values land here; only changed flags are applied
 	sinks      []string
-	set        map[string]bool
+	fs         *pflag.FlagSet
 }
 
-func newRunFlagSet(out io.Writer) (*flag.FlagSet, *runFlags) {
-	rf := &runFlags{cfg: config.Default()}
-	fs := flag.NewFlagSet("netsentinel", flag.ContinueOnError)
-	fs.SetOutput(out)
+// bindRunFlags registers the sensor flags on fs.
+func bindRunFlags(fs *pflag.FlagSet) *runFlags {
+	rf := &runFlags{cfg: config.Default(), fs: fs}
 	c := &rf.cfg
-	fs.StringVar(&rf.configPath, "c", "", "YAML config file (same as --config)")
-	fs.StringVar(&rf.configPath, "config", "", "YAML config file")
-	fs.Var(durationFlag{&c.Duration}, "d", "analysis duration: seconds (300) or a duration (5m); 0 = until stopped (same as --duration)")
-	fs.Var(durationFlag{&c.Duration}, "duration", "analysis duration: seconds (300) or a duration (5m); 0 = until stopped")
-	fs.Var(durationFlag{&c.Window}, "window", "report window in continuous mode (default 5m when --duration 0)")
-	fs.Var(durationFlag{&c.Interval}, "interval", "poll interval")
+	fs.StringVarP(&rf.configPath, "config", "c", "", "YAML config `file` (flags override it)")
+	fs.VarP(durationFlag{&c.Duration}, "duration", "d", "analysis length: seconds (300) or a duration (5m); 0 runs until stopped")
+	fs.Var(durationFlag{&c.Window}, "window", "report window in continuous mode (default: the duration; 5m when --duration 0)")
+	fs.Lookup("window").DefValue = "" // the help states the real default
+	fs.Var(durationFlag{&c.Interval}, "interval", "poll interval, at least 100ms")
 	fs.BoolVar(&c.Once, "once", false, "one collection + detection cycle, then the report, then exit")
-	fs.StringVar(&c.Output, "o", c.Output, "report path (same as --output)")
-	fs.StringVar(&c.Output, "output", c.Output, "report path")
-	fs.StringVar(&c.Format, "format", c.Format, "event format: ecs or native")
-	fs.Var(listFlag{&rf.sinks}, "sink", "sink, repeatable: stdout | file:PATH | elasticsearch:URL | kafka:BROKERS/TOPIC")
-	fs.StringVar(&c.HostProc, "host-proc", "", "proc filesystem root (default $HOST_PROC or /proc)")
-	fs.StringVar(&c.HostRoot, "host-root", "", "the monitored host's root filesystem as mounted here, for host.* (default $HOST_ROOT or /)")
-	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "resolver configuration file")
-	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn, error")
-	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: console or json")
-	return fs, rf
+	fs.StringVarP(&c.Output, "output", "o", c.Output, "report `path`; continuous mode adds each window's end time")
+	fs.StringVar(&c.Format, "format", c.Format, "event `format`: ecs or native")
+	fs.StringArrayVar(&rf.sinks, "sink", nil, "sink `SPEC`, repeatable: stdout | file:PATH | elasticsearch:URL[,URL] | kafka:BROKERS/TOPIC (default stdout)")
+	fs.StringVar(&c.HostProc, "host-proc", "", "proc filesystem `root` (default $HOST_PROC or /proc)")
+	fs.StringVar(&c.HostRoot, "host-root", "", "the monitored host's root `dir` as mounted here, for host.* (default $HOST_ROOT or /)")
+	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "resolver configuration `file` watched for DNS hijack")
+	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log `level`: debug, info, warn, error")
+	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log `format`: console or json")
+	return rf
 }
 
-// parseRun parses the main command's flags and merges file < env < flags.
-func parseRun(args []string, out io.Writer) (config.Config, error) {
-	fs, rf := newRunFlagSet(out)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return config.Config{}, err
-		}
-		return config.Config{}, usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return config.Config{}, usagef("unexpected argument %q (commands: run, rules, version, setup, record, replay)", fs.Arg(0))
-	}
-	rf.set = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { rf.set[f.Name] = true })
-
+// config merges file < env < flags and validates the result.
+func (rf *runFlags) config() (config.Config, error) {
 	cfg := config.Default()
 	if rf.configPath != "" {
 		var err error
@@ -103,25 +76,22 @@ func parseRun(args []string, out io.Writer) (config.Config, error) {
 	}
 	cfg.ApplyEnv()
 	f := &rf.cfg
-	apply := func(names []string, fn func()) {
-		for _, n := range names {
-			if rf.set[n] {
-				fn()
-				return
-			}
+	apply := func(name string, fn func()) {
+		if rf.fs.Changed(name) {
+			fn()
 		}
 	}
-	apply([]string{"d", "duration"}, func() { cfg.Duration = f.Duration })
-	apply([]string{"window"}, func() { cfg.Window = f.Window })
-	apply([]string{"interval"}, func() { cfg.Interval = f.Interval })
-	apply([]string{"once"}, func() { cfg.Once = f.Once })
-	apply([]string{"o", "output"}, func() { cfg.Output = f.Output })
-	apply([]string{"format"}, func() { cfg.Format = f.Format })
-	apply([]string{"host-proc"}, func() { cfg.HostProc = f.HostProc })
-	apply([]string{"host-root"}, func() { cfg.HostRoot = f.HostRoot })
-	apply([]string{"resolv-conf"}, func() { cfg.ResolvConf = f.ResolvConf })
-	apply([]string{"log-level"}, func() { cfg.Log.Level = f.Log.Level })
-	apply([]string{"log-format"}, func() { cfg.Log.Format = f.Log.Format })
+	apply("duration", func() { cfg.Duration = f.Duration })
+	apply("window", func() { cfg.Window = f.Window })
+	apply("interval", func() { cfg.Interval = f.Interval })
+	apply("once", func() { cfg.Once = f.Once })
+	apply("output", func() { cfg.Output = f.Output })
+	apply("format", func() { cfg.Format = f.Format })
+	apply("host-proc", func() { cfg.HostProc = f.HostProc })
+	apply("host-root", func() { cfg.HostRoot = f.HostRoot })
+	apply("resolv-conf", func() { cfg.ResolvConf = f.ResolvConf })
+	apply("log-level", func() { cfg.Log.Level = f.Log.Level })
+	apply("log-format", func() { cfg.Log.Format = f.Log.Format })
 	if len(rf.sinks) > 0 {
 		cfg.Sinks = rf.sinks
 	}
@@ -129,4 +99,26 @@ func parseRun(args []string, out io.Writer) (config.Config, error) {
 		return cfg, usageError{err.Error()}
 	}
 	return cfg, nil
+}
+
+// goStyleLongFlags rewrites "-name" and "-name=value" to "--name..." when
+// name is a long flag of cmdFlags, so command lines written for Go's flag
+// package (which accepted one dash) keep working. Arguments after "--" are
+// left alone.
+func goStyleLongFlags(args []string, isLong func(string) bool) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(a[1:], "=")
+		if len(name) > 1 && isLong(name) {
+			out[i] = "-" + a
+		}
+	}
+	return out
 }

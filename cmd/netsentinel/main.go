@@ -4,18 +4,20 @@
 // MITRE ATT&CK and ships it as an event (ECS or native) to stdout, a rotating
 // file, Elasticsearch or Kafka. See README.md.
 //
-// main.go holds flags, config, logger, signals and wiring only.
+// main.go holds the exit-status rules and signals; cli.go the command tree.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -24,14 +26,6 @@ var version = "0.1.0-dev"
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
-
-const usageText = `usage: netsentinel [flags]               run the sensor (default 60 s, alerts on stdout)
-       netsentinel rules [--format json]  list every detector's rules, ATT&CK mapping and thresholds
-       netsentinel version                print the version
-       netsentinel setup elasticsearch    install the Elasticsearch index template (idempotent)
-       netsentinel record -o FILE [flags] run the sensor and record every snapshot to FILE
-       netsentinel replay FILE [flags]    run detection over a recorded file, deterministically
-Run 'netsentinel -h' for the flags.`
 
 // run is main without os.Exit, for tests. Exit status: 0 ok, 1 runtime
 // failure, 2 bad usage or config.
@@ -42,44 +36,50 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// (counted, the run goes on and writes its report) instead of Go's
 	// default SIGPIPE death.
 	signal.Ignore(syscall.SIGPIPE)
-	var err error
-	cmd := ""
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "", "run":
-		err = cmdRun(ctx, args, stdout, stderr, runMode{})
-	case "record":
-		err = cmdRecord(ctx, args, stdout, stderr)
-	case "replay":
-		err = cmdReplay(ctx, args, stdout, stderr)
-	case "rules":
-		err = cmdRules(args, stdout, stderr)
-	case "version":
-		fmt.Fprintf(stdout, "netsentinel %s\n", version)
-	case "setup":
-		err = cmdSetup(ctx, args, stdout, stderr)
-	case "help":
-		fmt.Fprintln(stdout, usageText)
-	default:
-		err = usagef("unknown command %q (commands: run, rules, version, setup, record, replay, help)", cmd)
-	}
-	return exitCode(err, stderr)
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(goStyleLongFlags(args, longFlagNames(root)))
+	cmd, err := root.ExecuteContextC(ctx)
+	return exitCode(cmd, err, stderr)
 }
 
-func exitCode(err error, stderr io.Writer) int {
+// ranError marks an error returned by a command's own code (not by parsing
+// the command line).
+type ranError struct{ err error }
+
+func (e ranError) Error() string { return e.err.Error() }
+func (e ranError) Unwrap() error { return e.err }
+
+// exitCode prints err as one line and maps it to the exit status: errors
+// from parsing the command line and usageErrors are 2 (a parse error adds
+// where to find help), other failures 1.
+func exitCode(cmd *cobra.Command, err error, stderr io.Writer) int {
+	var re ranError
 	var ue usageError
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
+	case !errors.As(err, &re):
+		path := "netsentinel"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		fmt.Fprintf(stderr, "netsentinel: %s; see '%s --help'\n", oneLine(err.Error()), path)
+		return 2
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "netsentinel: %s\n", ue.msg)
+		fmt.Fprintf(stderr, "netsentinel: %s\n", oneLine(ue.msg))
 		return 2
 	default:
-		fmt.Fprintf(stderr, "netsentinel: %v\n", err)
+		fmt.Fprintf(stderr, "netsentinel: %s\n", oneLine(err.Error()))
 		return 1
 	}
+}
+
+// oneLine folds a multi-line message (YAML decoders list errors one per
+// line) into one line.
+func oneLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(lines, " ")
 }

@@ -2,13 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/netsentinel/netsentinel/detect"
@@ -22,23 +22,28 @@ type ruleView struct {
 	Tactics       []string `json:"tactics"`
 }
 
-// cmdRules lists every detector's rules with ATT&CK technique and tactic,
-// severity and the thresholds in force (after -c config).
-func cmdRules(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("netsentinel rules", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	format := fs.String("format", "table", "output: table or json")
-	cfgPath := fs.String("c", "", "YAML config file (thresholds shown as configured)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+// newRulesCmd lists every detector's rules with ATT&CK technique and
+// tactic, severity and the thresholds in force (after -c config).
+func newRulesCmd(stdout, _ io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rules [flags]",
+		Short: "List every detector's rules, ATT&CK mapping, severity and thresholds",
+		Args:  cobra.NoArgs,
 	}
-	if *format != "table" && *format != "json" {
-		return usagef("rules --format: unknown value %q (want table or json)", *format)
+	format := cmd.Flags().String("format", "table", "output `format`: table or json")
+	cfgPath := cmd.Flags().StringP("config", "c", "", "YAML config `file` (thresholds shown as configured)")
+	cmd.RunE = ran(func(*cobra.Command, []string) error { return cmdRules(*format, *cfgPath, stdout) })
+	return cmd
+}
+
+func cmdRules(format, cfgPath string, stdout io.Writer) error {
+	if format != "table" && format != "json" {
+		return usagef("rules --format: unknown value %q (want table or json)", format)
 	}
 	cfg := config.Default()
-	if *cfgPath != "" {
+	if cfgPath != "" {
 		var err error
-		if cfg, err = config.Load(*cfgPath); err != nil {
+		if cfg, err = config.Load(cfgPath); err != nil {
 			return usageError{err.Error()}
 		}
 		if err := cfg.Validate(); err != nil {
@@ -61,7 +66,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) error {
 		}
 		views = append(views, v)
 	}
-	if *format == "json" {
+	if format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(views)

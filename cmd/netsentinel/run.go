@@ -33,8 +33,8 @@ type runMode struct {
 	recordPath string
 }
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode runMode) error {
-	cfg, err := parseRun(args, stderr)
+func cmdRun(ctx context.Context, rf *runFlags, stdout, stderr io.Writer, mode runMode) error {
+	cfg, err := rf.config()
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, mode r
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go watchHUP(hup, p, cfg, func() (config.Config, error) { return parseRun(args, io.Discard) }, log)
+	go watchHUP(hup, p, cfg, func() (config.Config, error) { return rf.config() }, log)
 
 	log.Info("netsentinel starting",
 		zap.String("version", version),
