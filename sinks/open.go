@@ -30,11 +30,13 @@ var ErrBadSpec = errors.New("invalid sink spec")
 //	elasticsearch:https://host:9200[,https://host2:9200]
 //	kafka:b1:9092,b2:9092/topic
 type Spec struct {
-	Kind   string
-	Target string
+	Kind    string
+	Target  string
+	Options Options // the common options after '?' (options.go)
 }
 
-// String is the spec as written.
+// String is the spec without its options: the sink's identity (its name
+// in logs and reports, and its spool directory).
 func (s Spec) String() string {
 	if s.Target == "" {
 		return s.Kind
@@ -55,6 +57,22 @@ func ParseSpec(s string) (Spec, error) {
 	bad := func(format string, a ...any) (Spec, error) {
 		return Spec{}, fmt.Errorf("%w %q: %s", ErrBadSpec, redactSpec(raw), fmt.Sprintf(format, a...))
 	}
+	if !hasTarget {
+		// "stdout?buffer=memory": options without a target.
+		if k, q, ok := strings.Cut(kind, "?"); ok {
+			kind, target = k, "?"+q
+		}
+	}
+	target, opts, err := splitOptions(target)
+	if err != nil {
+		return bad("%v", err)
+	}
+	sp, err := parseKind(kind, target, hasTarget, bad)
+	sp.Options = opts
+	return sp, err
+}
+
+func parseKind(kind, target string, hasTarget bool, bad func(string, ...any) (Spec, error)) (Spec, error) {
 	switch kind {
 	case KindStdout:
 		if hasTarget {

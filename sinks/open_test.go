@@ -42,7 +42,7 @@ func TestParseSpec(t *testing.T) {
 			if got.Kind != f[2] || got.Target != f[3] {
 				t.Errorf("ParseSpec(%q) = %+v, want kind %q target %q", f[1], got, f[2], f[3])
 			}
-			if again, err := ParseSpec(got.String()); err != nil || again != got {
+			if again, err := ParseSpec(got.String()); err != nil || again.Kind != got.Kind || again.Target != got.Target {
 				t.Errorf("round trip of %q: %+v, %v", got.String(), again, err)
 			}
 		case "err":
@@ -60,6 +60,52 @@ func TestParseSpec(t *testing.T) {
 	}
 	if n < 20 {
 		t.Fatalf("only %d cases read", n)
+	}
+}
+
+// Options common to every kind come off the spec before the kind parses
+// its target; a '?' that is not an option list stays in the target.
+func TestParseSpecOptionsAndBufferType(t *testing.T) {
+	for _, c := range []struct {
+		spec, target, buffer, bufferType string
+	}{
+		{"elasticsearch:https://es:9200", "https://es:9200", "", BufferDisk},
+		{"elasticsearch:https://es:9200?buffer=memory", "https://es:9200", BufferMemory, BufferMemory},
+		{"kafka:k1:9092/alerts", "k1:9092/alerts", "", BufferDisk},
+		{"file:/var/log/a.ndjson", "/var/log/a.ndjson", "", BufferMemory},
+		{"file:/var/log/a.ndjson?buffer=disk", "/var/log/a.ndjson", BufferDisk, BufferDisk},
+		{"file:/tmp/what?.ndjson", "/tmp/what?.ndjson", "", BufferMemory},
+		{"stdout?buffer=disk", "", BufferDisk, BufferDisk},
+		{"stdout", "", "", BufferMemory},
+	} {
+		sp, err := ParseSpec(c.spec)
+		if err != nil {
+			t.Errorf("ParseSpec(%q): %v", c.spec, err)
+			continue
+		}
+		if sp.Target != c.target || sp.Options.Buffer != c.buffer {
+			t.Errorf("ParseSpec(%q) = %+v, want target %q buffer %q", c.spec, sp, c.target, c.buffer)
+		}
+		if got := BufferType(sp, BufferConfig{}); got != c.bufferType {
+			t.Errorf("BufferType(%q) = %q, want %q", c.spec, got, c.bufferType)
+		}
+	}
+	// The config's buffer.type applies to every sink but stdout.
+	es, _ := ParseSpec("elasticsearch:https://es:9200")
+	out, _ := ParseSpec("stdout")
+	if BufferType(es, BufferConfig{Type: BufferMemory}) != BufferMemory || BufferType(out, BufferConfig{Type: BufferDisk}) != BufferMemory {
+		t.Error("buffer.type not applied to elasticsearch, or applied to stdout")
+	}
+	for spec, want := range map[string]string{
+		"file:/a.ndjson?buffer=tape":       "buffer=\"tape\": want memory or disk",
+		"elasticsearch:https://es?bufer=x": "unknown option \"bufer\"",
+	} {
+		if _, err := ParseSpec(spec); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseSpec(%q) = %v, want an error saying %s", spec, err, want)
+		}
+	}
+	if err := (BufferConfig{Type: "tape"}).Validate(); err == nil || !strings.Contains(err.Error(), "buffer.type") {
+		t.Errorf("BufferConfig.Validate(tape) = %v", err)
 	}
 }
 

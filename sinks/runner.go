@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -37,30 +36,6 @@ const (
 	DropPanic            = "sink_panic"        // Sink.Write panicked on the batch
 )
 
-// Overflow takes events a Runner cannot deliver or hold (queue full, retries
-// exhausted, permanent failure, drain deadline) instead of dropping them: the
-// on-disk spool plugs in here. Put is called from Publish, so it must not
-// block on the sink; it should return quickly (buffered local I/O). Events
-// accepted are counted as Spooled; when Put fails they are dropped and
-// counted with the reason at hand.
-type Overflow interface {
-	Put(events []Event) error
-}
-
-// Replayer is an Overflow that keeps events for later delivery (the Spool).
-// A Runner whose Overflow is a Replayer feeds the sink from it whenever its
-// queue is empty, oldest first, acknowledging each delivered batch; while
-// the replayer holds events, Publish appends new ones to it too, so the
-// order of delivery is the order of publication. Events pending from an
-// earlier run are replayed at start. A Replayer that is an io.Closer is
-// closed by Runner.Close after the drain.
-type Replayer interface {
-	Overflow
-	Pending() int
-	Peek(max int) ([]Event, error)
-	Ack(n int) error
-}
-
 // RunnerConfig tunes one sink's queue, batching, retries and shutdown. Zero
 // values take the defaults above, except FlushInterval where 0 means "write
 // as soon as events are queued".
@@ -74,8 +49,8 @@ type RunnerConfig struct {
 	// still form naturally while the sink is busy.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// MaxRetries is how many times a failed batch (or its undelivered rest)
-	// is retried before it goes to Overflow or is dropped (default 10;
-	// negative: retry until shutdown).
+	// is retried before it is dropped (default 10; negative: retry until
+	// shutdown). A durable Buffer keeps retrying: its events are safe.
 	MaxRetries int `yaml:"max_retries"`
 	// BackoffInitial and BackoffMax bound the full-jitter exponential
 	// backoff between retries (defaults 1 s and 60 s).
@@ -86,8 +61,11 @@ type RunnerConfig struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// CloseTimeout bounds Sink.Close after the drain (default 5 s).
 	CloseTimeout time.Duration `yaml:"close_timeout"`
-	// Overflow, when set, receives events that would otherwise be dropped.
-	Overflow Overflow `yaml:"-"`
+	// Buffer holds the events waiting for the sink (nil: a MemoryBuffer of
+	// QueueSize events). With a durable Buffer (the Spool), QueueSize bounds
+	// the hand-over queue between Publish and the buffer instead. The
+	// runner closes it after the drain.
+	Buffer Buffer `yaml:"-"`
 }
 
 // WithDefaults returns c with zero values replaced by the defaults.
@@ -143,11 +121,20 @@ func (c RunnerConfig) Validate() error {
 	return nil
 }
 
-// Runner drives one Sink: a bounded queue filled by Publish (which never
-// blocks), one goroutine that batches and writes, retries with backoff, and
-// counters. Counting rules: the runner counts Sent, Retried, Failed, Spooled
-// and drops; a sink counts what it alone knows (DeadLettered, Duplicate,
-// its own internal Retried) in the same *Stats. Events a sink dead-letters
+// Runner drives one Sink through one Buffer: Publish puts events in (never
+// blocking, never touching the disk), and one worker goroutine peeks the
+// oldest batch, writes it, and acknowledges it, retrying with one backoff.
+//
+// With a memory buffer Publish appends to it directly. With a durable
+// buffer (the disk spool) Publish hands the event to a bounded queue that a
+// second goroutine, the spooler, empties into the spool as soon as it can
+// (normally well under a millisecond later): every event is on disk, and
+// survives a crash, long before the sink is tried, and a slow disk (an
+// fsync, a stall) delays only the spooler, never the caller.
+//
+// Counting rules: the runner counts Sent, Retried, Failed, Spooled and
+// drops; a sink counts what it alone knows (DeadLettered, Duplicate, its
+// own internal Retried) in the same *Stats. Events a sink dead-letters
 // during a Write are not counted as Sent. A sink that counts Sent or Failed
 // itself during a Write (the Kafka sink does) is trusted for that call and
 // the runner does not add its own count, so nothing is counted twice. The
@@ -158,10 +145,13 @@ type Runner struct {
 	stats   *Stats
 	log     *zap.Logger
 	backoff Backoff
+	buf     Buffer
+	mem     *MemoryBuffer // buf, when it is one (Publish's fast path)
+	durable bool
 
-	queue  chan Event
-	replay Replayer      // cfg.Overflow when it can replay
-	kick   chan struct{} // wakes the worker when the replayer gains events
+	intake    chan Event    // durable buffers: Publish -> spooler
+	spoolDone chan struct{} // closed when the spooler exits
+	kick      chan struct{} // wakes the worker when the buffer gains events
 
 	pubMu  sync.RWMutex // held for reading by Publish, for writing by Close
 	closed bool
@@ -171,11 +161,12 @@ type Runner struct {
 	cancel context.CancelFunc //
 	done   chan struct{}      // closed when the worker exits
 
-	// mu guards the in-flight batch so that exactly one of the worker and
-	// Close (when it abandons a stuck worker) accounts for it.
+	// mu serialises the worker's accounting of a write with Close
+	// abandoning a stuck worker, so exactly one of them counts the batch.
 	mu        sync.Mutex
-	inflight  []Event
+	headDone  int // events of the peeked batch already accounted for
 	abandoned bool
+	leftOnce  sync.Once
 
 	closeOnce sync.Once
 	closeErr  error
@@ -195,20 +186,31 @@ func NewRunner(s Sink, cfg RunnerConfig, stats *Stats, log *zap.Logger) *Runner 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runner{
-		sink:    s,
-		cfg:     cfg,
-		stats:   stats,
-		log:     log.With(zap.String("sink", s.Name())),
-		backoff: Backoff{Initial: cfg.BackoffInitial, Max: cfg.BackoffMax},
-		queue:   make(chan Event, cfg.QueueSize),
-		stop:    make(chan struct{}),
-		ctx:     ctx,
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		dropLog: rateLimitedLog{every: 10 * time.Second},
-		kick:    make(chan struct{}, 1),
+		sink:      s,
+		cfg:       cfg,
+		stats:     stats,
+		log:       log.With(zap.String("sink", s.Name())),
+		backoff:   Backoff{Initial: cfg.BackoffInitial, Max: cfg.BackoffMax},
+		buf:       cfg.Buffer,
+		stop:      make(chan struct{}),
+		ctx:       ctx,
+		cancel:    cancel,
+		done:      make(chan struct{}),
+		spoolDone: make(chan struct{}),
+		dropLog:   rateLimitedLog{every: 10 * time.Second},
+		kick:      make(chan struct{}, 1),
 	}
-	r.replay, _ = cfg.Overflow.(Replayer)
+	if r.buf == nil {
+		r.buf = NewMemoryBuffer(cfg.QueueSize)
+	}
+	r.durable = r.buf.Durable()
+	r.mem, _ = r.buf.(*MemoryBuffer)
+	if r.durable {
+		r.intake = make(chan Event, cfg.QueueSize)
+		go r.spoolLoop()
+	} else {
+		close(r.spoolDone)
+	}
 	go r.loop()
 	return r
 }
@@ -222,150 +224,251 @@ func (r *Runner) Sink() Sink { return r.sink }
 // Stats returns a snapshot of the counters.
 func (r *Runner) Stats() StatsSnapshot { return r.stats.Snapshot() }
 
-// Queued is the number of events waiting in the queue (not in flight).
-func (r *Runner) Queued() int { return len(r.queue) }
+// Queued is the number of events waiting for the sink: in the buffer
+// (in-flight batch included) and, for a durable buffer, not yet in it.
+func (r *Runner) Queued() int { return r.buf.Len() + len(r.intake) }
 
-// Publish queues ev for delivery. It never blocks: when the queue is full the
-// event goes to Overflow, or is dropped and counted as "queue_full".
+// Publish queues ev for delivery. It never blocks and never does I/O: when
+// the queue is full the event is dropped and counted as "queue_full".
 func (r *Runner) Publish(ev Event) {
 	r.pubMu.RLock()
-	if r.closed {
-		r.pubMu.RUnlock()
-		r.stats.Drop(DropClosed, 1)
-		r.dropLog.maybe(r.log, DropClosed, 1)
+	defer r.pubMu.RUnlock()
+	var ok bool
+	switch {
+	case r.closed:
+		r.drop(1, DropClosed, nil)
+		return
+	case r.durable:
+		select {
+		case r.intake <- ev:
+			return
+		default:
+		}
+	case r.mem != nil:
+		ok = r.mem.push(ev)
+	default:
+		ok = r.buf.Put([]Event{ev}) == nil
+	}
+	if !ok {
+		r.drop(1, DropQueueFull, nil)
 		return
 	}
-	if r.replay != nil && r.replay.Pending() > 0 {
-		// Older events wait in the spool: keep the order by queueing behind them.
-		r.pubMu.RUnlock()
-		r.spillOrDrop([]Event{ev}, DropSpoolError, nil)
-		return
-	}
+	r.wake()
+}
+
+func (r *Runner) wake() {
 	select {
-	case r.queue <- ev:
-		r.pubMu.RUnlock()
-		return
+	case r.kick <- struct{}{}:
 	default:
 	}
-	r.pubMu.RUnlock()
-	r.spillOrDrop([]Event{ev}, DropQueueFull, nil)
 }
 
-// spillOrDrop hands events to Overflow, or counts them dropped for reason.
-func (r *Runner) spillOrDrop(evs []Event, reason string, cause error) {
-	if len(evs) == 0 {
+// drop counts n events dropped for reason and logs it (rate-limited).
+func (r *Runner) drop(n int, reason string, cause error) {
+	if n <= 0 {
 		return
 	}
-	n := uint64(len(evs))
-	if ov := r.cfg.Overflow; ov != nil {
-		err := func() (err error) {
-			defer func() {
-				if p := recover(); p != nil {
-					err = fmt.Errorf("overflow panicked: %v", p)
-				}
-			}()
-			return ov.Put(evs)
-		}()
-		if err == nil {
-			r.stats.Spooled.Add(n)
-			if r.replay != nil {
-				select {
-				case r.kick <- struct{}{}:
-				default:
-				}
-			}
-			return
-		}
-		cause = errors.Join(cause, fmt.Errorf("overflow: %w", err))
-		switch {
-		case errors.Is(err, ErrSpoolFull):
-			reason = DropSpoolFull
-		case r.replay != nil:
-			reason = DropSpoolError
-		}
-	}
-	r.stats.Drop(reason, n)
-	r.dropLog.maybeErr(r.log, reason, n, cause)
+	r.stats.Drop(reason, uint64(n))
+	r.dropLog.maybeErr(r.log, reason, uint64(n), cause)
 }
 
-// loop is the worker: batch, deliver, until stopped and drained or cancelled.
+// spoolBatch bounds the events the spooler writes in one Put.
+const spoolBatch = 512
+
+// spoolLoop moves published events from the intake queue into the durable
+// buffer, as they arrive, until Close; then it moves what is left.
+func (r *Runner) spoolLoop() {
+	defer close(r.spoolDone)
+	batch := make([]Event, 0, spoolBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case ev := <-r.intake:
+			batch = append(batch, ev)
+		case <-r.stop:
+			for {
+				batch = batch[:0]
+				for len(batch) < spoolBatch {
+					select {
+					case ev := <-r.intake:
+						batch = append(batch, ev)
+						continue
+					default:
+					}
+					break
+				}
+				if len(batch) == 0 {
+					return
+				}
+				r.putDurable(batch)
+			}
+		}
+		for len(batch) < spoolBatch {
+			select {
+			case ev := <-r.intake:
+				batch = append(batch, ev)
+				continue
+			default:
+			}
+			break
+		}
+		r.putDurable(batch)
+	}
+}
+
+// putDurable appends to the durable buffer, counting Spooled or drops.
+func (r *Runner) putDurable(batch []Event) {
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("buffer panicked: %v", p)
+			}
+		}()
+		return r.buf.Put(batch)
+	}()
+	if err == nil {
+		r.stats.Spooled.Add(uint64(len(batch)))
+		r.wake()
+		return
+	}
+	reason := DropSpoolError
+	switch {
+	case errors.Is(err, ErrSpoolFull):
+		reason = DropSpoolFull
+	case errors.Is(err, ErrSpoolClosed):
+		reason = DropShutdown
+	}
+	r.drop(len(batch), reason, err)
+}
+
+// loop is the worker: peek, write, ack, until stopped and drained,
+// cancelled at the drain deadline, or abandoned by Close.
 func (r *Runner) loop() {
 	defer close(r.done)
-	for {
-		if r.replay != nil && len(r.queue) == 0 && r.ctx.Err() == nil && r.replay.Pending() > 0 {
-			if !r.replayBatch() {
+	for r.ctx.Err() == nil {
+		evs, err := r.buf.Peek(r.cfg.BatchSize)
+		if err != nil {
+			r.log.Error("reading the buffer failed", zap.Error(err))
+			if !sleepCtx(r.ctx, r.backoff.Delay(3), r.stop) && r.finished() {
 				break
 			}
 			continue
 		}
-		batch, more := r.collect()
-		if len(batch) > 0 {
-			if !r.deliver(batch) {
-				return // abandoned by Close
+		if len(evs) == 0 {
+			if r.buf.Len() > 0 {
+				continue // damaged records were skipped (and counted)
+			}
+			if !r.waitForEvents() {
+				break
+			}
+			continue
+		}
+		if len(evs) < r.cfg.BatchSize && r.cfg.FlushInterval > 0 && !r.stopping() {
+			r.waitToFill()
+			if evs, err = r.buf.Peek(r.cfg.BatchSize); err != nil || len(evs) == 0 {
+				continue
 			}
 		}
-		if !more {
+		if !r.deliver(evs) {
 			break
 		}
 	}
-	if r.ctx.Err() != nil || r.replay != nil {
-		r.drainQueue(DropShutdown)
+	if !r.durable {
+		r.dropLeftover() // at the drain deadline: what is still in memory is lost
 	}
 }
 
-// replayBatch delivers the oldest batch held by the replayer and
-// acknowledges it. Failed writes are retried with backoff for as long as the
-// runner runs (the events are safe on disk meanwhile). It returns false when
-// the worker should stop: shutting down with the sink still failing, the
-// drain deadline, or Close abandoning the worker; the events stay in the
-// replayer for the next run.
-func (r *Runner) replayBatch() bool {
-	evs, err := r.replay.Peek(r.cfg.BatchSize)
-	if err != nil {
-		r.log.Error("reading the spool failed", zap.Error(err))
-		return sleepCtx(r.ctx, r.backoff.Delay(3), r.stop)
+// waitForEvents waits until the buffer may hold events. false: the worker
+// is done (stopped with nothing left, or cancelled).
+func (r *Runner) waitForEvents() bool {
+	select {
+	case <-r.kick:
+		return true
+	case <-r.ctx.Done():
+		return false
+	case <-r.stop:
 	}
-	if len(evs) == 0 {
-		if r.replay.Pending() > 0 { // nothing readable yet: do not spin
-			return sleepCtx(r.ctx, r.cfg.BackoffInitial, r.stop)
+	// Stopping: wait for the spooler's last events, then stop if none.
+	select {
+	case <-r.spoolDone:
+	case <-r.ctx.Done():
+		return false
+	}
+	return r.buf.Len() > 0
+}
+
+// finished reports whether the worker should exit after a failure:
+// cancelled, or stopping with a durable buffer to keep the events.
+func (r *Runner) finished() bool {
+	return r.ctx.Err() != nil || r.durable && r.stopping()
+}
+
+// waitToFill waits up to FlushInterval for the buffer to hold a full batch.
+func (r *Runner) waitToFill() {
+	t := time.NewTimer(r.cfg.FlushInterval)
+	defer t.Stop()
+	for r.buf.Len() < r.cfg.BatchSize {
+		select {
+		case <-r.kick:
+		case <-t.C:
+			return
+		case <-r.stop:
+			return
+		case <-r.ctx.Done():
+			return
 		}
-		return true // damaged records were skipped (and counted)
 	}
+}
+
+// deliver writes the peeked batch evs until every event is delivered or
+// disposed of, then acknowledges it. It returns false when the worker
+// should exit: abandoned by Close, cancelled at the drain deadline, or
+// stopping with a durable buffer while the sink still fails (the events
+// stay there for the next run).
+func (r *Runner) deliver(evs []Event) bool {
 	pending := evs
 	for attempt := 0; ; attempt++ {
 		// Only an attempt begun after Close is the drain's: one that began
 		// earlier may have failed before the sink recovered.
 		final := r.stopping()
-		w := r.writeOnce(pending, false)
+		w := r.writeOnce(pending, !r.durable)
 		r.mu.Lock()
-		abandoned := r.abandoned
-		r.mu.Unlock()
-		if abandoned {
+		if r.abandoned {
+			r.mu.Unlock()
 			return false
 		}
 		w.count(r.stats)
 		remaining, reason, err := w.remaining, w.reason, w.err
+		if reason == "" && !r.durable && r.cfg.MaxRetries >= 0 && attempt >= r.cfg.MaxRetries && len(remaining) > 0 {
+			reason = DropRetriesExhausted
+		}
 		if reason != "" {
-			// The sink will never take these (a panic): count them, do not
-			// loop on them.
-			r.stats.Drop(reason, uint64(len(remaining)))
-			r.dropLog.maybeErr(r.log, reason, uint64(len(remaining)), err)
+			// The sink will never take these: count them, do not loop on them.
+			r.drop(len(remaining), reason, err)
 			remaining = nil
 		}
 		if len(remaining) == 0 {
-			if err := r.replay.Ack(len(evs)); err != nil {
-				r.log.Error("acknowledging spooled events failed (they may be sent again)", zap.Error(err))
+			r.headDone = 0
+			r.mu.Unlock()
+			if err := r.buf.Ack(len(evs)); err != nil {
+				r.log.Error("acknowledging delivered events failed (they may be sent again)", zap.Error(err))
 			}
 			return true
 		}
-		if r.ctx.Err() != nil || final {
-			return false // still failing at shutdown: keep them for the next run
+		r.headDone = len(evs) - len(remaining)
+		r.mu.Unlock()
+		if r.ctx.Err() != nil || final && r.durable {
+			return false // a durable buffer keeps them for the next run
 		}
 		d := r.backoff.Delay(attempt)
-		r.log.Warn("sink write of spooled events failed, retrying",
+		r.log.Warn("sink write failed, retrying",
 			zap.Int("events", len(remaining)), zap.Int("attempt", attempt+1),
 			zap.Duration("backoff", d), zap.Error(err))
-		if !sleepCtx(r.ctx, d, r.stop) && r.ctx.Err() != nil {
+		var wake <-chan struct{} // with a durable buffer, Close cuts the wait short
+		if r.durable {
+			wake = r.stop
+		}
+		if !sleepCtx(r.ctx, d, wake) && r.ctx.Err() != nil {
 			return false
 		}
 		// Woken by Close: one more attempt, the drain's; a failure then ends it.
@@ -374,135 +477,16 @@ func (r *Runner) replayBatch() bool {
 	}
 }
 
-// collect gathers the next batch. more is false when the worker should exit
-// after delivering it (stopped and queue empty, or cancelled).
-func (r *Runner) collect() (batch []Event, more bool) {
-	select {
-	case ev := <-r.queue:
-		batch = append(make([]Event, 0, min(r.cfg.BatchSize, len(r.queue)+1)), ev)
-	case <-r.stop:
-		// Closing: take what is left without waiting.
-		batch = r.fillNow(nil)
-		more = len(batch) > 0 && r.ctx.Err() == nil
-		if r.replay != nil && r.ctx.Err() == nil && r.replay.Pending() > 0 {
-			more = true // deliver the spool too, until the drain deadline
-		}
-		return batch, more
-	case <-r.kick:
-		return nil, true
-	case <-r.ctx.Done():
-		return nil, false
-	}
-	if r.cfg.FlushInterval <= 0 || len(batch) >= r.cfg.BatchSize {
-		return r.fillNow(batch), true
-	}
-	t := time.NewTimer(r.cfg.FlushInterval)
-	defer t.Stop()
-	for len(batch) < r.cfg.BatchSize {
-		select {
-		case ev := <-r.queue:
-			batch = append(batch, ev)
-		case <-t.C:
-			return batch, true
-		case <-r.stop:
-			return r.fillNow(batch), true
-		case <-r.ctx.Done():
-			return batch, true
-		}
-	}
-	return batch, true
-}
-
-// fillNow appends queued events without waiting, up to BatchSize.
-func (r *Runner) fillNow(batch []Event) []Event {
-	for len(batch) < r.cfg.BatchSize {
-		select {
-		case ev := <-r.queue:
-			batch = append(batch, ev)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// drainQueue empties the queue into Overflow or drops.
-func (r *Runner) drainQueue(reason string) {
-	for {
-		batch := r.fillNow(nil)
-		if len(batch) == 0 {
-			return
-		}
-		r.spillOrDrop(batch, reason, nil)
-	}
-}
-
-// deliver writes batch, retrying what remains. It returns false when Close
-// abandoned the worker (and accounted for the batch itself).
-func (r *Runner) deliver(batch []Event) bool {
-	r.mu.Lock()
-	if r.abandoned {
-		r.mu.Unlock()
-		r.spillOrDrop(batch, DropShutdown, nil)
-		return false
-	}
-	r.inflight = batch
-	r.mu.Unlock()
-
-	pending := batch
-	for attempt := 0; ; attempt++ {
-		w := r.writeOnce(pending, true)
+// dropLeftover counts what a memory buffer still holds as dropped at
+// shutdown, once (by the worker at the deadline, or by Close when it
+// abandons a stuck worker).
+func (r *Runner) dropLeftover() {
+	r.leftOnce.Do(func() {
 		r.mu.Lock()
-		if r.abandoned {
-			r.mu.Unlock()
-			return false
-		}
-		w.count(r.stats)
-		remaining, reason, err := w.remaining, w.reason, w.err
-		if len(remaining) == 0 {
-			r.inflight = nil
-			r.mu.Unlock()
-			return true
-		}
-		if reason == "" && (r.ctx.Err() != nil || r.stopping() && r.cfg.Overflow != nil) {
-			// At the deadline, or shutting down with a spool to take the
-			// events: do not spend the drain time retrying a failing sink.
-			reason = DropShutdown
-		}
-		if reason == "" && r.cfg.MaxRetries >= 0 && attempt >= r.cfg.MaxRetries {
-			reason = DropRetriesExhausted
-		}
-		if reason != "" {
-			r.inflight = nil
-			r.mu.Unlock()
-			r.spillOrDrop(remaining, reason, err)
-			return true
-		}
-		r.inflight = remaining
+		n := r.buf.Len() - r.headDone
 		r.mu.Unlock()
-
-		d := r.backoff.Delay(attempt)
-		r.log.Warn("sink write failed, retrying",
-			zap.Int("events", len(remaining)), zap.Int("attempt", attempt+1),
-			zap.Duration("backoff", d), zap.Error(err))
-		var wake <-chan struct{} // with a spool, Close cuts the wait short
-		if r.cfg.Overflow != nil {
-			wake = r.stop
-		}
-		if !sleepCtx(r.ctx, d, wake) {
-			r.mu.Lock()
-			if r.abandoned {
-				r.mu.Unlock()
-				return false
-			}
-			r.inflight = nil
-			r.mu.Unlock()
-			r.spillOrDrop(remaining, DropShutdown, err)
-			return true
-		}
-		r.stats.Retried.Add(uint64(len(remaining)))
-		pending = remaining
-	}
+		r.drop(n, DropShutdown, nil)
+	})
 }
 
 // writeResult is one Sink.Write and what it left undelivered.
@@ -514,9 +498,9 @@ type writeResult struct {
 	sinkSent, sinkFail bool // the sink counted Sent / Failed itself
 }
 
-// writeOnce writes pending once and classifies what is left, for both
-// delivery paths. An ErrPermanent failure is final for the live queue
-// (permanentIsFinal) but kept by the spool until the sink is fixed.
+// writeOnce writes pending once and classifies what is left. An
+// ErrPermanent failure is final for a memory buffer (permanentIsFinal) but
+// kept by a durable one until the sink is fixed.
 func (r *Runner) writeOnce(pending []Event, permanentIsFinal bool) writeResult {
 	dlBefore, sentBefore, failedBefore := r.stats.DeadLettered.Load(), r.stats.Sent.Load(), r.stats.Failed.Load()
 	w := writeResult{pending: pending, err: r.write(pending)}
@@ -604,13 +588,15 @@ func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 // context at the deadline, for a Write to return before abandoning it.
 const abandonGrace = 100 * time.Millisecond
 
-// Close stops intake, delivers what is queued until ctx's deadline (or
-// DrainTimeout, whichever is first), then closes the sink within
-// CloseTimeout. Events still undelivered at the deadline go to Overflow or
-// are dropped as "shutdown". A Write that ignores its cancelled context is
-// abandoned (its batch counted as "shutdown"), so Close returns within the
-// deadline + ~100 ms + CloseTimeout at worst. Sinks must tolerate Close
-// being called while such a Write is still blocked. Close is idempotent.
+// Close stops intake, delivers what is buffered until ctx's deadline (or
+// DrainTimeout, whichever is first), then closes the sink and the buffer
+// within CloseTimeout each. A durable buffer keeps what is undelivered for
+// the next run (a sink still failing at Close gets one more attempt, not
+// the whole deadline); with a memory buffer it is dropped as "shutdown". A
+// Write that ignores its cancelled context is abandoned, so Close returns
+// within the deadline + ~100 ms + 2×CloseTimeout at worst. Sinks must
+// tolerate Close being called while such a Write is still blocked. Close
+// is idempotent.
 func (r *Runner) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() { r.closeErr = r.close(ctx) })
 	return r.closeErr
@@ -641,54 +627,73 @@ func (r *Runner) close(ctx context.Context) error {
 			r.mu.Unlock()
 		default:
 			r.abandoned = true
-			left := r.inflight
-			r.inflight = nil
 			r.mu.Unlock()
-			r.spillOrDrop(left, DropShutdown, nil)
 			r.log.Error("sink write still blocked at the drain deadline; abandoned")
+			if !r.durable {
+				r.dropLeftover()
+			}
 		}
-		r.drainQueue(DropShutdown)
 		errs = append(errs, fmt.Errorf("sink %s: drain: %w", r.sink.Name(), dctx.Err()))
+	}
+	// The spooler moves what is left of the intake queue to the disk; one
+	// stuck on a stalled disk at the deadline loses what it has not taken.
+	if r.durable {
+		select {
+		case <-r.spoolDone:
+		case <-dctx.Done():
+			r.drainIntake()
+		}
 	}
 	r.cancel()
 
-	if err := r.closeSink(ctx); err != nil {
+	if err := r.bounded(ctx, "close", r.sink.Close); err != nil {
 		errs = append(errs, err)
 	}
-	if c, ok := r.cfg.Overflow.(io.Closer); ok && r.replay != nil {
-		if err := c.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("sink %s: %w", r.sink.Name(), err))
-		}
+	if err := r.bounded(ctx, "buffer close", func(context.Context) error { return r.buf.Close() }); err != nil {
+		errs = append(errs, err)
 	}
 	snap := r.stats.Snapshot()
 	r.log.Info("sink closed", zap.Uint64("sent", snap.Sent), zap.Uint64("retried", snap.Retried),
 		zap.Uint64("failed", snap.Failed), zap.Uint64("spooled", snap.Spooled),
-		zap.Uint64("dead_lettered", snap.DeadLettered), zap.Uint64("dropped", snap.Dropped))
+		zap.Uint64("dead_lettered", snap.DeadLettered), zap.Uint64("dropped", snap.Dropped),
+		zap.Int("left_in_buffer", r.buf.Len()))
 	return errors.Join(errs...)
 }
 
-// closeSink runs Sink.Close with its own CloseTimeout budget (the drain may
-// have used up ctx) and returns when it does or the budget is spent.
-func (r *Runner) closeSink(ctx context.Context) error {
+// drainIntake counts the events still in the intake queue as dropped.
+func (r *Runner) drainIntake() {
+	for {
+		select {
+		case <-r.intake:
+			r.drop(1, DropShutdown, nil)
+		default:
+			return
+		}
+	}
+}
+
+// bounded runs fn with its own CloseTimeout budget (the drain may have used
+// up ctx) and returns when it does or the budget is spent.
+func (r *Runner) bounded(ctx context.Context, what string, fn func(context.Context) error) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CloseTimeout)
 	defer cancel()
 	res := make(chan error, 1)
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
-				res <- fmt.Errorf("sink %s: close panicked: %v", r.sink.Name(), p)
+				res <- fmt.Errorf("sink %s: %s panicked: %v", r.sink.Name(), what, p)
 			}
 		}()
-		res <- r.sink.Close(cctx)
+		res <- fn(cctx)
 	}()
 	select {
 	case err := <-res:
 		if err != nil {
-			return fmt.Errorf("sink %s: close: %w", r.sink.Name(), err)
+			return fmt.Errorf("sink %s: %s: %w", r.sink.Name(), what, err)
 		}
 		return nil
 	case <-cctx.Done():
-		return fmt.Errorf("sink %s: close: %w", r.sink.Name(), cctx.Err())
+		return fmt.Errorf("sink %s: %s: %w", r.sink.Name(), what, cctx.Err())
 	}
 }
 

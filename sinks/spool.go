@@ -173,8 +173,8 @@ type spoolPos struct {
 
 // Spool is one sink's on-disk overflow: an append-only log of events
 // delivered in order and acknowledged by a persisted cursor, so events
-// survive sink outages and restarts (at-least-once). It implements Overflow
-// and Replayer; safe for concurrent use.
+// survive sink outages and restarts (at-least-once). It is the disk Buffer;
+// safe for concurrent use.
 type Spool struct {
 	dir   string
 	cfg   SpoolConfig
@@ -576,6 +576,12 @@ func (s *Spool) Pending() int {
 	return s.pending
 }
 
+// Len is Pending (the Buffer interface).
+func (s *Spool) Len() int { return s.Pending() }
+
+// Durable is true: spooled events survive a crash (see fsync in the README).
+func (s *Spool) Durable() bool { return true }
+
 // Bytes is the spool's size on disk.
 func (s *Spool) Bytes() int64 {
 	s.mu.Lock()
@@ -811,14 +817,20 @@ func (s *Spool) syncLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
+			// fsync outside the lock: appends and reads go on meanwhile. A
+			// roll-over may close f concurrently; it fsyncs f itself first.
 			s.mu.Lock()
-			if s.dirty && s.active != nil {
-				if err := s.active.Sync(); err != nil {
+			f := s.active
+			if !s.dirty {
+				f = nil
+			}
+			s.dirty = false
+			s.mu.Unlock()
+			if f != nil {
+				if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 					s.log.Warn("spool fsync failed", zap.Error(err))
 				}
-				s.dirty = false
 			}
-			s.mu.Unlock()
 		}
 	}
 }

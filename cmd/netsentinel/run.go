@@ -195,16 +195,14 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 			c := v.Config()
 			rc.BatchSize, rc.FlushInterval = c.BatchSize, c.FlushInterval
 		}
-		// No spool for stdout: a reader that went away (| head) must not
-		// get old alerts replayed into the next run's output.
-		if !cfg.Spool.Disabled && sp.Kind != "stdout" {
+		if sinks.BufferType(sp, cfg.Buffer) == sinks.BufferDisk && !cfg.Spool.Disabled {
 			// A spool that cannot be opened (full or read-only disk) must
-			// not stop alerting: run without it, loudly.
-			if spool, err := sinks.OpenSpool(spoolDir(cfg, spec), cfg.Spool, stats, slog.With(zap.String("sink", s.Name()))); err != nil {
-				log.Error("spool unavailable; this sink runs without one (undeliverable events will be dropped and counted)",
+			// not stop alerting: run with a memory buffer, loudly.
+			if spool, err := sinks.OpenSpool(spoolDir(cfg, sp.String()), cfg.Spool, stats, slog.With(zap.String("sink", s.Name()))); err != nil {
+				log.Error("spool unavailable; this sink runs with a memory buffer (lost on a crash, drops counted)",
 					zap.String("sink", s.Name()), zap.Error(err))
 			} else {
-				rc.Overflow = spool // the runner closes it after the drain
+				rc.Buffer = spool // the runner closes it after the drain
 			}
 		}
 		r := sinks.NewRunner(s, rc, stats, slog)

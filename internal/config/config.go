@@ -51,7 +51,9 @@ type Config struct {
 	File          sinks.FileConfig          `yaml:"file"`
 	Elasticsearch sinks.ElasticsearchConfig `yaml:"elasticsearch"`
 	Kafka         sinks.KafkaConfig         `yaml:"kafka"`
-	// Spool is the per-sink on-disk overflow (default dir: netsentinel-spool
+	// Buffer chooses memory or disk buffers for the sinks (sinks.BufferType).
+	Buffer sinks.BufferConfig `yaml:"buffer"`
+	// Spool is the disk buffer's settings (default dir: netsentinel-spool
 	// beside the report).
 	Spool sinks.SpoolConfig `yaml:"spool"`
 
@@ -235,6 +237,9 @@ func (c *Config) Validate() error {
 		return errors.New("sinks: at least one sink is required")
 	}
 	if err := c.Spool.Validate(); err != nil {
+		return err
+	}
+	if err := c.Buffer.Validate(); err != nil {
 		return err
 	}
 	if _, err := c.SinkSpecs(); err != nil {

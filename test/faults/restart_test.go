@@ -167,7 +167,7 @@ sinks: [%q, %q]
 interval: 100ms
 queue: {queue_size: 20, max_retries: 2, backoff_initial: 50ms, backoff_max: 200ms, drain_timeout: 5s}
 spool: {dir: %s}
-`, filepath.Join(dir, "report.json"), fullSink, "file:"+okPath, filepath.Join(tiny, "spool"))
+`, filepath.Join(dir, "report.json"), fullSink+"?buffer=disk", "file:"+okPath, filepath.Join(tiny, "spool"))
 	st := newStream(t, dir)
 	s := startSensor(t, dir, st.path, config)
 	st.open(t)
@@ -250,7 +250,7 @@ func TestCorruptSpoolSegmentSkippedRestDelivered(t *testing.T) {
 	}
 
 	config := fmt.Sprintf("output: %s\nsinks: [%q]\nspool: {dir: %s, segment_bytes: 4096}\n",
-		filepath.Join(dir, "report.json"), spec, spoolRoot)
+		filepath.Join(dir, "report.json"), spec+"?buffer=disk", spoolRoot)
 	s := emptyRun(t, dir, config)
 	got := map[string]bool{}
 	for _, id := range fileIDs(t, out) {
