@@ -51,21 +51,14 @@ func (s Spec) Redacted() string { return redactSpec(s.String()) }
 // ParseSpec parses and validates a sink spec (no I/O). Errors name the spec.
 func ParseSpec(s string) (Spec, error) {
 	raw := s
-	s = strings.TrimSpace(s)
+	s, opts, err := SplitOptions(strings.TrimSpace(s))
+	if err != nil {
+		return Spec{}, err
+	}
 	kind, target, hasTarget := strings.Cut(s, ":")
 	kind = strings.ToLower(strings.TrimSpace(kind))
 	bad := func(format string, a ...any) (Spec, error) {
 		return Spec{}, fmt.Errorf("%w %q: %s", ErrBadSpec, redactSpec(raw), fmt.Sprintf(format, a...))
-	}
-	if !hasTarget {
-		// "stdout?buffer=memory": options without a target.
-		if k, q, ok := strings.Cut(kind, "?"); ok {
-			kind, target = k, "?"+q
-		}
-	}
-	target, opts, err := splitOptions(target)
-	if err != nil {
-		return bad("%v", err)
 	}
 	sp, err := parseKind(kind, target, hasTarget, bad)
 	sp.Options = opts

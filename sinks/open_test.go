@@ -98,7 +98,7 @@ func TestParseSpecOptionsAndBufferType(t *testing.T) {
 	}
 	for spec, want := range map[string]string{
 		"file:/a.ndjson?buffer=tape":       "buffer=\"tape\": want memory or disk",
-		"elasticsearch:https://es?bufer=x": "unknown option \"bufer\"",
+		"elasticsearch:https://es?bufer=x": "unknown sink option \"bufer\"",
 	} {
 		if _, err := ParseSpec(spec); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseSpec(%q) = %v, want an error saying %s", spec, err, want)

@@ -11,18 +11,22 @@ import (
 // the spec's query string before the kind sees its target:
 //
 //	elasticsearch:https://es:9200?buffer=memory
-//	file:/var/log/netsentinel/alerts.ndjson?buffer=disk
+//	file:/var/log/netsentinel/alerts.ndjson?buffer=disk&min_severity=high
+//	stdout?rules=reverse_shell
 //
 // The text after the last '?' is taken as options only when it is a list
 // of key=value pairs with lower-case keys; anything else (a '?' inside a
-// file name) stays part of the target. An unknown key is an error naming it.
+// file name) stays part of the spec. An unknown key is an error naming it.
+// A new common option is one entry in commonOptions (and a field here).
 type Options struct {
-	// Buffer is "memory", "disk", or "" for the kind's default.
+	// Buffer is "memory", "disk", or "" for the kind's default (BufferType).
 	Buffer string
+	// Route filters which alerts the sink gets (route.go).
+	Route Route
 }
 
-// optionKeys are the accepted keys; each parse function validates one.
-var optionKeys = map[string]func(*Options, string) error{
+// commonOptions parse the non-route keys; each validates its value.
+var commonOptions = map[string]func(*Options, string) error{
 	"buffer": func(o *Options, v string) error {
 		switch v {
 		case BufferMemory, BufferDisk:
@@ -35,25 +39,31 @@ var optionKeys = map[string]func(*Options, string) error{
 
 var optionsQuery = regexp.MustCompile(`^[a-z_]+=[^&=]*(&[a-z_]+=[^&=]*)*$`)
 
-// splitOptions cuts the options off a spec's target.
-func splitOptions(target string) (string, Options, error) {
+// SplitOptions cuts the options off a spec: "file:/x.ndjson?buffer=disk"
+// gives "file:/x.ndjson" and Options{Buffer: "disk"}.
+func SplitOptions(spec string) (string, Options, error) {
 	var o Options
-	i := strings.LastIndexByte(target, '?')
-	if i < 0 || !optionsQuery.MatchString(target[i+1:]) {
-		return target, o, nil
+	i := strings.LastIndexByte(spec, '?')
+	if i < 0 || !optionsQuery.MatchString(spec[i+1:]) {
+		return spec, o, nil
 	}
-	q, err := url.ParseQuery(target[i+1:])
+	base := spec[:i]
+	q, err := url.ParseQuery(spec[i+1:])
 	if err != nil {
-		return target, o, nil
+		return "", o, fmt.Errorf("%w %q: options: %v", ErrBadSpec, redactSpec(base), err)
 	}
+	route := url.Values{}
 	for k, vs := range q {
-		set, ok := optionKeys[k]
-		if !ok {
-			return "", o, fmt.Errorf("unknown option %q", k)
+		if set, ok := commonOptions[k]; ok {
+			if err := set(&o, vs[len(vs)-1]); err != nil {
+				return "", o, fmt.Errorf("%w %q: %v", ErrBadSpec, redactSpec(base), err)
+			}
+			continue
 		}
-		if err := set(&o, vs[len(vs)-1]); err != nil {
-			return "", o, err
-		}
+		route[k] = vs
 	}
-	return target[:i], o, nil
+	if o.Route, err = ParseRoute(route); err != nil {
+		return "", o, fmt.Errorf("%w %q: %v", ErrBadSpec, redactSpec(base), err)
+	}
+	return base, o, nil
 }

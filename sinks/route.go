@@ -87,30 +87,19 @@ func ParseRoute(q url.Values) (Route, error) {
 			}
 			r.Techniques = items
 		default:
-			return Route{}, fmt.Errorf("unknown sink option %q (want %s, %s or %s)", k, RouteMinSeverity, RouteRules, RouteTechniques)
+			return Route{}, fmt.Errorf("unknown sink option %q (want buffer, %s, %s or %s)", k, RouteMinSeverity, RouteRules, RouteTechniques)
 		}
 	}
 	return r, nil
 }
 
-// SplitRoute separates a sink spec's route options (after the last '?') from
-// the spec itself: "file:/x.ndjson?min_severity=high" gives "file:/x.ndjson"
-// and a high-severity route. A spec without '?' has the zero Route.
+// SplitRoute separates a sink spec's options (after the last '?') from
+// the spec itself and returns the route among them (SplitOptions):
+// "file:/x.ndjson?min_severity=high" gives "file:/x.ndjson" and a
+// high-severity route. A spec without options has the zero Route.
 func SplitRoute(spec string) (string, Route, error) {
-	i := strings.LastIndex(spec, "?")
-	if i < 0 {
-		return spec, Route{}, nil
-	}
-	base, query := spec[:i], spec[i+1:]
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return "", Route{}, fmt.Errorf("%w %q: options: %v", ErrBadSpec, redactSpec(base), err)
-	}
-	r, err := ParseRoute(q)
-	if err != nil {
-		return "", Route{}, fmt.Errorf("%w %q: %v", ErrBadSpec, redactSpec(base), err)
-	}
-	return base, r, nil
+	base, o, err := SplitOptions(spec)
+	return base, o.Route, err
 }
 
 // IsZero reports whether r passes everything.

@@ -24,14 +24,11 @@ func (c *Config) SinkSpecs() ([]SinkSpec, error) {
 	var rules []string
 	out := make([]SinkSpec, 0, len(c.Sinks))
 	for _, raw := range c.Sinks {
-		base, rt, err := sinks.SplitRoute(raw)
+		sp, err := sinks.ParseSpec(raw) // options (buffer, route) included
 		if err != nil {
 			return nil, fmt.Errorf("sink: %w", err)
 		}
-		sp, err := sinks.ParseSpec(base)
-		if err != nil {
-			return nil, fmt.Errorf("sink: %w", err)
-		}
+		rt := sp.Options.Route
 		for _, r := range rt.Rules {
 			if rules == nil {
 				rules = detect.AllRuleIDs()
