@@ -42,6 +42,7 @@ type runFlags struct {
 	cfg        config.Config // flag values land here; only changed flags are applied
 	sinks      []string
 	fs         *pflag.FlagSet
+	dashboard  bool // --dashboard: the live terminal view (no config key: it needs a terminal)
 }
 
 // bindRunFlags registers the sensor flags on fs.
@@ -62,6 +63,8 @@ func bindRunFlags(fs *pflag.FlagSet) *runFlags {
 	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "resolver configuration `file` watched for DNS hijack")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log `format`: console or json")
+	fs.StringVar(&c.Log.File, "log-file", "", "write logs to this `file` instead of stderr (--dashboard: default netsentinel.log beside the report)")
+	fs.BoolVar(&rf.dashboard, "dashboard", false, "live terminal dashboard (needs a terminal; runs until q unless --duration is given)")
 	return rf
 }
 
@@ -92,6 +95,7 @@ func (rf *runFlags) config() (config.Config, error) {
 	apply("resolv-conf", func() { cfg.ResolvConf = f.ResolvConf })
 	apply("log-level", func() { cfg.Log.Level = f.Log.Level })
 	apply("log-format", func() { cfg.Log.Format = f.Log.Format })
+	apply("log-file", func() { cfg.Log.File = f.Log.File })
 	if len(rf.sinks) > 0 {
 		cfg.Sinks = rf.sinks
 	}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -28,4 +31,18 @@ func newLogger(c config.LogConfig, stderr io.Writer) *zap.Logger {
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(stderr)), lvl)
 	return zap.New(core).Named("netsentinel")
+}
+
+// openLogFile opens (appending) the log file that replaces stderr when
+// log.file / --log-file is set, as it is under --dashboard. Mode 0600: logs
+// name hosts and processes.
+func openLogFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("log file %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("log file %s: %w", path, err)
+	}
+	return f, nil
 }

@@ -38,7 +38,21 @@ func cmdRun(ctx context.Context, rf *runFlags, stdout, stderr io.Writer, mode ru
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
+	if rf.dashboard {
+		if err := prepareDashboard(&cfg, rf.fs.Changed("sink"), rf.fs.Changed("duration"), stdout); err != nil {
+			return err
+		}
+	}
+	logOut := stderr
+	if cfg.Log.File != "" {
+		f, err := openLogFile(cfg.Log.File)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		defer f.Close()
+		logOut = f
+	}
+	log := newLogger(cfg.Log, logOut)
 	defer func() { _ = log.Sync() }()
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A soft heap target, so detector state near its caps does not
@@ -133,7 +147,11 @@ func cmdRun(ctx context.Context, rf *runFlags, stdout, stderr io.Writer, mode ru
 		zap.String("format", cfg.Format),
 		zap.Int("uid", os.Getuid()))
 	start := time.Now()
-	err = p.Run(ctx)
+	if rf.dashboard {
+		err = runDashboard(ctx, p, dashboardOptions(&cfg, host, outs), stdout, stderr)
+	} else {
+		err = p.Run(ctx)
+	}
 	log.Info("netsentinel stopped", zap.Duration("ran", time.Since(start).Round(time.Millisecond)))
 	return err
 }

@@ -74,10 +74,13 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 }
 
-// LogConfig configures operational logs (always stderr).
+// LogConfig configures operational logs (stderr, or File when set).
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // console or json
+	// File receives the logs instead of stderr (appended, mode 0600);
+	// --dashboard defaults it to netsentinel.log beside the report.
+	File string `yaml:"file"`
 }
 
 // DetectConfig configures the engine and each detector.

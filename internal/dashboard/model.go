@@ -163,6 +163,16 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	if k.Type == tea.KeyCtrlC {
 		return tea.Quit
 	}
+	if k.Type == tea.KeyRunes && len(k.Runes) > 1 && !k.Paste {
+		// Keys typed faster than the screen reads them arrive as one
+		// message ("/evil"): each rune is a key.
+		for _, r := range k.Runes {
+			if cmd := m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}}); cmd != nil {
+				return cmd
+			}
+		}
+		return nil
+	}
 	if m.editing {
 		switch k.Type {
 		case tea.KeyEnter:

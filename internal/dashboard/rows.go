@@ -108,8 +108,11 @@ func newEvent(a *detect.Alert, lookup schemas.TechniqueLookup) Event {
 			e.Process = fmt.Sprintf("%s[%d]", e.Process, a.Process.PID)
 		}
 	}
-	if a.Dest.IsValid() {
+	switch {
+	case a.Dest.IsValid():
 		e.Dest = endpoint(a.Dest)
+	case a.Source.IsValid(): // a listener: where it listens
+		e.Dest = "on " + endpoint(a.Source)
 	}
 	e.search = strings.ToLower(strings.Join([]string{e.Rule, sevName(e.Severity), e.TechID, e.TechName, e.Tactic, e.Process, e.Dest, Safe(a.Message)}, "\x00"))
 	return e
@@ -131,22 +134,15 @@ func (e *Event) details() []string {
 		"Message: " + Safe(a.Message),
 	}
 	if a.Source.IsValid() || a.Dest.IsValid() {
-		l = append(l, fmt.Sprintf("Flow: %s -> %s  %s %s", endpoint(a.Source), endpoint(a.Dest), Safe(a.Transport), Safe(a.Direction)))
+		flow := endpoint(a.Source)
+		if a.Dest.IsValid() {
+			flow += " -> " + endpoint(a.Dest)
+		}
+		l = append(l, fmt.Sprintf("Flow: %s  %s %s", flow, Safe(a.Transport), Safe(a.Direction)))
 	}
 	if p := a.Process; p != nil {
 		l = append(l, fmt.Sprintf("Process: pid %d name %s exe %s user %s (uid %d) parent %d %s",
 			p.PID, Safe(p.Name), Safe(p.Executable), Safe(p.User), p.UID, p.PPID, Safe(p.ParentName)))
-		if len(p.Args) > 0 {
-			args := make([]string, 0, len(p.Args))
-			for i, s := range p.Args {
-				if i == 16 {
-					args = append(args, fmt.Sprintf("… %d more", len(p.Args)-i))
-					break
-				}
-				args = append(args, Safe(s))
-			}
-			l = append(l, "Args: "+strings.Join(args, " "))
-		}
 	}
 	if len(a.Evidence) > 0 {
 		l = append(l, "Evidence:")
@@ -165,6 +161,17 @@ func (e *Event) details() []string {
 	}
 	if a.Recommendation != "" {
 		l = append(l, "Recommendation: "+Safe(a.Recommendation))
+	}
+	if p := a.Process; p != nil && len(p.Args) > 0 {
+		args := make([]string, 0, len(p.Args))
+		for i, s := range p.Args {
+			if i == 16 {
+				args = append(args, fmt.Sprintf("… %d more", len(p.Args)-i))
+				break
+			}
+			args = append(args, Safe(s))
+		}
+		l = append(l, "Args: "+strings.Join(args, " "))
 	}
 	return l
 }

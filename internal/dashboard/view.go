@@ -143,7 +143,7 @@ func (m *Model) section(title string, w int) string {
 // selection marker).
 func eventColumns(w int) [7]int {
 	rest := w - 1 - 8 - 4 - 6 // marker, time, severity, six separators
-	c := [7]int{8, 4, rest * 22 / 100, rest * 30 / 100, rest * 16 / 100, rest * 16 / 100, 0}
+	c := [7]int{8, 4, rest * 16 / 100, rest * 28 / 100, rest * 16 / 100, rest * 16 / 100, 0}
 	c[6] = rest - c[2] - c[3] - c[4] - c[5]
 	return c
 }
@@ -213,7 +213,9 @@ func (m *Model) detailLines(h int) []string {
 		return append(out, m.st.dim.Render("  no event selected"))
 	}
 	for _, l := range e.details() {
-		for _, w := range wrap(l, m.w-2, h-len(out)) {
+		// At most three rows per item, so a megabyte argument cannot push
+		// the evidence off the pane.
+		for _, w := range wrap(l, m.w-2, min(3, h-len(out))) {
 			if len(out) >= h {
 				return out
 			}
