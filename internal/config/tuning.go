@@ -87,14 +87,17 @@ func RestartRequired(running, next *Config) []string {
 	return out
 }
 
+// sinkBases are the sinks as a restart sees them: the spec and every option
+// but the route (a buffer change needs a restart; a route change does not).
 func sinkBases(specs []string) []string {
 	out := make([]string, len(specs))
 	for i, s := range specs {
-		base, _, err := sinks.SplitRoute(s)
+		sp, err := sinks.ParseSpec(s)
 		if err != nil {
-			base = s
+			out[i] = s
+			continue
 		}
-		out[i] = base
+		out[i] = sp.String() + "?buffer=" + sp.Options.Buffer
 	}
 	return out
 }

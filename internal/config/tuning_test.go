@@ -74,6 +74,11 @@ func TestRestartRequired(t *testing.T) {
 	if got := RestartRequired(&base, &same); len(got) != 0 {
 		t.Errorf("detect, exceptions and routes need a restart? %v", got)
 	}
+	buffered := same
+	buffered.Sinks = []string{"stdout?min_severity=high", "elasticsearch:https://u:secret@es:9200?rules=tor&buffer=memory"}
+	if got := RestartRequired(&base, &buffered); !slices.Equal(got, []string{"sinks"}) {
+		t.Errorf("a buffer change: RestartRequired = %v, want [sinks]", got)
+	}
 	next := same
 	next.Sinks = []string{"stdout", "elasticsearch:https://u:other@es:9200"}
 	next.Elasticsearch.APIKeyFile = "/run/secrets/k"
