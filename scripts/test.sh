@@ -14,7 +14,7 @@ root=$(pwd)
 log() { printf '\n==> %s\n' "$*" >&2; }
 
 # --- 1. packages ------------------------------------------------------------
-pkgs=(iproute2 iputils-ping procps psmisc kcat nmap ncat netcat-openbsd socat tor dsniff
+pkgs=(iproute2 iputils-ping procps psmisc kcat nmap ncat netcat-openbsd socat tor dsniff prometheus
       bind9-dnsutils curl openssh-server openssh-client python3 util-linux
       rsyslog rsyslog-gnutls tmux)
 missing=()

@@ -20,7 +20,7 @@ and kernel counters, detects threats, tags each finding with MITRE ATT&CK and sh
 Without a command it runs the sensor: 60 s by default, alerts as NDJSON on stdout, the report in
 ./netsentinel_report.json. Exit status: 0 ok, 1 runtime failure, 2 bad usage or config.`,
 		Example: `  netsentinel -d 300 -o my_report.json
-  netsentinel -d 0 --window 5m --sink file:/var/log/netsentinel/alerts.ndjson
+  netsentinel -d 0 --window 5m --sink file:/var/log/netsentinel/alerts.ndjson --http-address 127.0.0.1:9870
   netsentinel -c /etc/netsentinel/netsentinel.yaml`,
 		Version:               version,
 		SilenceErrors:         true,
@@ -46,6 +46,7 @@ Without a command it runs the sensor: 60 s by default, alerts as NDJSON on stdou
 		newSetupCmd(stdout, stderr),
 		newConfigCmd(stdout, stderr),
 		newManCmd(stdout),
+		newHealthCmd(stdout),
 	)
 	return root
 }

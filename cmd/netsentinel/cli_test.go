@@ -145,3 +145,18 @@ func TestConfigExampleAndCheck(t *testing.T) {
 		}
 	}
 }
+
+// `netsentinel health` against nothing listening: exit 1, one line; a bad
+// URL or --http-address is bad usage.
+func TestHealthCommandExitCodes(t *testing.T) {
+	code, out, stderr := runCLI(t, "health", "--url", "http://127.0.0.1:1/healthz", "--timeout", "2s")
+	if code != 1 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "connection refused") {
+		t.Errorf("health, nothing listening: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if code, _, stderr := runCLI(t, "health", "--url", "127.0.0.1:9870"); code != 2 || !strings.Contains(stderr, "--url") {
+		t.Errorf("health --url without scheme: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "--http-address", "localhost", "--once"); code != 2 || !strings.Contains(stderr, "http.address") {
+		t.Errorf("--http-address localhost: exit %d, %q", code, stderr)
+	}
+}

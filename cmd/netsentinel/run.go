@@ -17,6 +17,7 @@ import (
 	"github.com/netsentinel/netsentinel/collector"
 	"github.com/netsentinel/netsentinel/detect"
 	"github.com/netsentinel/netsentinel/internal/config"
+	"github.com/netsentinel/netsentinel/internal/monitor"
 	"github.com/netsentinel/netsentinel/internal/pipeline"
 	"github.com/netsentinel/netsentinel/internal/state"
 	"github.com/netsentinel/netsentinel/schemas"
@@ -101,10 +102,29 @@ func cmdRun(ctx context.Context, rf *runFlags, stdout, stderr io.Writer, mode ru
 		}
 	}
 
-	outs, err := openOutputs(ctx, &cfg, stdout, log)
+	var mon *monitor.Monitor
+	if cfg.HTTP.Address != "" {
+		mon = newMonitor(&cfg, eng)
+		defer mon.Close()
+		srv, err := mon.Start(cfg.HTTP.Address, log)
+		if err != nil {
+			src.Close()
+			return err
+		}
+		defer func() {
+			if err := srv.Close(); err != nil {
+				log.Warn("closing the monitoring endpoint", zap.Error(err))
+			}
+		}()
+	}
+
+	outs, err := openOutputs(ctx, &cfg, stdout, log, mon)
 	if err != nil {
 		src.Close()
 		return err
+	}
+	if mon != nil {
+		mon.SinksOpened()
 	}
 
 	p := pipeline.New(pipeline.Config{
@@ -118,6 +138,10 @@ func cmdRun(ctx context.Context, rf *runFlags, stdout, stderr io.Writer, mode ru
 		HostID:       host.ID,
 		StateDir:     stateDir,
 	}, src, eng, formatter, outs, reportWriter(eng, outs, host, version), log)
+
+	if mon != nil {
+		p.SetMetrics(mon)
+	}
 
 	if mode.recordPath != "" {
 		rec, err := collector.CreateRecording(mode.recordPath)
@@ -167,7 +191,7 @@ func newEngine(cfg *config.Config, log *zap.Logger) (*detect.Engine, error) {
 
 // openOutputs builds a runner per --sink. A sink that cannot start is an
 // error unless its config allows starting degraded (it then retries).
-func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log *zap.Logger) ([]pipeline.Output, error) {
+func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log *zap.Logger, mon *monitor.Monitor) ([]pipeline.Output, error) {
 	var outs []pipeline.Output
 	fail := func(err error) ([]pipeline.Output, error) {
 		for _, o := range outs {
@@ -213,6 +237,7 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 			c := v.Config()
 			rc.BatchSize, rc.FlushInterval = c.BatchSize, c.FlushInterval
 		}
+		var spoolSize monitor.Spool
 		if sinks.BufferType(sp, cfg.Buffer) == sinks.BufferDisk && !cfg.Spool.Disabled {
 			// A spool that cannot be opened (full or read-only disk) must
 			// not stop alerting: run with a memory buffer, loudly.
@@ -221,9 +246,19 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 					zap.String("sink", s.Name()), zap.Error(err))
 			} else {
 				rc.Buffer = spool // the runner closes it after the drain
+				spoolSize = spool
 			}
 		}
-		r := sinks.NewRunner(s, rc, stats, slog)
+		var watch *monitor.Sink
+		driven := s
+		if mon != nil { // --http-address: /readyz learns from every write
+			watch = mon.AddSink(sp.Redacted(), s, spoolSize)
+			driven = watch.Wrap(s)
+		}
+		r := sinks.NewRunner(driven, rc, stats, slog)
+		if watch != nil {
+			watch.SetStats(r)
+		}
 		outs = append(outs, pipeline.Output{Name: sp.Redacted(), Runner: r, Stats: stats, Sink: s, Route: ss.Route})
 	}
 	return outs, nil

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +47,9 @@ type Config struct {
 
 	Log LogConfig `yaml:"log"`
 
+	// HTTP serves /metrics, /healthz and /readyz when Address is set.
+	HTTP HTTPConfig `yaml:"http"`
+
 	// Sinks are sink specs: stdout, file:PATH, elasticsearch:URL, kafka:BROKERS/TOPIC.
 	Sinks         []string                  `yaml:"sinks"`
 	Queue         sinks.RunnerConfig        `yaml:"queue"`
@@ -73,6 +78,15 @@ type Config struct {
 	// default netsentinel-state beside the report.
 	StateDir string `yaml:"state_dir"`
 }
+
+// HTTPConfig is the monitoring endpoint. Off unless Address is set.
+type HTTPConfig struct {
+	Address string `yaml:"address"` // HOST:PORT, e.g. 127.0.0.1:9870
+}
+
+// DefaultHTTPPort is the port the docs, examples and `netsentinel health`
+// use for the monitoring endpoint.
+const DefaultHTTPPort = 9870
 
 // LogConfig configures operational logs (stderr, or File when set).
 type LogConfig struct {
@@ -235,6 +249,15 @@ func (c *Config) Validate() error {
 	case "console", "json":
 	default:
 		return fmt.Errorf("log.format: unknown value %q (want console or json)", c.Log.Format)
+	}
+	if a := c.HTTP.Address; a != "" {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("http.address: invalid %q (want HOST:PORT, e.g. 127.0.0.1:%d)", a, DefaultHTTPPort)
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return fmt.Errorf("http.address: invalid port %q in %q", port, a)
+		}
 	}
 	if len(c.Sinks) == 0 {
 		return errors.New("sinks: at least one sink is required")

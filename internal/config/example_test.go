@@ -42,6 +42,9 @@ func TestExampleIsTheServiceConfig(t *testing.T) {
 	if !strings.HasPrefix(cfg.Output, "/var/lib/netsentinel/") || !strings.HasPrefix(cfg.Spool.Dir, "/var/lib/netsentinel/") {
 		t.Errorf("report %q and spool %q not under /var/lib/netsentinel", cfg.Output, cfg.Spool.Dir)
 	}
+	if cfg.HTTP.Address != "" {
+		t.Errorf("http.address = %q: the endpoint must be off by default", cfg.HTTP.Address)
+	}
 	if len(cfg.Sinks) != 1 || cfg.Sinks[0] != "file:/var/log/netsentinel/alerts.ndjson" {
 		t.Errorf("sinks = %v, want the file sink under /var/log/netsentinel", cfg.Sinks)
 	}

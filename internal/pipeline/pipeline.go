@@ -64,6 +64,7 @@ type Pipeline struct {
 	report   ReportFunc
 	recorder func(*collector.Snapshot) error
 	observer Observer
+	metrics  Metrics
 
 	routes  atomic.Pointer[[]sinks.Route] // by index of outs
 	excBase map[string]uint64             // exception counts at the window start
@@ -74,6 +75,23 @@ type Pipeline struct {
 // must return at once and never block (the dashboard keeps only the latest
 // snapshot in a one-slot mailbox); it must not modify what it is given.
 type Observer func(snap *collector.Snapshot, alerts []detect.Alert)
+
+// Metrics is told about polls, alerts and reports (internal/monitor serves
+// them). Its methods are called on the pipeline's goroutine and must return
+// at once.
+type Metrics interface {
+	Polled(st collector.Stats) // a successful poll
+	PollFailed()               // a failed poll
+	Alerted(a *detect.Alert)   // an alert formatted and handed to the sinks
+	Reported(t time.Time)      // a window report written at t
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Polled(collector.Stats) {}
+func (noMetrics) PollFailed()            {}
+func (noMetrics) Alerted(*detect.Alert)  {}
+func (noMetrics) Reported(time.Time)     {}
 
 // ReportFunc writes a window report. final is true for the last window.
 type ReportFunc func(w *Window, path string) error
@@ -99,7 +117,7 @@ func New(cfg Config, src collector.Source, eng *detect.Engine, f schemas.Formatt
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
-	p := &Pipeline{cfg: cfg, src: src, eng: eng, format: f, outs: outs, report: report, log: log}
+	p := &Pipeline{cfg: cfg, src: src, eng: eng, format: f, outs: outs, report: report, log: log, metrics: noMetrics{}}
 	routes := make([]sinks.Route, len(outs))
 	for i, o := range outs {
 		routes[i] = o.Route
@@ -113,6 +131,13 @@ func (p *Pipeline) SetRecorder(fn func(*collector.Snapshot) error) { p.recorder 
 
 // SetObserver registers fn to see every poll (netsentinel --dashboard).
 func (p *Pipeline) SetObserver(fn Observer) { p.observer = fn }
+
+// SetMetrics reports polls, alerts and reports to m (--http-address).
+func (p *Pipeline) SetMetrics(m Metrics) {
+	if m != nil {
+		p.metrics = m
+	}
+}
 
 func (p *Pipeline) windowLen() time.Duration {
 	switch {
@@ -232,6 +257,7 @@ func (p *Pipeline) cycle(ctx context.Context, wp **Window) (done bool, err error
 			return true, nil
 		}
 		w.PollErrors++
+		p.metrics.PollFailed()
 		p.log.Error("collection failed", zap.Error(err))
 		return false, nil
 	}
@@ -241,6 +267,7 @@ func (p *Pipeline) cycle(ctx context.Context, wp **Window) (done bool, err error
 	p.rollWindows(wp, snap.Time)
 	w = *wp
 	w.Polls++
+	p.metrics.Polled(snap.Stats)
 	w.CollectDur += snap.Stats.Duration
 	if snap.Stats.Duration > w.MaxCollect {
 		w.MaxCollect = snap.Stats.Duration
@@ -278,6 +305,7 @@ func (p *Pipeline) publish(a *detect.Alert) {
 		p.log.Error("formatting alert", zap.String("rule", a.RuleID), zap.Error(err))
 		return
 	}
+	p.metrics.Alerted(a)
 	ev := sinks.Event{ID: a.ID, Body: body, Fields: map[string]string{
 		"event.id":  a.ID,
 		"rule":      a.RuleID,
@@ -326,6 +354,7 @@ func (p *Pipeline) writeReport(w *Window, final bool) error {
 		p.log.Error("writing report", zap.String("path", path), zap.Error(err))
 		return err
 	}
+	p.metrics.Reported(time.Now())
 	p.log.Info("report written", zap.String("path", path), zap.Int("alerts", len(w.Alerts)), zap.Bool("final", final))
 	return nil
 }
