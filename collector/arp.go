@@ -16,22 +16,22 @@ const (
 	atfPermanent = 0x4 // ATF_PERM: static entry
 )
 
-// ReadARP reads the IPv4 neighbour table from <procRoot>/net/arp. Entries are
+// readARP reads the IPv4 neighbour table from <procRoot>/net/arp. Entries are
 // returned even when the error is non-nil: the error then names the lines
 // that were skipped.
-func ReadARP(procRoot string) ([]Neighbor, error) {
+func readARP(procRoot string) ([]Neighbor, error) {
 	data, err := fsutil.ReadFileCapped(procPath(procRoot, "net", "arp"), maxProcFileBytes)
 	if data == nil {
 		return nil, err
 	}
-	n, perr := ParseARP(data)
+	n, perr := parseARP(data)
 	if err == nil {
 		err = perr
 	}
 	return n, err
 }
 
-// ParseARP parses the content of /proc/net/arp:
+// parseARP parses the content of /proc/net/arp:
 //
 //	IP address       HW type     Flags       HW address            Mask     Device
 //	192.0.2.1        0x1         0x2         02:fc:00:00:00:05     *        eth0
@@ -39,7 +39,7 @@ func ReadARP(procRoot string) ([]Neighbor, error) {
 // Complete is set by flag 0x2, Permanent by 0x4; the MAC is lower-case and
 // empty when the entry is incomplete. Malformed lines are skipped and named in
 // the returned error.
-func ParseARP(data []byte) ([]Neighbor, error) {
+func parseARP(data []byte) ([]Neighbor, error) {
 	errs := lineErrors{file: "net/arp"}
 	var out []Neighbor
 	sc := bufio.NewScanner(bytes.NewReader(data))

@@ -10,7 +10,7 @@ import (
 )
 
 func TestParseARPFixture(t *testing.T) {
-	got, err := ParseARP(readFixture(t, "proc", "net", "arp"))
+	got, err := parseARP(readFixture(t, "proc", "net", "arp"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestParseARPMalformed(t *testing.T) {
 		"192.0.2.5        0x1         0x2         02:fc:00:00:00        *        eth0\n" + // line 6
 		"\n" +
 		"192.0.2.6        0x1         0x2         02:FC:00:00:00:08     *        eth0\n"
-	got, err := ParseARP([]byte(data))
+	got, err := parseARP([]byte(data))
 	if len(got) != 2 || got[1].MAC != "02:fc:00:00:00:08" {
 		t.Errorf("good lines not kept: %+v", got)
 	}
@@ -54,23 +54,23 @@ func TestParseARPMalformed(t *testing.T) {
 
 func TestParseARPManyBadLinesBounded(t *testing.T) {
 	data := strings.Repeat("garbage\n", 1000)
-	_, err := ParseARP([]byte(data))
+	_, err := parseARP([]byte(data))
 	if err == nil || !strings.Contains(err.Error(), "more malformed lines") || len(err.Error()) > 2000 {
 		t.Errorf("error not bounded: %d bytes", len(err.Error()))
 	}
 }
 
 func TestReadARP(t *testing.T) {
-	got, err := ReadARP(filepath.Join("testdata", "proc"))
+	got, err := readARP(filepath.Join("testdata", "proc"))
 	if err != nil || len(got) != 6 {
 		t.Errorf("fixture root: %d entries, %v", len(got), err)
 	}
-	if _, err := ReadARP(t.TempDir()); err == nil {
+	if _, err := readARP(t.TempDir()); err == nil {
 		t.Error("missing file: no error")
 	}
 	// The real table parses without error (it may be empty).
 	requireProcFS(t)
-	real, err := ReadARP(ProcRootFromEnv(""))
+	real, err := readARP(ProcRootFromEnv(""))
 	if err != nil {
 		t.Fatalf("real /proc/net/arp: %v", err)
 	}

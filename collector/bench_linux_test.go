@@ -158,7 +158,7 @@ func methods() []method {
 			}
 		}},
 		{"bare_sockdiag", func(tb testing.TB) func() int {
-			d, err := OpenSockDiag()
+			d, err := openSockDiag()
 			if err != nil {
 				tb.Fatal(err)
 			}
@@ -172,12 +172,12 @@ func methods() []method {
 			}
 		}},
 		{"ours_full", func(tb testing.TB) func() int {
-			d, err := OpenSockDiag()
+			d, err := openSockDiag()
 			if err != nil {
 				tb.Fatal(err)
 			}
 			tb.Cleanup(func() { d.Close() })
-			pt, pc := NewProcTable("/proc"), NewPIDCache("/proc")
+			pt, pc := newProcTable("/proc"), newPIDCache("/proc")
 			var socks []Socket
 			run := func() int {
 				procs, _ := pt.Refresh()

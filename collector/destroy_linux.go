@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DestroyWatcher receives the kernel's socket-destroy notifications: one
+// destroyWatcher receives the kernel's socket-destroy notifications: one
 // message per TCP or UDP socket (v4 and v6) as it is freed, with the socket
 // cookie and, for TCP, the final tcp_info counters. It catches connections
 // and DNS query sockets that live between two polls. Uid and inode are 0 in
@@ -22,7 +22,7 @@ import (
 // blocks on I/O. Losses are counted: messages the kernel dropped because the
 // socket buffer overflowed (ENOBUFS, counted as at least one per overflow)
 // and messages dropped because the bounded buffer was full.
-type DestroyWatcher struct {
+type destroyWatcher struct {
 	f *os.File
 
 	mu     sync.Mutex
@@ -38,23 +38,23 @@ type DestroyWatcher struct {
 // Destroy multicast groups (SKNLGRP_INET_TCP_DESTROY .. INET6_UDP_DESTROY).
 const destroyGroups = 1<<(1-1) | 1<<(2-1) | 1<<(3-1) | 1<<(4-1) // 0xF
 
-// Defaults for OpenDestroyWatcher.
+// Defaults for openDestroyWatcher.
 const (
-	DefaultDestroyRcvBuf = 4 << 20 // socket receive buffer, bytes
-	// DefaultDestroyBuffer bounds the sockets held between two Drains.
-	DefaultDestroyBuffer = 1 << 16
+	defaultDestroyRcvBuf = 4 << 20 // socket receive buffer, bytes
+	// defaultDestroyBuffer bounds the sockets held between two Drains.
+	defaultDestroyBuffer = 1 << 16
 )
 
-// OpenDestroyWatcher subscribes to the sock_diag destroy groups (works
+// openDestroyWatcher subscribes to the sock_diag destroy groups (works
 // unprivileged). rcvbuf sizes the socket receive buffer (0: 4 MiB); as root
 // the system limit net.core.rmem_max is bypassed.
-func OpenDestroyWatcher(rcvbuf int) (*DestroyWatcher, error) {
-	return openDestroyWatcher(rcvbuf, DefaultDestroyBuffer)
+func openDestroyWatcher(rcvbuf int) (*destroyWatcher, error) {
+	return openDestroyWatcherMax(rcvbuf, defaultDestroyBuffer)
 }
 
-func openDestroyWatcher(rcvbuf, maxBuf int) (*DestroyWatcher, error) {
+func openDestroyWatcherMax(rcvbuf, maxBuf int) (*destroyWatcher, error) {
 	if rcvbuf <= 0 {
-		rcvbuf = DefaultDestroyRcvBuf
+		rcvbuf = defaultDestroyRcvBuf
 	}
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
@@ -71,7 +71,7 @@ func openDestroyWatcher(rcvbuf, maxBuf int) (*DestroyWatcher, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("destroy watcher: join destroy groups: %w", err)
 	}
-	w := &DestroyWatcher{
+	w := &destroyWatcher{
 		f:      os.NewFile(uintptr(fd), "sock_diag-destroy"),
 		maxBuf: maxBuf,
 		done:   make(chan struct{}),
@@ -81,7 +81,7 @@ func openDestroyWatcher(rcvbuf, maxBuf int) (*DestroyWatcher, error) {
 }
 
 // run reads notifications until the socket is closed.
-func (w *DestroyWatcher) run() {
+func (w *destroyWatcher) run() {
 	defer close(w.done)
 	rc, err := w.f.SyscallConn()
 	if err != nil {
@@ -139,7 +139,7 @@ func (w *DestroyWatcher) run() {
 	}
 }
 
-func (w *DestroyWatcher) setErr(err error) {
+func (w *destroyWatcher) setErr(err error) {
 	w.mu.Lock()
 	if w.err == nil && !w.closed {
 		w.err = err
@@ -150,7 +150,7 @@ func (w *DestroyWatcher) setErr(err error) {
 // Drain appends the sockets destroyed since the last Drain to dst and
 // returns it with the number of notifications lost since then. It never
 // blocks on I/O.
-func (w *DestroyWatcher) Drain(dst []Socket) ([]Socket, uint64) {
+func (w *destroyWatcher) Drain(dst []Socket) ([]Socket, uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	dst = append(dst, w.buf...)
@@ -164,14 +164,14 @@ func (w *DestroyWatcher) Drain(dst []Socket) ([]Socket, uint64) {
 }
 
 // Err reports the error that stopped the reader, if any (nil while healthy).
-func (w *DestroyWatcher) Err() error {
+func (w *destroyWatcher) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
 }
 
 // Close stops the reader and releases the socket.
-func (w *DestroyWatcher) Close() error {
+func (w *destroyWatcher) Close() error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()

@@ -9,7 +9,7 @@ import (
 )
 
 // drainUntil drains w until pred holds for the drained sockets, bounded by time.
-func drainUntil(t *testing.T, w *DestroyWatcher, pred func([]Socket) bool) ([]Socket, uint64) {
+func drainUntil(t *testing.T, w *destroyWatcher, pred func([]Socket) bool) ([]Socket, uint64) {
 	t.Helper()
 	var got []Socket
 	var lost uint64
@@ -27,12 +27,12 @@ func drainUntil(t *testing.T, w *DestroyWatcher, pred func([]Socket) bool) ([]So
 }
 
 func TestDestroyWatcherReportsClosedTCPWithCounters(t *testing.T) {
-	w, err := OpenDestroyWatcher(0)
+	w, err := openDestroyWatcher(0)
 	if err != nil {
-		t.Fatalf("OpenDestroyWatcher: %v", err)
+		t.Fatalf("openDestroyWatcher: %v", err)
 	}
 	defer w.Close()
-	d, err := OpenSockDiag()
+	d, err := openSockDiag()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestDestroyWatcherReportsClosedTCPWithCounters(t *testing.T) {
 }
 
 func TestDestroyWatcherReportsUDPAndCountsOverflow(t *testing.T) {
-	w, err := openDestroyWatcher(0, 2) // buffer holds two sockets
+	w, err := openDestroyWatcherMax(0, 2) // buffer holds two sockets
 	if err != nil {
 		t.Fatalf("openDestroyWatcher: %v", err)
 	}
@@ -127,7 +127,7 @@ func TestDestroyWatcherReportsUDPAndCountsOverflow(t *testing.T) {
 }
 
 func TestDestroyWatcherCloseStopsReader(t *testing.T) {
-	w, err := OpenDestroyWatcher(1 << 16)
+	w, err := openDestroyWatcher(1 << 16)
 	if err != nil {
 		t.Fatal(err)
 	}

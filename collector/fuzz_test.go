@@ -17,7 +17,7 @@ import (
 func FuzzParseProcStat(f *testing.F) {
 	f.Add([]byte("1 (init) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := ParseProcStat(data)
+		st, err := parseProcStat(data)
 		if err != nil {
 			return
 		}
@@ -30,7 +30,7 @@ func FuzzParseProcStat(f *testing.F) {
 func FuzzParseProcStatus(f *testing.F) {
 	f.Add([]byte("Name:\tx\nPPid:\t1\nUid:\t0\t0\t0\t0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := ParseProcStatus(data)
+		st, err := parseProcStatus(data)
 		if err != nil {
 			return
 		}
@@ -43,7 +43,7 @@ func FuzzParseProcStatus(f *testing.F) {
 func FuzzParseCmdline(f *testing.F) {
 	f.Add([]byte("a\x00b\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		args := ParseCmdline(data)
+		args := parseCmdline(data)
 		if len(args) > bytes.Count(data, []byte{0})+1 {
 			t.Errorf("%d args from %d NULs", len(args), bytes.Count(data, []byte{0}))
 		}
@@ -61,7 +61,7 @@ func FuzzParseCmdline(f *testing.F) {
 func FuzzParseBootTime(f *testing.F) {
 	f.Add([]byte("cpu 1 2\nbtime 1700000000\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if bt, err := ParseBootTime(data); err == nil && bt <= 0 {
+		if bt, err := parseBootTime(data); err == nil && bt <= 0 {
 			t.Errorf("boot time %d without error", bt)
 		}
 	})
@@ -70,7 +70,7 @@ func FuzzParseBootTime(f *testing.F) {
 func FuzzParseUptime(f *testing.F) {
 	f.Add([]byte("350.27 690.12\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if d, err := ParseUptime(data); err == nil && d < 0 {
+		if d, err := parseUptime(data); err == nil && d < 0 {
 			t.Errorf("negative uptime %v", d)
 		}
 	})
@@ -79,7 +79,7 @@ func FuzzParseUptime(f *testing.F) {
 func FuzzParseARP(f *testing.F) {
 	f.Add([]byte("IP address HW type Flags HW address Mask Device\n192.0.2.1 0x1 0x2 02:fc:00:00:00:05 * eth0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		entries, _ := ParseARP(data)
+		entries, _ := parseARP(data)
 		for _, n := range entries {
 			if !n.IP.Is4() || n.Device == "" {
 				t.Errorf("bad entry %+v", n)
@@ -94,7 +94,7 @@ func FuzzParseARP(f *testing.F) {
 func FuzzParseRoutes(f *testing.F) {
 	f.Add([]byte("Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT\neth0 00000000 010200C0 0003 0 0 0 00000000 0 0 0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		routes, _ := ParseRoutes(data)
+		routes, _ := parseRoutes(data)
 		for _, r := range routes {
 			if !r.Gateway.Is4() || r.Device == "" {
 				t.Errorf("bad route %+v", r)
@@ -106,7 +106,7 @@ func FuzzParseRoutes(f *testing.F) {
 func FuzzParseIPv6Routes(f *testing.F) {
 	f.Add([]byte("00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000002 00000000 00000003 eth0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		routes, _ := ParseIPv6Routes(data)
+		routes, _ := parseIPv6Routes(data)
 		for _, r := range routes {
 			if !r.Gateway.Is6() || r.Gateway.IsUnspecified() || r.Device == "" {
 				t.Errorf("bad route %+v", r)
@@ -118,7 +118,7 @@ func FuzzParseIPv6Routes(f *testing.F) {
 func FuzzParseResolvConf(f *testing.F) {
 	f.Add([]byte("nameserver 192.0.2.53\nnameserver fe80::1%eth0 # x\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		addrs, _ := ParseResolvConf(data)
+		addrs, _ := parseResolvConf(data, "resolv.conf")
 		if len(addrs) > bytes.Count(data, []byte("nameserver")) {
 			t.Errorf("%d addresses from %d nameserver words", len(addrs), bytes.Count(data, []byte("nameserver")))
 		}
@@ -135,7 +135,7 @@ func FuzzParseSNMP(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Valid may come with an error about an unrelated section; an
 		// invalid result always says why.
-		c, err := ParseSNMP(data)
+		c, err := parseSNMP(data)
 		if !c.Valid && err == nil {
 			t.Error("not Valid without an error")
 		}

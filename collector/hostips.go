@@ -6,9 +6,9 @@ import (
 	"slices"
 )
 
-// HostIPs returns this host's own interface addresses (loopback and link-local
+// hostIPs returns this host's own interface addresses (loopback and link-local
 // included), sorted and without duplicates; nil when they cannot be listed.
-func HostIPs() []netip.Addr {
+func hostIPs() []netip.Addr {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil

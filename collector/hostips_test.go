@@ -27,7 +27,7 @@ func TestHostIPsFrom(t *testing.T) {
 }
 
 func TestHostIPsReal(t *testing.T) {
-	ips := HostIPs()
+	ips := hostIPs()
 	found := false
 	for _, ip := range ips {
 		if ip.Is4In6() {

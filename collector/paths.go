@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 )
 
-// DefaultProcRoot is where procfs is mounted when nothing says otherwise.
-const DefaultProcRoot = "/proc"
+// defaultProcRoot is where procfs is mounted when nothing says otherwise.
+const defaultProcRoot = "/proc"
 
 // Read caps. procfs reports a size of 0 for most files (and sometimes lies), so
 // reads are bounded by these limits rather than by stat.
@@ -46,13 +46,13 @@ func ProcRootFromEnv(flag string) string {
 	if v := os.Getenv("HOST_PROC"); v != "" {
 		return v
 	}
-	return DefaultProcRoot
+	return defaultProcRoot
 }
 
 // procPath joins the proc root and a path under it ("net/arp").
 func procPath(procRoot string, elem ...string) string {
 	if procRoot == "" {
-		procRoot = DefaultProcRoot
+		procRoot = defaultProcRoot
 	}
 	return filepath.Join(append([]string{procRoot}, elem...)...)
 }

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// PIDCache attributes sockets to processes through an incremental inode→PID
+// pidCache attributes sockets to processes through an incremental inode→PID
 // map, so a poll walks /proc/<pid>/fd only where something changed instead of
 // every process every time (gopsutil's full walk costs ~10 µs per process
 // plus ~3 µs per fd).
@@ -36,9 +36,9 @@ import (
 // of every new process, are checked for TCP/UDP sockets: those inodes are set
 // as Process.StdioSockets (a shell whose stdin is a socket is a reverse shell).
 //
-// Memory is bounded by the number of live sockets and processes. A PIDCache
+// Memory is bounded by the number of live sockets and processes. A pidCache
 // is not safe for concurrent use.
-type PIDCache struct {
+type pidCache struct {
 	root string
 	gen  uint32 // Attribute call counter
 
@@ -53,11 +53,11 @@ type PIDCache struct {
 	dirbuf  []byte              // getdents buffer
 	pathbuf []byte              // NUL-terminated path scratch
 	linkbuf [64]byte            // readlink scratch: "socket:[4294967295]" fits
-	stats   PIDCacheStats       // last call
+	stats   pidCacheStats       // last call
 }
 
-// PIDCacheStats describes the work of the last Attribute call.
-type PIDCacheStats struct {
+// pidCacheStats describes the work of the last Attribute call.
+type pidCacheStats struct {
 	Walked     int // processes whose fd directory was read in full
 	Unresolved int // sockets with an inode but no PID
 	GivenUp    int // inodes not found by a full walk, not retried yet
@@ -85,12 +85,12 @@ const youngGens = 5
 // trigger a full walk again.
 const retryGivenUp = 64
 
-// NewPIDCache returns a cache reading <procRoot>/<pid>/fd ("" means /proc).
-func NewPIDCache(procRoot string) *PIDCache {
+// newPIDCache returns a cache reading <procRoot>/<pid>/fd ("" means /proc).
+func newPIDCache(procRoot string) *pidCache {
 	if procRoot == "" {
-		procRoot = DefaultProcRoot
+		procRoot = defaultProcRoot
 	}
-	return &PIDCache{
+	return &pidCache{
 		root:    procRoot,
 		owner:   make(map[uint64]owner),
 		procs:   make(map[int32]*pidState),
@@ -103,17 +103,17 @@ func NewPIDCache(procRoot string) *PIDCache {
 }
 
 // Stats returns what the last Attribute call did.
-func (c *PIDCache) Stats() PIDCacheStats { return c.stats }
+func (c *pidCache) Stats() pidCacheStats { return c.stats }
 
 // Attribute sets Socket.PID for every socket whose owner can be read, and 0
 // for the rest (inode 0, unreadable owner). procs is the current process
-// table (ProcTable.Refresh); processes found with sockets on fds 0-2 are
+// table (procTable.Refresh); processes found with sockets on fds 0-2 are
 // replaced in procs by a copy with StdioSockets set (the table's values are
 // shared between calls and are not modified). procs may be nil, in which
 // case the proc root is listed here and no StdioSockets are set.
-func (c *PIDCache) Attribute(socks []Socket, procs map[int32]*Process) {
+func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 	c.gen++
-	c.stats = PIDCacheStats{}
+	c.stats = pidCacheStats{}
 	listed := procs == nil
 	if listed {
 		procs = c.listProcs()
@@ -274,7 +274,7 @@ func (c *PIDCache) Attribute(socks []Socket, procs map[int32]*Process) {
 
 // walkList walks the fd directories of pids in order until no triggering
 // inode is left; it returns how many are left.
-func (c *PIDCache) walkList(pids []int32, triggers int) int {
+func (c *pidCache) walkList(pids []int32, triggers int) int {
 	for _, pid := range pids {
 		if triggers <= 0 {
 			break
@@ -289,7 +289,7 @@ func (c *PIDCache) walkList(pids []int32, triggers int) int {
 
 // walk reads every fd of pid, records the owner of each unknown inode and the
 // stdio sockets, and returns how many triggering inodes it resolved.
-func (c *PIDCache) walk(pid int32) int {
+func (c *pidCache) walk(pid int32) int {
 	st := c.procs[pid]
 	if st == nil {
 		return 0
@@ -345,7 +345,7 @@ func (c *PIDCache) walk(pid int32) int {
 }
 
 // readStdio records the TCP/UDP sockets on fds 0-2 of pid.
-func (c *PIDCache) readStdio(pid int32) {
+func (c *pidCache) readStdio(pid int32) {
 	st := c.procs[pid]
 	if st == nil || st.unreadable {
 		return
@@ -369,7 +369,7 @@ func (c *PIDCache) readStdio(pid int32) {
 
 // isInetSocket reports whether ino is a socket of the current dump (known or
 // unknown), i.e. TCP or UDP rather than a unix socket.
-func (c *PIDCache) isInetSocket(ino uint64) bool {
+func (c *pidCache) isInetSocket(ino uint64) bool {
 	if _, ok := c.owner[ino]; ok {
 		return true
 	}
@@ -397,7 +397,7 @@ var fdcwd = unix.AT_FDCWD
 var atFDCWD = uintptr(fdcwd)
 
 // openFDDir opens <root>/<pid>/fd without allocating.
-func (c *PIDCache) openFDDir(pid int32) (int, error) {
+func (c *pidCache) openFDDir(pid int32) (int, error) {
 	p := append(c.pathbuf[:0], c.root...)
 	p = append(p, '/')
 	p = strconv.AppendInt(p, int64(pid), 10)
@@ -413,7 +413,7 @@ func (c *PIDCache) openFDDir(pid int32) (int, error) {
 
 // readSocketLink reads the fd link name (NUL-terminated) under dirfd and
 // returns the inode when it is "socket:[N]".
-func (c *PIDCache) readSocketLink(dirfd int, name []byte) (uint64, bool) {
+func (c *pidCache) readSocketLink(dirfd int, name []byte) (uint64, bool) {
 	r, _, e := unix.Syscall6(unix.SYS_READLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])),
 		uintptr(unsafe.Pointer(&c.linkbuf[0])), uintptr(len(c.linkbuf)), 0, 0)
 	if e != 0 {
@@ -440,7 +440,7 @@ func parseSocketLink(b []byte) (uint64, bool) {
 
 // prune drops owner entries of sockets that are gone, when the map has grown
 // well beyond the live set (amortised: a full sweep only now and then).
-func (c *PIDCache) prune(socks []Socket) {
+func (c *pidCache) prune(socks []Socket) {
 	if len(c.owner) <= 2*len(socks)+1024 && len(c.givenUp) <= len(socks)+1024 {
 		return
 	}
@@ -464,7 +464,7 @@ func (c *PIDCache) prune(socks []Socket) {
 
 // listProcs lists the numeric entries of the proc root (used when no process
 // table is available). Start times are unknown (zero).
-func (c *PIDCache) listProcs() map[int32]*Process {
+func (c *pidCache) listProcs() map[int32]*Process {
 	out := make(map[int32]*Process)
 	p := append(c.pathbuf[:0], c.root...)
 	p = append(p, 0)

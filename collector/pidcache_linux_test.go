@@ -82,7 +82,7 @@ func runHelper(mode string) error {
 			return err
 		}
 		defer ln.Close()
-		d, err := OpenSockDiag()
+		d, err := openSockDiag()
 		if err != nil {
 			return err
 		}
@@ -90,8 +90,8 @@ func runHelper(mode string) error {
 		if err != nil {
 			return err
 		}
-		procs, _ := NewProcTable("/proc").Refresh()
-		NewPIDCache("/proc").Attribute(socks, procs)
+		procs, _ := newProcTable("/proc").Refresh()
+		newPIDCache("/proc").Attribute(socks, procs)
 		return json.NewEncoder(os.Stdout).Encode(unprivReport{os.Getpid(), ln.Addr().String(), socks})
 	}
 	return fmt.Errorf("unknown helper mode %q", mode)
@@ -126,16 +126,16 @@ func raiseNoFile(n uint64) error {
 	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 }
 
-func refreshProcs(t testing.TB, pt *ProcTable) map[int32]*Process {
+func refreshProcs(t testing.TB, pt *procTable) map[int32]*Process {
 	t.Helper()
 	procs, err := pt.Refresh()
 	if procs == nil {
-		t.Fatalf("ProcTable.Refresh: %v", err)
+		t.Fatalf("procTable.Refresh: %v", err)
 	}
 	return procs
 }
 
-func dumpAll(t testing.TB, d *SockDiag) []Socket {
+func dumpAll(t testing.TB, d *sockDiag) []Socket {
 	t.Helper()
 	socks, err := d.Dump(nil)
 	if err != nil {
@@ -145,13 +145,13 @@ func dumpAll(t testing.TB, d *SockDiag) []Socket {
 }
 
 func TestPIDCacheAttributesOwnSocketsIncrementally(t *testing.T) {
-	d, err := OpenSockDiag()
+	d, err := openSockDiag()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	pt := NewProcTable("/proc")
-	c := NewPIDCache("/proc")
+	pt := newProcTable("/proc")
+	c := newPIDCache("/proc")
 	me := int32(os.Getpid())
 
 	p := openLoopPair(t, "tcp4", "127.0.0.1:0")
@@ -211,7 +211,7 @@ func findSockAddrs(socks []Socket, local, remote net.Addr) *Socket {
 }
 
 func TestPIDCacheFindsSocketOfQuietProcessAfterOnePoll(t *testing.T) {
-	d, err := OpenSockDiag()
+	d, err := openSockDiag()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,8 +230,8 @@ func TestPIDCacheFindsSocketOfQuietProcessAfterOnePoll(t *testing.T) {
 	}
 	child, _ := strconv.Atoi(strings.TrimSpace(line))
 
-	pt := NewProcTable("/proc")
-	c := NewPIDCache("/proc")
+	pt := newProcTable("/proc")
+	c := newPIDCache("/proc")
 	c.Attribute(dumpAll(t, d), refreshProcs(t, pt)) // the child is known now, with no socket
 	c.Attribute(dumpAll(t, d), refreshProcs(t, pt))
 
@@ -268,13 +268,13 @@ func TestPIDCacheFindsSocketOfQuietProcessAfterOnePoll(t *testing.T) {
 }
 
 func TestPIDCacheStdioSocketsWithoutModifyingTable(t *testing.T) {
-	d, err := OpenSockDiag()
+	d, err := openSockDiag()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	pt := NewProcTable("/proc")
-	c := NewPIDCache("/proc")
+	pt := newProcTable("/proc")
+	c := newPIDCache("/proc")
 	c.Attribute(dumpAll(t, d), refreshProcs(t, pt))
 
 	// A child whose stdin and stdout are a TCP socket, like a reverse shell.

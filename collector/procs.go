@@ -11,8 +11,8 @@ import (
 	"unicode/utf8"
 )
 
-// ProcStat is what the collector uses of /proc/<pid>/stat.
-type ProcStat struct {
+// procStat is what the collector uses of /proc/<pid>/stat.
+type procStat struct {
 	PID   int32
 	Comm  string // the command name, at most 15 bytes, as the kernel keeps it
 	State byte   // R, S, D, Z, T, ...
@@ -21,11 +21,11 @@ type ProcStat struct {
 	StartTicks uint64
 }
 
-// ParseProcStat parses /proc/<pid>/stat. The command name sits between the
+// parseProcStat parses /proc/<pid>/stat. The command name sits between the
 // first '(' and the LAST ')': it may itself hold spaces and parentheses, as in
 // "42 (my (evil) proc) S 1 ...".
-func ParseProcStat(data []byte) (ProcStat, error) {
-	var st ProcStat
+func parseProcStat(data []byte) (procStat, error) {
+	var st procStat
 	open := bytes.IndexByte(data, '(')
 	closing := bytes.LastIndexByte(data, ')')
 	if open < 0 || closing < open {
@@ -75,18 +75,18 @@ func ParseProcStat(data []byte) (ProcStat, error) {
 	return st, nil
 }
 
-// ProcStatus is what the collector uses of /proc/<pid>/status.
-type ProcStatus struct {
+// procStatus is what the collector uses of /proc/<pid>/status.
+type procStatus struct {
 	Name string
 	PPID int32
 	// UIDs are the real, effective, saved and filesystem user IDs.
 	UIDs [4]uint32
 }
 
-// ParseProcStatus parses /proc/<pid>/status ("Key:\tvalue" lines). Name,
+// parseProcStatus parses /proc/<pid>/status ("Key:\tvalue" lines). Name,
 // PPid and Uid are required; other keys are ignored.
-func ParseProcStatus(data []byte) (ProcStatus, error) {
-	var st ProcStatus
+func parseProcStatus(data []byte) (procStatus, error) {
+	var st procStatus
 	var haveName, havePPID, haveUID bool
 	lineNo := 0
 	for line := range bytes.Lines(data) {
@@ -137,13 +137,13 @@ func ParseProcStatus(data []byte) (ProcStatus, error) {
 	return st, nil
 }
 
-// ParseCmdline splits /proc/<pid>/cmdline into arguments. Arguments are
+// parseCmdline splits /proc/<pid>/cmdline into arguments. Arguments are
 // NUL-terminated; a missing final NUL (a cut read, or a process that rewrote
 // its argv) still yields the last argument. Empty arguments in the middle are
 // kept, trailing NULs are not. Invalid UTF-8 is replaced by U+FFFD so that
 // what detectors match is what the JSON output shows; newlines are kept.
 // Kernel threads and zombies have an empty cmdline: nil.
-func ParseCmdline(data []byte) []string {
+func parseCmdline(data []byte) []string {
 	data = bytes.TrimRight(data, "\x00")
 	if len(data) == 0 {
 		return nil
@@ -155,9 +155,9 @@ func ParseCmdline(data []byte) []string {
 	return parts
 }
 
-// ParseBootTime returns the "btime" line of /proc/stat: the boot time in
+// parseBootTime returns the "btime" line of /proc/stat: the boot time in
 // seconds since the Unix epoch.
-func ParseBootTime(data []byte) (int64, error) {
+func parseBootTime(data []byte) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), maxProcFileBytes)
 	lineNo := 0
@@ -183,9 +183,9 @@ func ParseBootTime(data []byte) (int64, error) {
 	return 0, fmt.Errorf("stat: %w: no btime line", ErrFileParse)
 }
 
-// ParseUptime returns the first number of /proc/uptime ("350.27 690.12"):
+// parseUptime returns the first number of /proc/uptime ("350.27 690.12"):
 // the time since boot, in seconds with two decimals.
-func ParseUptime(data []byte) (time.Duration, error) {
+func parseUptime(data []byte) (time.Duration, error) {
 	f := strings.Fields(string(data))
 	if len(f) == 0 {
 		return 0, fmt.Errorf("uptime: %w: empty", ErrFileParse)

@@ -19,14 +19,14 @@ import (
 // Linux architecture Go supports (sysconf(_SC_CLK_TCK)).
 const clockTicks = 100
 
-// DefaultRevalidate is how many already known processes ProcTable.Refresh
-// re-checks per call (see ProcTable.Revalidate).
-const DefaultRevalidate = 32
+// defaultRevalidate is how many already known processes procTable.Refresh
+// re-checks per call (see procTable.Revalidate).
+const defaultRevalidate = 32
 
 // maxUserCache bounds the uid → user name cache.
 const maxUserCache = 1 << 16
 
-// ProcTable keeps the process table between polls and reads /proc
+// procTable keeps the process table between polls and reads /proc
 // incrementally: every Refresh lists the PID directories (cheap, ~0.3 ms for
 // 700 processes) but reads stat, status, cmdline and exe only for processes
 // it has not seen yet, which is ~20x cheaper than reading every stat file.
@@ -38,11 +38,11 @@ const maxUserCache = 1 << 16
 // known processes in turn, re-reading everything when the start time (PID
 // reuse) or the command name (exec) changed.
 //
-// A ProcTable is not safe for concurrent use.
-type ProcTable struct {
+// A procTable is not safe for concurrent use.
+type procTable struct {
 	root string
 	// Revalidate is the number of known processes re-checked per Refresh;
-	// 0 means DefaultRevalidate, negative disables the round-robin check.
+	// 0 means defaultRevalidate, negative disables the round-robin check.
 	Revalidate int
 
 	bootTime time.Time // read once, at the first Refresh
@@ -66,13 +66,13 @@ type procEntry struct {
 	young      bool // first seen at the previous Refresh
 }
 
-// NewProcTable returns a table reading the procfs mounted at procRoot
+// newProcTable returns a table reading the procfs mounted at procRoot
 // ("" means /proc).
-func NewProcTable(procRoot string) *ProcTable {
+func newProcTable(procRoot string) *procTable {
 	if procRoot == "" {
-		procRoot = DefaultProcRoot
+		procRoot = defaultProcRoot
 	}
-	return &ProcTable{
+	return &procTable{
 		root:       procRoot,
 		procs:      make(map[int32]*procEntry),
 		users:      make(map[uint32]string),
@@ -88,7 +88,7 @@ func NewProcTable(procRoot string) *ProcTable {
 // root cannot be listed or its boot time read (the map is then nil), or when
 // some processes had malformed files: the map is then still valid and the
 // error names those files.
-func (t *ProcTable) Refresh() (map[int32]*Process, error) {
+func (t *procTable) Refresh() (map[int32]*Process, error) {
 	if t.bootTime.IsZero() {
 		bt, err := readBootTime(t.root, time.Now())
 		if err != nil {
@@ -138,10 +138,10 @@ func (t *ProcTable) Refresh() (map[int32]*Process, error) {
 }
 
 // revalidationBatch picks the next known PIDs to re-check, round-robin.
-func (t *ProcTable) revalidationBatch() map[int32]bool {
+func (t *procTable) revalidationBatch() map[int32]bool {
 	n := t.Revalidate
 	if n == 0 {
-		n = DefaultRevalidate
+		n = defaultRevalidate
 	}
 	if n < 0 || len(t.order) == 0 {
 		return nil
@@ -160,7 +160,7 @@ func (t *ProcTable) revalidationBatch() map[int32]bool {
 
 // read reads one process. old is the cached entry or nil; when only its stat
 // is re-checked and nothing changed, old is returned (no longer young).
-func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
+func (t *procTable) read(pid int32, old *procEntry) (*procEntry, error) {
 	dir := filepath.Join(t.root, strconv.FormatInt(int64(pid), 10))
 	statPath := filepath.Join(dir, "stat")
 	data, err := fsutil.ReadFileCappedBuf(statPath, t.buf, maxSmallFileBytes)
@@ -168,7 +168,7 @@ func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := ParseProcStat(data)
+	st, err := parseProcStat(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", statPath, err)
 	}
@@ -182,7 +182,7 @@ func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	status, err := ParseProcStatus(data)
+	status, err := parseProcStatus(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", statusPath, err)
 	}
@@ -192,7 +192,7 @@ func (t *ProcTable) read(pid int32, old *procEntry) (*procEntry, error) {
 	if err != nil && !errors.Is(err, fsutil.ErrTooLarge) {
 		return nil, err
 	}
-	cmdline := ParseCmdline(data)
+	cmdline := parseCmdline(data)
 	if cap(t.buf) > 64<<10 {
 		t.buf = make([]byte, 0, 4096) // do not keep a megabyte for one long cmdline
 	}
@@ -236,7 +236,7 @@ func readBootTime(root string, now time.Time) (time.Time, error) {
 	if data == nil {
 		return time.Time{}, err
 	}
-	btime, err := ParseBootTime(data)
+	btime, err := parseBootTime(data)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", statPath, err)
 	}
@@ -245,7 +245,7 @@ func readBootTime(root string, now time.Time) (time.Time, error) {
 	if err != nil {
 		return coarse, nil
 	}
-	up, err := ParseUptime(data)
+	up, err := parseUptime(data)
 	if err != nil {
 		return coarse, nil
 	}
@@ -256,7 +256,7 @@ func readBootTime(root string, now time.Time) (time.Time, error) {
 	return fine, nil
 }
 
-func (t *ProcTable) userName(uid uint32) string {
+func (t *procTable) userName(uid uint32) string {
 	if name, ok := t.users[uid]; ok {
 		return name
 	}

@@ -49,8 +49,8 @@ func copyProcFixture(t *testing.T) string {
 	return dst
 }
 
-func fixtureTable(root string) *ProcTable {
-	pt := NewProcTable(root)
+func fixtureTable(root string) *procTable {
+	pt := newProcTable(root)
 	pt.lookupUser = func(uid uint32) string {
 		return map[uint32]string{0: "root", 1000: "alice"}[uid]
 	}
@@ -190,14 +190,14 @@ func TestProcTableIncremental(t *testing.T) {
 }
 
 func TestProcTableErrors(t *testing.T) {
-	if _, err := NewProcTable(filepath.Join(t.TempDir(), "nope")).Refresh(); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := newProcTable(filepath.Join(t.TempDir(), "nope")).Refresh(); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing root: err = %v", err)
 	}
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "stat"), []byte("cpu 1 2 3\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewProcTable(root).Refresh(); !errors.Is(err, ErrFileParse) {
+	if _, err := newProcTable(root).Refresh(); !errors.Is(err, ErrFileParse) {
 		t.Errorf("no btime: err = %v", err)
 	}
 }
@@ -222,7 +222,7 @@ func TestProcTableRealProc(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
 
-	pt := NewProcTable(ProcRootFromEnv(""))
+	pt := newProcTable(ProcRootFromEnv(""))
 	procs, err := pt.Refresh()
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +298,7 @@ func BenchmarkProcTableRefresh(b *testing.B) {
 		b.Skip("no procfs")
 	}
 	b.Run("steady", func(b *testing.B) {
-		pt := NewProcTable("/proc")
+		pt := newProcTable("/proc")
 		if _, err := pt.Refresh(); err != nil {
 			b.Fatal(err)
 		}
@@ -311,7 +311,7 @@ func BenchmarkProcTableRefresh(b *testing.B) {
 	b.Run("cold", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			pt := NewProcTable("/proc")
+			pt := newProcTable("/proc")
 			_, _ = pt.Refresh()
 		}
 	})

@@ -23,28 +23,28 @@ func TestParseProcStat(t *testing.T) {
 	tests := []struct {
 		name    string
 		data    string
-		want    ProcStat
+		want    procStat
 		wantErr bool
 	}{
 		{
 			name: "real line",
 			data: "6374 (cat) R 6370 6370 3700 0 -1 4194304 102 0 0 0 0 0 0 0 20 0 1 0 299349 3133440 390 18446744073709551615 93841861693440 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
-			want: ProcStat{PID: 6374, Comm: "cat", State: 'R', PPID: 6370, StartTicks: 299349},
+			want: procStat{PID: 6374, Comm: "cat", State: 'R', PPID: 6370, StartTicks: 299349},
 		},
 		{
 			name: "comm with spaces and parentheses",
 			data: string(readFixture(t, "proc", "4242", "stat")),
-			want: ProcStat{PID: 4242, Comm: "my (evil) proc", State: 'S', PPID: 1, StartTicks: 360000},
+			want: procStat{PID: 4242, Comm: "my (evil) proc", State: 'S', PPID: 1, StartTicks: 360000},
 		},
 		{
 			name: "comm that looks like fields",
 			data: "12 (x) R 999 1 1) S 7 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0\n",
-			want: ProcStat{PID: 12, Comm: "x) R 999 1 1", State: 'S', PPID: 7, StartTicks: 4242},
+			want: procStat{PID: 12, Comm: "x) R 999 1 1", State: 'S', PPID: 7, StartTicks: 4242},
 		},
 		{
 			name: "comm with a newline and invalid UTF-8",
 			data: "13 (a\nb\xff) S 2 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0 0\n",
-			want: ProcStat{PID: 13, Comm: "a\nb\uFFFD", State: 'S', PPID: 2, StartTicks: 77},
+			want: procStat{PID: 13, Comm: "a\nb\uFFFD", State: 'S', PPID: 2, StartTicks: 77},
 		},
 		{name: "empty", data: "", wantErr: true},
 		{name: "no closing parenthesis", data: "1 (init S 0 1 1", wantErr: true},
@@ -56,7 +56,7 @@ func TestParseProcStat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseProcStat([]byte(tt.data))
+			got, err := parseProcStat([]byte(tt.data))
 			if tt.wantErr {
 				if !errors.Is(err, ErrFileParse) {
 					t.Fatalf("err = %v, want ErrFileParse", err)
@@ -74,16 +74,16 @@ func TestParseProcStat(t *testing.T) {
 }
 
 func TestParseProcStatus(t *testing.T) {
-	got, err := ParseProcStatus(readFixture(t, "proc", "31337", "status"))
+	got, err := parseProcStatus(readFixture(t, "proc", "31337", "status"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ProcStatus{Name: "python3", PPID: 4242, UIDs: [4]uint32{1000, 0, 0, 0}}
+	want := procStatus{Name: "python3", PPID: 4242, UIDs: [4]uint32{1000, 0, 0, 0}}
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 
-	got, err = ParseProcStatus(readFixture(t, "proc", "4242", "status"))
+	got, err = parseProcStatus(readFixture(t, "proc", "4242", "status"))
 	if err != nil || got.Name != "my (evil) proc" {
 		t.Errorf("evil name: got %+v, %v", got, err)
 	}
@@ -96,11 +96,11 @@ func TestParseProcStatus(t *testing.T) {
 		"bad ppid":      "Name:\tx\nPPid:\tone\nUid:\t0\t0\t0\t0\n",
 		"negative ppid": "Name:\tx\nPPid:\t-1\nUid:\t0\t0\t0\t0\n",
 	} {
-		if _, err := ParseProcStatus([]byte(data)); !errors.Is(err, ErrFileParse) {
+		if _, err := parseProcStatus([]byte(data)); !errors.Is(err, ErrFileParse) {
 			t.Errorf("%s: err = %v, want ErrFileParse", name, err)
 		}
 	}
-	_, err = ParseProcStatus([]byte("Name:\tx\nPPid:\tone\nUid:\t0\t0\t0\t0\n"))
+	_, err = parseProcStatus([]byte("Name:\tx\nPPid:\tone\nUid:\t0\t0\t0\t0\n"))
 	if err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("error should name line 2: %v", err)
 	}
@@ -122,7 +122,7 @@ func TestParseCmdline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ParseCmdline(tt.data); !reflect.DeepEqual(got, tt.want) {
+			if got := parseCmdline(tt.data); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
@@ -138,19 +138,19 @@ func TestParseCmdlineMegabyte(t *testing.T) {
 		b.WriteString(arg)
 		b.WriteByte(0)
 	}
-	got := ParseCmdline([]byte(b.String()))
+	got := parseCmdline([]byte(b.String()))
 	if len(got) != 12 || got[11] != arg {
 		t.Fatalf("got %d args", len(got))
 	}
 }
 
 func TestParseBootTime(t *testing.T) {
-	bt, err := ParseBootTime(readFixture(t, "proc", "stat"))
+	bt, err := parseBootTime(readFixture(t, "proc", "stat"))
 	if err != nil || bt != 1700000000 {
 		t.Fatalf("got %d, %v", bt, err)
 	}
 	for _, bad := range []string{"", "cpu 1 2 3\n", "btime\n", "btime x\n", "btime -3\n", "btime 1 2\n"} {
-		if _, err := ParseBootTime([]byte(bad)); !errors.Is(err, ErrFileParse) {
+		if _, err := parseBootTime([]byte(bad)); !errors.Is(err, ErrFileParse) {
 			t.Errorf("%q: err = %v, want ErrFileParse", bad, err)
 		}
 	}
@@ -179,11 +179,11 @@ func TestProcessName(t *testing.T) {
 }
 
 func TestParseUptime(t *testing.T) {
-	if d, err := ParseUptime([]byte("350.27 690.12\n")); err != nil || d != 350270*time.Millisecond {
+	if d, err := parseUptime([]byte("350.27 690.12\n")); err != nil || d != 350270*time.Millisecond {
 		t.Errorf("got %v, %v", d, err)
 	}
 	for _, bad := range []string{"", "x 1", "-1 2", "NaN 1", "Inf 2", "10000000000"} {
-		if _, err := ParseUptime([]byte(bad)); !errors.Is(err, ErrFileParse) {
+		if _, err := parseUptime([]byte(bad)); !errors.Is(err, ErrFileParse) {
 			t.Errorf("%q: err = %v", bad, err)
 		}
 	}

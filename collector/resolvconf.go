@@ -9,16 +9,16 @@ import (
 	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
-// DefaultResolvConf is the resolver configuration read when Options.ResolvConf
+// defaultResolvConf is the resolver configuration read when Options.ResolvConf
 // is empty.
-const DefaultResolvConf = "/etc/resolv.conf"
+const defaultResolvConf = "/etc/resolv.conf"
 
-// ReadResolvConf returns the nameservers listed in a resolv.conf file, in
+// readResolvConf returns the nameservers listed in a resolv.conf file, in
 // file order. Addresses are returned even when the error is non-nil: the
 // error then names the lines that were skipped.
-func ReadResolvConf(path string) ([]netip.Addr, error) {
+func readResolvConf(path string) ([]netip.Addr, error) {
 	if path == "" {
-		path = DefaultResolvConf
+		path = defaultResolvConf
 	}
 	data, err := fsutil.ReadFileCapped(path, maxSmallFileBytes)
 	if data == nil {
@@ -31,15 +31,12 @@ func ReadResolvConf(path string) ([]netip.Addr, error) {
 	return addrs, err
 }
 
-// ParseResolvConf parses resolv.conf content. Only "nameserver ADDR" lines
+// parseResolvConf parses resolv.conf content. Only "nameserver ADDR" lines
 // count; ADDR is IPv4 or IPv6, optionally with a %zone. Comments start with
 // '#' or ';' (at line start or after the address); other keywords (search,
 // domain, options, sortlist) and unknown lines are ignored. A nameserver line
 // whose address does not parse is skipped and named in the error.
-func ParseResolvConf(data []byte) ([]netip.Addr, error) {
-	return parseResolvConf(data, "resolv.conf")
-}
-
+// Errors name file.
 func parseResolvConf(data []byte, file string) ([]netip.Addr, error) {
 	errs := lineErrors{file: file}
 	var out []netip.Addr

@@ -28,7 +28,7 @@ func TestReadResolvConf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			got, err := ReadResolvConf(filepath.Join("testdata", "resolv", tt.file))
+			got, err := readResolvConf(filepath.Join("testdata", "resolv", tt.file))
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
@@ -48,13 +48,13 @@ func TestReadResolvConf(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ReadResolvConf(filepath.Join(t.TempDir(), "none")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := readResolvConf(filepath.Join(t.TempDir(), "none")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
 }
 
 func TestParseResolvConfZoneKept(t *testing.T) {
-	got, _ := ParseResolvConf([]byte("nameserver fe80::53%wlan0\n"))
+	got, _ := parseResolvConf([]byte("nameserver fe80::53%wlan0\n"), "resolv.conf")
 	if len(got) != 1 || got[0].Zone() != "wlan0" {
 		t.Errorf("got %v", got)
 	}

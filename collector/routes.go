@@ -20,21 +20,21 @@ const (
 	rtfReject  = 0x0200
 )
 
-// ReadDefaultRoutes returns the default gateways from <procRoot>/net/route
+// readDefaultRoutes returns the default gateways from <procRoot>/net/route
 // (IPv4) and <procRoot>/net/ipv6_route (IPv6). A missing or unreadable file
 // is reported in the error while the other one's routes are still returned.
-func ReadDefaultRoutes(procRoot string) ([]Route, error) {
+func readDefaultRoutes(procRoot string) ([]Route, error) {
 	var errs []error
 	var out []Route
 	if data, err := fsutil.ReadFileCapped(procPath(procRoot, "net", "route"), maxProcFileBytes); data != nil {
-		r, perr := ParseRoutes(data)
+		r, perr := parseRoutes(data)
 		out = append(out, r...)
 		errs = append(errs, err, perr)
 	} else {
 		errs = append(errs, err)
 	}
 	if data, err := fsutil.ReadFileCapped(procPath(procRoot, "net", "ipv6_route"), maxProcFileBytes); data != nil {
-		r, perr := ParseIPv6Routes(data)
+		r, perr := parseIPv6Routes(data)
 		out = append(out, r...)
 		errs = append(errs, err, perr)
 	} else {
@@ -43,11 +43,11 @@ func ReadDefaultRoutes(procRoot string) ([]Route, error) {
 	return out, errors.Join(errs...)
 }
 
-// ParseRoutes returns the IPv4 default routes of /proc/net/route: destination
+// parseRoutes returns the IPv4 default routes of /proc/net/route: destination
 // and mask 0.0.0.0, flags UP|GATEWAY. Addresses there are the kernel's
 // network-order words printed in host byte order ("010200C0" is 192.0.2.1 on
 // a little-endian machine); the metric is decimal.
-func ParseRoutes(data []byte) ([]Route, error) {
+func parseRoutes(data []byte) ([]Route, error) {
 	errs := lineErrors{file: "net/route"}
 	var out []Route
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -84,11 +84,11 @@ func ParseRoutes(data []byte) ([]Route, error) {
 	return out, errs.err()
 }
 
-// ParseIPv6Routes returns the IPv6 default routes of /proc/net/ipv6_route:
+// parseIPv6Routes returns the IPv6 default routes of /proc/net/ipv6_route:
 // destination ::/0 with a non-zero next hop and flags UP|GATEWAY. Columns are
 // dest, dest prefix length, source, source prefix length, next hop, metric,
 // refcount, use, flags, device; everything but the device is hex.
-func ParseIPv6Routes(data []byte) ([]Route, error) {
+func parseIPv6Routes(data []byte) ([]Route, error) {
 	errs := lineErrors{file: "net/ipv6_route"}
 	var out []Route
 	sc := bufio.NewScanner(bytes.NewReader(data))

@@ -11,7 +11,7 @@ import (
 )
 
 func TestParseRoutesFixture(t *testing.T) {
-	got, err := ParseRoutes(readFixture(t, "proc", "net", "route"))
+	got, err := parseRoutes(readFixture(t, "proc", "net", "route"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestParseRoutesFixture(t *testing.T) {
 }
 
 func TestParseIPv6RoutesFixture(t *testing.T) {
-	got, err := ParseIPv6Routes(readFixture(t, "proc", "net", "ipv6_route"))
+	got, err := parseIPv6Routes(readFixture(t, "proc", "net", "ipv6_route"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestParseRoutesMalformed(t *testing.T) {
 		"eth0\t00000000\t0102C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n" + // line 3: short hex
 		"eth0\t00000000\t010200C0\t0003\t0\t0\tx\t00000000\t0\t0\t0\n" + // line 4: metric
 		"eth0\t00000000\n" // line 5: cut
-	got, err := ParseRoutes([]byte(data))
+	got, err := parseRoutes([]byte(data))
 	if len(got) != 1 {
 		t.Errorf("got %+v", got)
 	}
@@ -56,7 +56,7 @@ func TestParseRoutesMalformed(t *testing.T) {
 			t.Errorf("error does not name %q: %v", line, err)
 		}
 	}
-	_, err = ParseIPv6Routes([]byte("00000000000000000000000000000000 00 zz\n" +
+	_, err = parseIPv6Routes([]byte("00000000000000000000000000000000 00 zz\n" +
 		"0000000000000000000000000000000g 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000002 00000000 00000003 eth0\n"))
 	if !errors.Is(err, ErrFileParse) || !strings.Contains(err.Error(), "net/ipv6_route line 1") ||
 		!strings.Contains(err.Error(), "line 2") {
@@ -65,7 +65,7 @@ func TestParseRoutesMalformed(t *testing.T) {
 }
 
 func TestReadDefaultRoutes(t *testing.T) {
-	got, err := ReadDefaultRoutes(filepath.Join("testdata", "proc"))
+	got, err := readDefaultRoutes(filepath.Join("testdata", "proc"))
 	if err != nil || len(got) != 4 {
 		t.Errorf("fixture: %+v, %v", got, err)
 	}
@@ -77,13 +77,13 @@ func TestReadDefaultRoutes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "net", "route"), readFixture(t, "proc", "net", "route"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, err = ReadDefaultRoutes(root)
+	got, err = readDefaultRoutes(root)
 	if len(got) != 2 || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("without ipv6_route: %+v, %v", got, err)
 	}
 	// The real tables parse.
 	requireProcFS(t)
-	real, err := ReadDefaultRoutes(ProcRootFromEnv(""))
+	real, err := readDefaultRoutes(ProcRootFromEnv(""))
 	if err != nil && !errors.Is(err, os.ErrNotExist) { // ipv6 may be disabled
 		t.Fatalf("real routes: %v", err)
 	}

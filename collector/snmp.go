@@ -11,14 +11,14 @@ import (
 	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
-// ReadCounters reads the host-wide TCP and UDP counters from
+// readCounters reads the host-wide TCP and UDP counters from
 // <procRoot>/net/snmp. Valid is true only when every wanted column was found.
-func ReadCounters(procRoot string) (Counters, error) {
+func readCounters(procRoot string) (Counters, error) {
 	data, err := fsutil.ReadFileCapped(procPath(procRoot, "net", "snmp"), maxSmallFileBytes)
 	if data == nil {
 		return Counters{}, err
 	}
-	c, perr := ParseSNMP(data)
+	c, perr := parseSNMP(data)
 	if err == nil {
 		err = perr
 	}
@@ -43,7 +43,7 @@ var snmpColumns = map[string]func(*Counters) *uint64{
 	"Udp:OutDatagrams": func(c *Counters) *uint64 { return &c.UDPOutDatagrams },
 }
 
-// ParseSNMP parses /proc/net/snmp. Each section is a header line of column
+// parseSNMP parses /proc/net/snmp. Each section is a header line of column
 // names followed by a value line with the same "Name:" prefix:
 //
 //	Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens ...
@@ -52,7 +52,7 @@ var snmpColumns = map[string]func(*Counters) *uint64{
 // Columns are matched by name, never by position, so kernels that add or
 // reorder columns parse the same. Sections other than Tcp and Udp are
 // ignored. Valid is true when all wanted columns were found.
-func ParseSNMP(data []byte) (Counters, error) {
+func parseSNMP(data []byte) (Counters, error) {
 	errs := lineErrors{file: "net/snmp"}
 	var c Counters
 	found := 0

@@ -10,7 +10,7 @@ import (
 
 func TestParseSNMPFixture(t *testing.T) {
 	// testdata/proc/net/snmp is a copy of a real machine's file.
-	got, err := ParseSNMP(readFixture(t, "proc", "net", "snmp"))
+	got, err := parseSNMP(readFixture(t, "proc", "net", "snmp"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestParseSNMPByName(t *testing.T) {
 		"Tcp: 10 999 9 8 7 6 5 4 3 2 1 -1\n" +
 		"Udp: OutDatagrams InErrors NoPorts InDatagrams\n" +
 		"Udp: 14 13 12 11\n"
-	got, err := ParseSNMP([]byte(data))
+	got, err := parseSNMP([]byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestParseSNMPMalformed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseSNMP([]byte(tt.data))
+			got, err := parseSNMP([]byte(tt.data))
 			if got.Valid {
 				t.Error("Valid with missing data")
 			}
@@ -76,7 +76,7 @@ func TestParseSNMPMalformed(t *testing.T) {
 func TestReadCountersRealProc(t *testing.T) {
 	requireProcFS(t)
 	root := ProcRootFromEnv("")
-	before, err := ReadCounters(root)
+	before, err := readCounters(root)
 	if err != nil {
 		t.Fatalf("real /proc/net/snmp: %v", err)
 	}
@@ -109,7 +109,7 @@ func TestReadCountersRealProc(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	after, err := ReadCounters(root)
+	after, err := readCounters(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestReadCountersRealProc(t *testing.T) {
 	if after.TCPInSegs == 0 || after.TCPOutSegs == 0 || after.TCPInSegs <= before.TCPInSegs {
 		t.Errorf("segments not counted: before %+v after %+v", before, after)
 	}
-	if _, err := ReadCounters(filepath.Join(t.TempDir())); err == nil {
+	if _, err := readCounters(filepath.Join(t.TempDir())); err == nil {
 		t.Error("missing file: no error")
 	}
 }

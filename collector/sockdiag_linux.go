@@ -10,13 +10,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SockDiag lists every TCP and UDP socket (IPv4 and IPv6, every state,
+// sockDiag lists every TCP and UDP socket (IPv4 and IPv6, every state,
 // including LISTEN, SYN_RECV and TIME_WAIT) of the caller's network namespace
 // through NETLINK_SOCK_DIAG, with tcp_info byte counters. It works
 // unprivileged: every socket of every user is listed with its uid and inode.
 //
-// A SockDiag is safe for use by one goroutine at a time (Dump serialises).
-type SockDiag struct {
+// A sockDiag is safe for use by one goroutine at a time (Dump serialises).
+type sockDiag struct {
 	mu  sync.Mutex
 	fd  int
 	seq uint32
@@ -41,8 +41,8 @@ var dumpTargets = [...]struct{ family, proto, ext uint8 }{
 	{afInet6, ipprotoUDP, 0},
 }
 
-// OpenSockDiag opens a NETLINK_SOCK_DIAG socket.
-func OpenSockDiag() (*SockDiag, error) {
+// openSockDiag opens a NETLINK_SOCK_DIAG socket.
+func openSockDiag() (*sockDiag, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, fmt.Errorf("sock_diag: open netlink socket: %w", err)
@@ -57,13 +57,13 @@ func OpenSockDiag() (*SockDiag, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("sock_diag: set receive timeout: %w", err)
 	}
-	return &SockDiag{fd: fd, buf: make([]byte, dumpRecvBuf)}, nil
+	return &sockDiag{fd: fd, buf: make([]byte, dumpRecvBuf)}, nil
 }
 
 // Dump appends every TCP and UDP socket to dst[:0]'s backing array and
 // returns it. On error the sockets read so far are returned with the error;
 // one failing family does not stop the others.
-func (d *SockDiag) Dump(dst []Socket) ([]Socket, error) {
+func (d *sockDiag) Dump(dst []Socket) ([]Socket, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dst = dst[:0]
@@ -83,7 +83,7 @@ func (d *SockDiag) Dump(dst []Socket) ([]Socket, error) {
 
 // count runs the same four dumps as Dump but only walks the netlink headers:
 // the kernel's cost plus the syscalls, the floor the benchmark compares with.
-func (d *SockDiag) count() (int, error) {
+func (d *sockDiag) count() (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n := 0
@@ -109,7 +109,7 @@ func (d *SockDiag) count() (int, error) {
 	return n, nil
 }
 
-func (d *SockDiag) send(family, proto, ext uint8) error {
+func (d *sockDiag) send(family, proto, ext uint8) error {
 	d.seq++
 	if d.seq == 0 {
 		d.seq = 1
@@ -121,7 +121,7 @@ func (d *SockDiag) send(family, proto, ext uint8) error {
 	return nil
 }
 
-func (d *SockDiag) recv() (int, error) {
+func (d *sockDiag) recv() (int, error) {
 	for {
 		n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
 		if err == unix.EINTR {
@@ -134,7 +134,7 @@ func (d *SockDiag) recv() (int, error) {
 	}
 }
 
-func (d *SockDiag) dumpOne(dst []Socket, family, proto, ext uint8, destroyed bool) ([]Socket, error) {
+func (d *sockDiag) dumpOne(dst []Socket, family, proto, ext uint8, destroyed bool) ([]Socket, error) {
 	if err := d.send(family, proto, ext); err != nil {
 		return dst, err
 	}
@@ -162,7 +162,7 @@ func (d *SockDiag) dumpOne(dst []Socket, family, proto, ext uint8, destroyed boo
 // drainDump discards the rest of a dump after a parse error, so the next
 // request does not read stale replies (they would be skipped by sequence
 // number anyway; this keeps the socket buffer small). Bounded by count.
-func (d *SockDiag) drainDump() {
+func (d *sockDiag) drainDump() {
 	for i := 0; i < 1<<16; i++ {
 		n, _, err := unix.Recvfrom(d.fd, d.buf, unix.MSG_DONTWAIT)
 		if err != nil || n == 0 {
@@ -175,7 +175,7 @@ func (d *SockDiag) drainDump() {
 }
 
 // Close releases the netlink socket.
-func (d *SockDiag) Close() error {
+func (d *sockDiag) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.fd < 0 {

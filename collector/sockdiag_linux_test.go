@@ -75,9 +75,9 @@ func findSock(socks []Socket, proto string, local, remote netip.AddrPort) *Socke
 }
 
 func TestSockDiagDumpFindsLoopbackSocketsWithCounters(t *testing.T) {
-	d, err := OpenSockDiag()
+	d, err := openSockDiag()
 	if err != nil {
-		t.Fatalf("OpenSockDiag: %v", err)
+		t.Fatalf("openSockDiag: %v", err)
 	}
 	defer d.Close()
 
@@ -128,9 +128,9 @@ func TestSockDiagDumpFindsLoopbackSocketsWithCounters(t *testing.T) {
 }
 
 func TestSockDiagDumpTimeWaitAndUDP(t *testing.T) {
-	d, err := OpenSockDiag()
+	d, err := openSockDiag()
 	if err != nil {
-		t.Fatalf("OpenSockDiag: %v", err)
+		t.Fatalf("openSockDiag: %v", err)
 	}
 	defer d.Close()
 
@@ -187,9 +187,9 @@ func TestSockDiagDumpTimeWaitAndUDP(t *testing.T) {
 }
 
 func TestSockDiagCountMatchesDump(t *testing.T) {
-	d, err := OpenSockDiag()
+	d, err := openSockDiag()
 	if err != nil {
-		t.Fatalf("OpenSockDiag: %v", err)
+		t.Fatalf("openSockDiag: %v", err)
 	}
 	defer d.Close()
 	p := openLoopPair(t, "tcp4", "127.0.0.1:0")
@@ -273,7 +273,7 @@ func TestRecordNetlinkFixtures(t *testing.T) {
 	for _, a := range []string{sc.TimeWaitLocal, sc.Listener4, sc.Client4, sc.Client6, sc.Server6, sc.UDP4, sc.UDP6Local} {
 		ports[netip.MustParseAddrPort(a).Port()] = true
 	}
-	d, err := OpenSockDiag()
+	d, err := openSockDiag()
 	if err != nil {
 		t.Fatal(err)
 	}

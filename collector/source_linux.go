@@ -34,7 +34,7 @@ func NewSource(opts Options, log *zap.Logger) (Source, error) {
 	log = log.With(zap.String("source", "linux"))
 	procRoot := ProcRootFromEnv(opts.ProcRoot)
 	if opts.ResolvConf == "" {
-		opts.ResolvConf = DefaultResolvConf
+		opts.ResolvConf = defaultResolvConf
 	}
 	hostname, err := os.Hostname()
 	if err != nil {
@@ -45,9 +45,9 @@ func NewSource(opts Options, log *zap.Logger) (Source, error) {
 		log:      log,
 		procRoot: procRoot,
 		hostname: hostname,
-		procs:    NewProcTable(procRoot),
-		pids:     NewPIDCache(procRoot),
-		tracker:  NewTracker(),
+		procs:    newProcTable(procRoot),
+		pids:     newPIDCache(procRoot),
+		tracker:  newTracker(),
 		failing:  make(map[string]string),
 	}
 	// Opened here so that a destroy notification is not missed before the
@@ -67,11 +67,11 @@ type linuxSource struct {
 	procRoot string
 	hostname string
 
-	diag    *SockDiag
-	destroy *DestroyWatcher
-	procs   *ProcTable
-	pids    *PIDCache
-	tracker *Tracker
+	diag    *sockDiag
+	destroy *destroyWatcher
+	procs   *procTable
+	pids    *pidCache
+	tracker *tracker
 
 	diagErr, destroyErr error // why diag / destroy are nil
 	lastSockets         int
@@ -83,14 +83,14 @@ func (s *linuxSource) openDiag() {
 	if s.diag != nil {
 		return
 	}
-	s.diag, s.diagErr = OpenSockDiag()
+	s.diag, s.diagErr = openSockDiag()
 }
 
 func (s *linuxSource) openDestroy() {
 	if s.destroy != nil {
 		return
 	}
-	s.destroy, s.destroyErr = OpenDestroyWatcher(0)
+	s.destroy, s.destroyErr = openDestroyWatcher(0)
 }
 
 // Collect takes one snapshot.
@@ -99,7 +99,7 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 		return nil, err
 	}
 	start := time.Now()
-	snap := &Snapshot{Time: start, Hostname: s.hostname, HostIPs: HostIPs()}
+	snap := &Snapshot{Time: start, Hostname: s.hostname, HostIPs: hostIPs()}
 	errs := map[string]error{}
 
 	// Sockets. A fresh slice each poll: snapshots outlive the next Collect.
@@ -160,20 +160,20 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 	}
 
 	// The small /proc sources.
-	if snap.ARP, err = ReadARP(s.procRoot); err != nil {
+	if snap.ARP, err = readARP(s.procRoot); err != nil {
 		errs["arp"] = err
 	}
-	if snap.Gateways, err = ReadDefaultRoutes(s.procRoot); err != nil {
+	if snap.Gateways, err = readDefaultRoutes(s.procRoot); err != nil {
 		errs["routes"] = err
 	}
-	if snap.Nameservers, err = ReadResolvConf(s.opts.ResolvConf); err != nil {
+	if snap.Nameservers, err = readResolvConf(s.opts.ResolvConf); err != nil {
 		errs["resolv_conf"] = err
 	}
-	if snap.Counters, err = ReadCounters(s.procRoot); err != nil {
+	if snap.Counters, err = readCounters(s.procRoot); err != nil {
 		errs["counters"] = err
 	}
 	if s.opts.SystemMetrics {
-		if snap.System, err = ReadSystemMetrics(ctx); err != nil {
+		if snap.System, err = readSystemMetrics(ctx); err != nil {
 			errs["system"] = err
 		}
 	}

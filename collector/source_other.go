@@ -27,7 +27,7 @@ func NewSource(opts Options, log *zap.Logger) (Source, error) {
 		log = zap.NewNop()
 	}
 	if opts.ResolvConf == "" {
-		opts.ResolvConf = DefaultResolvConf
+		opts.ResolvConf = defaultResolvConf
 	}
 	hostname, err := os.Hostname()
 	if err != nil {
@@ -59,7 +59,7 @@ func (s *portableSource) Collect(ctx context.Context) (*Snapshot, error) {
 	snap := &Snapshot{
 		Time:     start,
 		Hostname: s.hostname,
-		HostIPs:  HostIPs(),
+		HostIPs:  hostIPs(),
 		ARP:      []Neighbor{},
 		Gateways: []Route{},
 	}
@@ -96,13 +96,13 @@ func (s *portableSource) Collect(ctx context.Context) (*Snapshot, error) {
 	fail("routes", fmt.Errorf("default routes not read on %s", runtime.GOOS))
 	fail("counters", fmt.Errorf("kernel TCP/UDP counters not read on %s", runtime.GOOS))
 
-	ns, err := ReadResolvConf(s.opts.ResolvConf)
+	ns, err := readResolvConf(s.opts.ResolvConf)
 	if err != nil && !(errors.Is(err, os.ErrNotExist) && runtime.GOOS == "windows") {
 		fail("nameservers", err) // Windows has no resolv.conf: not an error there
 	}
 	snap.Nameservers = ns
 	if s.opts.SystemMetrics {
-		m, err := ReadSystemMetrics(ctx)
+		m, err := readSystemMetrics(ctx)
 		if err != nil {
 			fail("system", err)
 		}

@@ -10,13 +10,13 @@ import (
 	psnet "github.com/shirou/gopsutil/v4/net"
 )
 
-// ReadSystemMetrics gathers host CPU, memory and interface totals through
+// readSystemMetrics gathers host CPU, memory and interface totals through
 // gopsutil. CPU is the busy percentage since the previous call (gopsutil keeps
 // the last sample; the first call measures since the package was loaded).
 // Interface counters are summed over all interfaces, loopback included.
 // gopsutil reads HOST_PROC (see ProcRootFromEnv) or a common.EnvMap in ctx.
 // A failing part is named in the error while the others are still filled.
-func ReadSystemMetrics(ctx context.Context) (SystemMetrics, error) {
+func readSystemMetrics(ctx context.Context) (SystemMetrics, error) {
 	var m SystemMetrics
 	var errs []error
 	if pct, err := cpu.PercentWithContext(ctx, 0, false); err != nil {

@@ -9,7 +9,7 @@ import (
 func TestReadSystemMetrics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	m, err := ReadSystemMetrics(ctx)
+	m, err := readSystemMetrics(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestReadSystemMetrics(t *testing.T) {
 	for x := 0; time.Now().Before(deadline); x++ {
 		_ = x * x
 	}
-	m2, err := ReadSystemMetrics(ctx)
+	m2, err := readSystemMetrics(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Tracker turns successive socket lists (and socket-destroy notifications)
+// tracker turns successive socket lists (and socket-destroy notifications)
 // into connection life cycles: Snapshot.Opened, Snapshot.Closed and
 // Socket.FirstSeen. A socket's identity is its kernel cookie, which survives
 // the move to TIME_WAIT; without a cookie it is (proto, local, remote).
@@ -31,9 +31,9 @@ import (
 //
 // Memory is bounded by MaxEntries; sockets beyond it are listed but not
 // tracked (no Opened/Closed, FirstSeen = poll time) and counted in Untracked.
-// A Tracker is not safe for concurrent use.
-type Tracker struct {
-	// MaxEntries bounds the tracked sockets (0: DefaultTrackerEntries).
+// A tracker is not safe for concurrent use.
+type tracker struct {
+	// MaxEntries bounds the tracked sockets (0: defaultTrackerEntries).
 	MaxEntries int
 
 	byCookie map[uint64]*trackEntry
@@ -44,8 +44,8 @@ type Tracker struct {
 	untracked int
 }
 
-// DefaultTrackerEntries is the default Tracker.MaxEntries.
-const DefaultTrackerEntries = 1 << 18
+// defaultTrackerEntries is the default tracker.MaxEntries.
+const defaultTrackerEntries = 1 << 18
 
 // closedLinger is how many polls a closed connection stays known after it
 // was last listed, so a late TIME_WAIT listing or a duplicate notification
@@ -71,39 +71,39 @@ type trackEntry struct {
 	closedGen uint64 // poll it was reported closed (0: still open)
 }
 
-// NewTracker returns an empty tracker.
-func NewTracker() *Tracker {
-	return &Tracker{
+// newTracker returns an empty tracker.
+func newTracker() *tracker {
+	return &tracker{
 		byCookie: make(map[uint64]*trackEntry),
 		byTuple:  make(map[tupleKey]*trackEntry),
 		newTuple: make(map[tupleKey]newRef),
 	}
 }
 
-// TrackerStats describes the tracker after an Update.
-type TrackerStats struct {
+// trackerStats describes the tracker after an Update.
+type trackerStats struct {
 	Tracked   int // connections held
 	Untracked int // sockets of the last Update not tracked (MaxEntries reached)
 }
 
 // Stats returns the tracker's size after the last Update.
-func (t *Tracker) Stats() TrackerStats {
-	return TrackerStats{Tracked: len(t.byCookie) + len(t.byTuple), Untracked: t.untracked}
+func (t *tracker) Stats() trackerStats {
+	return trackerStats{Tracked: len(t.byCookie) + len(t.byTuple), Untracked: t.untracked}
 }
 
 func keyOf(s *Socket) tupleKey { return tupleKey{s.Proto, s.Local, s.Remote} }
 
-func (t *Tracker) lookup(s *Socket) *trackEntry {
+func (t *tracker) lookup(s *Socket) *trackEntry {
 	if s.Cookie != 0 {
 		return t.byCookie[s.Cookie]
 	}
 	return t.byTuple[keyOf(s)]
 }
 
-func (t *Tracker) insert(s *Socket, e *trackEntry) bool {
+func (t *tracker) insert(s *Socket, e *trackEntry) bool {
 	max := t.MaxEntries
 	if max <= 0 {
-		max = DefaultTrackerEntries
+		max = defaultTrackerEntries
 	}
 	if len(t.byCookie)+len(t.byTuple) >= max {
 		return false
@@ -116,7 +116,7 @@ func (t *Tracker) insert(s *Socket, e *trackEntry) bool {
 	return true
 }
 
-func (t *Tracker) remove(e *trackEntry) {
+func (t *tracker) remove(e *trackEntry) {
 	if e.last.Cookie != 0 {
 		delete(t.byCookie, e.last.Cookie)
 	} else {
@@ -149,7 +149,7 @@ func isEndState(st string) bool { return st == "TIME_WAIT" || st == "CLOSE" }
 // closed since the last Update. destroyActive tells whether destroy
 // notifications are being received (then ends seen only in the dump wait one
 // poll for their notification).
-func (t *Tracker) Update(now time.Time, socks []Socket, destroyed []Socket, destroyActive bool) (opened, closed []Socket) {
+func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, destroyActive bool) (opened, closed []Socket) {
 	t.gen++
 	t.untracked = 0
 	clear(t.newTuple)
@@ -272,7 +272,7 @@ func (t *Tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 // handover reports whether the vanished SYN_RECV entry e was accepted into a
 // socket first seen at this poll with the same endpoints; that socket then
 // inherits e's FirstSeen and is not reported as opened.
-func (t *Tracker) handover(e *trackEntry, socks, opened []Socket, hidden *map[int]bool) bool {
+func (t *tracker) handover(e *trackEntry, socks, opened []Socket, hidden *map[int]bool) bool {
 	ref, ok := t.newTuple[keyOf(&e.last)]
 	if !ok {
 		return false

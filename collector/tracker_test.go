@@ -45,7 +45,7 @@ func cookies(socks []Socket) []uint64 {
 }
 
 func TestTrackerOpenedOnceWithStableFirstSeen(t *testing.T) {
-	tr := NewTracker()
+	tr := newTracker()
 	socks := []Socket{est(1, 10, 100)}
 	op, cl := tr.Update(poll(0), socks, nil, false)
 	if len(op) != 1 || op[0].Cookie != 1 || !op[0].FirstSeen.Equal(poll(0)) || len(cl) != 0 {
@@ -62,7 +62,7 @@ func TestTrackerOpenedOnceWithStableFirstSeen(t *testing.T) {
 }
 
 func TestTrackerTimeWaitClosesOnceWithLastKnownPIDAndCounters(t *testing.T) {
-	tr := NewTracker()
+	tr := newTracker()
 	c := est(7, 42, 5000)
 	tr.Update(poll(0), []Socket{c}, nil, false)
 	tw := timeWait(c)
@@ -90,7 +90,7 @@ func TestTrackerTimeWaitClosesOnceWithLastKnownPIDAndCounters(t *testing.T) {
 }
 
 func TestTrackerVanishedWithoutDestroyEventsClosesAtOnce(t *testing.T) {
-	tr := NewTracker()
+	tr := newTracker()
 	tr.Update(poll(0), []Socket{est(1, 5, 10), est(2, 5, 20)}, nil, false)
 	tr.Update(poll(1), []Socket{est(1, 5, 11), est(2, 5, 900)}, nil, false)
 	_, cl := tr.Update(poll(2), []Socket{est(1, 5, 12)}, nil, false)
@@ -100,7 +100,7 @@ func TestTrackerVanishedWithoutDestroyEventsClosesAtOnce(t *testing.T) {
 }
 
 func TestTrackerWaitsOnePollForDestroyEventThenFallsBack(t *testing.T) {
-	tr := NewTracker()
+	tr := newTracker()
 	tr.Update(poll(0), []Socket{est(1, 5, 10), est(2, 6, 20)}, nil, true)
 	// Both vanish; no notification yet: nothing closed this poll.
 	if _, cl := tr.Update(poll(1), nil, nil, true); len(cl) != 0 {
@@ -129,7 +129,7 @@ func TestTrackerWaitsOnePollForDestroyEventThenFallsBack(t *testing.T) {
 }
 
 func TestTrackerDestroyOnlyAndSamePollDestroy(t *testing.T) {
-	tr := NewTracker()
+	tr := newTracker()
 	live := est(3, 9, 100)
 	tr.Update(poll(0), []Socket{live}, nil, true)
 	// 3 is listed and destroyed after the dump; 4 lived between polls.
@@ -155,13 +155,13 @@ func TestTrackerDestroyOnlyAndSamePollDestroy(t *testing.T) {
 }
 
 func TestTrackerFirstSeenInTimeWait(t *testing.T) {
-	tr := NewTracker()
+	tr := newTracker()
 	op, cl := tr.Update(poll(0), []Socket{timeWait(est(5, 0, 0))}, nil, false)
 	if len(op) != 1 || len(cl) != 1 {
 		t.Fatalf("connection that opened and ended between polls: opened %v closed %v", cookies(op), cookies(cl))
 	}
 	// With notifications, the same case waits one poll for them.
-	tr = NewTracker()
+	tr = newTracker()
 	op, cl = tr.Update(poll(0), []Socket{timeWait(est(6, 0, 0))}, nil, true)
 	if len(op) != 1 || len(cl) != 0 {
 		t.Fatalf("opened %v closed %v", cookies(op), cookies(cl))
@@ -173,7 +173,7 @@ func TestTrackerFirstSeenInTimeWait(t *testing.T) {
 }
 
 func TestTrackerSynRecvHandover(t *testing.T) {
-	tr := NewTracker()
+	tr := newTracker()
 	syn := tcpSock(10, 443, 51000, "SYN_RECV")
 	tr.Update(poll(0), []Socket{syn}, nil, false)
 	acc := tcpSock(11, 443, 51000, "ESTABLISHED")
@@ -194,7 +194,7 @@ func TestTrackerSynRecvHandover(t *testing.T) {
 }
 
 func TestTrackerWithoutCookiesUsesTuple(t *testing.T) {
-	tr := NewTracker()
+	tr := newTracker()
 	a := est(0, 3, 1)
 	a.Local = netip.MustParseAddrPort("10.0.0.1:50001")
 	b := a
@@ -210,7 +210,7 @@ func TestTrackerWithoutCookiesUsesTuple(t *testing.T) {
 }
 
 func TestTrackerBoundedMemory(t *testing.T) {
-	tr := NewTracker()
+	tr := newTracker()
 	tr.MaxEntries = 100
 	for p := 0; p < 50; p++ {
 		var socks []Socket
