@@ -19,8 +19,8 @@ import (
 //   - an address whose MAC flips back and forth (A -> B -> A) within a window.
 // Broadcast, multicast, all-zero and incomplete entries are ignored.
 
-// ARPName is the registry name of the ARP spoofing detector.
-const ARPName = "arp_spoofing"
+// RuleARPSpoofing is the registry name (and rule id) of the ARP spoofing detector.
+const RuleARPSpoofing = "arp_spoofing"
 
 // ARPConfig configures the ARP spoofing detector.
 type ARPConfig struct {
@@ -40,7 +40,7 @@ func defaultARPConfig() *ARPConfig {
 	return &ARPConfig{MaxIPsPerMAC: 1, FlipWindow: time.Hour, MaxEntries: 10000}
 }
 
-func init() { registerConfig(ARPName, defaultARPConfig, newARP) }
+func init() { registerConfig(RuleARPSpoofing, defaultARPConfig, newARP) }
 
 type macChange struct {
 	mac string
@@ -66,11 +66,11 @@ func newARP(c ARPConfig) (*arpSpoof, error) {
 	return d, nil
 }
 
-func (d *arpSpoof) Name() string { return ARPName }
+func (d *arpSpoof) Name() string { return RuleARPSpoofing }
 
 func (d *arpSpoof) Rules() []RuleInfo {
 	return []RuleInfo{{
-		ID: ARPName, Name: "ARP cache poisoning", ThreatType: ThreatARPSpoofing, Technique: "T1557.002",
+		ID: RuleARPSpoofing, Name: "ARP cache poisoning", ThreatType: ThreatARPSpoofing, Technique: "T1557.002",
 		Severity:    SeverityCritical,
 		Description: "Neighbour table: one MAC claiming several IPs, the gateway's MAC changing, this host's IP claimed by another MAC, or an IP's MAC flip-flopping.",
 		Thresholds: map[string]any{"max_ips_per_mac": d.cfg.MaxIPsPerMAC, "include_ipv6": d.cfg.IncludeIPv6,

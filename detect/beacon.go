@@ -41,8 +41,8 @@ import (
 // indistinguishable from a jittered beacon; destroy-event times remove the
 // problem for short-lived connections.
 
-// BeaconName is the registry name of the beaconing detector.
-const BeaconName = "beaconing"
+// RuleBeaconing is the registry name (and rule id) of the beaconing detector.
+const RuleBeaconing = "beaconing"
 
 // BeaconConfig configures the beaconing detector.
 type BeaconConfig struct {
@@ -77,7 +77,7 @@ func defaultBeaconConfig() *BeaconConfig {
 	}
 }
 
-func init() { registerConfig(BeaconName, defaultBeaconConfig, newBeacon) }
+func init() { registerConfig(RuleBeaconing, defaultBeaconConfig, newBeacon) }
 
 type beaconKey struct {
 	proc  string
@@ -168,11 +168,11 @@ func parsePrefixOrAddr(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-func (d *beacon) Name() string { return BeaconName }
+func (d *beacon) Name() string { return RuleBeaconing }
 
 func (d *beacon) Rules() []RuleInfo {
 	return []RuleInfo{{
-		ID: BeaconName, Name: "Periodic connections (beaconing)", ThreatType: ThreatBeaconing, Technique: "T1071",
+		ID: RuleBeaconing, Name: "Periodic connections (beaconing)", ThreatType: ThreatBeaconing, Technique: "T1071",
 		Severity: SeverityMedium,
 		Description: "Connections from one process to one destination start at a regular interval (any period " +
 			"between min_interval and max_interval, jitter up to max_jitter), judged on connection start times incl. short-lived connections seen by destroy events.",

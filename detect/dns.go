@@ -25,11 +25,11 @@ import (
 // socket's PID is unknown (another user's process, unprivileged sensor), it
 // is exempt when its uid is that of a running resolver or browser process.
 
-// DNSName is the registry name of the suspicious DNS detector; DNSHijackRule
-// is the rule id of resolver-configuration changes.
+// RuleSuspiciousDNS is the registry name (and main rule id) of the suspicious
+// DNS detector; RuleDNSHijack is the rule id of resolver-configuration changes.
 const (
-	DNSName       = "suspicious_dns"
-	DNSHijackRule = "dns_hijack"
+	RuleSuspiciousDNS = "suspicious_dns"
+	RuleDNSHijack     = "dns_hijack"
 )
 
 // DNSConfig configures the suspicious DNS detector.
@@ -67,7 +67,7 @@ func defaultDNSConfig() *DNSConfig {
 	}
 }
 
-func init() { registerConfig(DNSName, defaultDNSConfig, newDNS) }
+func init() { registerConfig(RuleSuspiciousDNS, defaultDNSConfig, newDNS) }
 
 type dnsRate struct {
 	times []time.Time
@@ -120,12 +120,12 @@ func lowerSet(names []string) map[string]bool {
 	return m
 }
 
-func (d *suspiciousDNS) Name() string { return DNSName }
+func (d *suspiciousDNS) Name() string { return RuleSuspiciousDNS }
 
 func (d *suspiciousDNS) Rules() []RuleInfo {
 	return []RuleInfo{
 		{
-			ID: DNSName, Name: "Suspicious DNS traffic", ThreatType: ThreatSuspiciousDNS, Technique: "T1071.004",
+			ID: RuleSuspiciousDNS, Name: "Suspicious DNS traffic", ThreatType: ThreatSuspiciousDNS, Technique: "T1071.004",
 			Severity: SeverityMedium,
 			Description: "DNS to a server not in resolv.conf, DNS over TLS (853), DoH resolvers on 443 by non-browser processes, " +
 				"or a process opening DNS sockets at a high rate.",
@@ -133,7 +133,7 @@ func (d *suspiciousDNS) Rules() []RuleInfo {
 				"doh_resolvers": d.cfg.DoHResolvers, "doh_ports": d.cfg.DoHPorts, "extra_resolvers": d.cfg.ExtraResolvers},
 		},
 		{
-			ID: DNSHijackRule, Name: "Resolver configuration changed", ThreatType: ThreatDNSHijack, Technique: "T1071.004",
+			ID: RuleDNSHijack, Name: "Resolver configuration changed", ThreatType: ThreatDNSHijack, Technique: "T1071.004",
 			Severity:    SeverityHigh,
 			Description: "The nameservers in the resolver configuration changed while the sensor was running.",
 		},
@@ -326,7 +326,7 @@ func (d *suspiciousDNS) hijack(snap *collector.Snapshot) []Alert {
 		}
 	}
 	a := Alert{
-		RuleID: DNSHijackRule, ThreatType: ThreatDNSHijack, Technique: "T1071.004", Severity: SeverityHigh,
+		RuleID: RuleDNSHijack, ThreatType: ThreatDNSHijack, Technique: "T1071.004", Severity: SeverityHigh,
 		Message:        fmt.Sprintf("resolver configuration changed: nameservers %v -> %v", addrStrings(old), addrStrings(cur)),
 		Evidence:       map[string]any{"old_nameservers": addrStrings(old), "new_nameservers": addrStrings(cur), "added": added},
 		Recommendation: Recommendation(ThreatDNSHijack),

@@ -74,7 +74,7 @@ func TestSuspiciousDNS(t *testing.T) {
 			},
 		},
 		{
-			name: "resolver configuration changes mid-run", steps: 3, entity: "nameservers:", rule: DNSHijackRule,
+			name: "resolver configuration changes mid-run", steps: 3, entity: "nameservers:", rule: RuleDNSHijack,
 			snap: func(i int) *collector.Snapshot {
 				s := dnsSnap(i)
 				if i == 2 {

@@ -49,6 +49,10 @@
 // gives the response text (recommend.go); the engine fills Alert.Recommendation,
 // ID, Count, RuleID (detector name) and Time (snap.Time) when left empty.
 //
+// Names: every rule id is a constant Rule<Id in CamelCase> ("port_scan" is
+// RulePortScan) in its detector's file; a detector's registry name is the id
+// of its main rule.
+//
 // Evidence conventions: figures under their own names ("distinct_hosts": 4),
 // the threshold as "threshold" (or "<figure>_threshold"), the window as
 // "window_seconds", lists sorted so output is deterministic.

@@ -20,13 +20,13 @@ func alertOf(t *testing.T, fixture, rule string) Alert {
 
 func TestExceptionsMatchRealAlerts(t *testing.T) {
 	// lateral_movement: ssh (/usr/bin/ssh, root, uid 0) 10.66.0.10 -> 10.66.0.2x:22/tcp, T1021.004.
-	lateral := alertOf(t, "lateral_ssh", LateralName)
+	lateral := alertOf(t, "lateral_ssh", RuleLateralMovement)
 	// suspicious_dns: dig 10.66.0.10:port -> 203.0.113.53:53/udp, T1071.004.
-	dns := alertOf(t, "dns_unconfigured_resolver", DNSName)
+	dns := alertOf(t, "dns_unconfigured_resolver", RuleSuspiciousDNS)
 	// reverse_shell: bash -> 198.51.100.20:4444/tcp, T1059.004.
-	rev := alertOf(t, "reverse_shell", ReverseShellRule)
+	rev := alertOf(t, "reverse_shell", RuleReverseShell)
 	// port_scan from the closed-port counters: no process, no destination.
-	scan := alertOf(t, "port_scan_inbound_connect", PortScanName)
+	scan := alertOf(t, "port_scan_inbound_connect", RulePortScan)
 
 	for _, tc := range []struct {
 		name  string
@@ -39,8 +39,8 @@ func TestExceptionsMatchRealAlerts(t *testing.T) {
 		{"OR within a list", ExceptionSpec{Match: map[string][]string{"process.name": {"scp", "ssh"}}}, lateral, true},
 		{"executable glob", ExceptionSpec{Match: map[string][]string{"process.executable": {"/usr/bin/*"}}}, lateral, true},
 		{"executable exact miss", ExceptionSpec{Match: map[string][]string{"process.executable": {"/usr/local/bin/ssh"}}}, lateral, false},
-		{"rule listed", ExceptionSpec{Rules: []string{LateralName}, Match: map[string][]string{"process.name": {"ssh"}}}, lateral, true},
-		{"other rule listed", ExceptionSpec{Rules: []string{BeaconName}, Match: map[string][]string{"process.name": {"ssh"}}}, lateral, false},
+		{"rule listed", ExceptionSpec{Rules: []string{RuleLateralMovement}, Match: map[string][]string{"process.name": {"ssh"}}}, lateral, true},
+		{"other rule listed", ExceptionSpec{Rules: []string{RuleBeaconing}, Match: map[string][]string{"process.name": {"ssh"}}}, lateral, false},
 		{"AND across fields", ExceptionSpec{Match: map[string][]string{"process.name": {"ssh"}, "destination.port": {"22"}, "user.name": {"root"}}}, lateral, true},
 		{"AND: one field misses", ExceptionSpec{Match: map[string][]string{"process.name": {"ssh"}, "user.name": {"backup"}}}, lateral, false},
 		{"destination CIDR", ExceptionSpec{Match: map[string][]string{"destination.ip": {"10.66.0.0/24"}}}, lateral, true},
@@ -58,7 +58,7 @@ func TestExceptionsMatchRealAlerts(t *testing.T) {
 		{"sub-technique does not cover parent or sibling", ExceptionSpec{Match: map[string][]string{"threat.technique.id": {"T1021.001"}}}, lateral, false},
 		{"alert without the field does not match", ExceptionSpec{Match: map[string][]string{"process.name": {"*"}}}, scan, false},
 		{"alert without destination", ExceptionSpec{Match: map[string][]string{"destination.ip": {"0.0.0.0/0"}}}, scan, false},
-		{"counter alert by source", ExceptionSpec{Rules: []string{PortScanName}, Match: map[string][]string{"source.ip": {"10.66.0.21"}}}, scan, true},
+		{"counter alert by source", ExceptionSpec{Rules: []string{RulePortScan}, Match: map[string][]string{"source.ip": {"10.66.0.21"}}}, scan, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.spec.Name = "x"
@@ -77,13 +77,13 @@ func TestExceptionsMatchRealAlerts(t *testing.T) {
 func TestExceptionsFirstMatchNamesIt(t *testing.T) {
 	x, err := CompileExceptions([]ExceptionSpec{
 		{Name: "backups", Match: map[string][]string{"process.name": {"rsync"}}},
-		{Name: "admins-ssh", Rules: []string{LateralName}, Match: map[string][]string{"process.name": {"ssh"}}},
+		{Name: "admins-ssh", Rules: []string{RuleLateralMovement}, Match: map[string][]string{"process.name": {"ssh"}}},
 		{Name: "lan", Match: map[string][]string{"destination.ip": {"10.0.0.0/8"}}},
 	}, AllRuleIDs())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := alertOf(t, "lateral_ssh", LateralName)
+	a := alertOf(t, "lateral_ssh", RuleLateralMovement)
 	if name, ok := x.Match(&a); !ok || name != "admins-ssh" {
 		t.Errorf("Match = %q, %v; want admins-ssh", name, ok)
 	}
@@ -122,8 +122,8 @@ func TestCompileExceptionsErrorsNameTheProblem(t *testing.T) {
 
 func TestAllRuleIDsCoversEveryRule(t *testing.T) {
 	ids := AllRuleIDs()
-	for _, want := range []string{RuleSuspiciousPort, PortScanName, LateralName, DNSName, DNSHijackRule, RuleTor,
-		BeaconName, ThreatIntelName, SpawnName, ReverseShellRule, ARPName, ExfilName} {
+	for _, want := range []string{RuleSuspiciousPort, RulePortScan, RuleLateralMovement, RuleSuspiciousDNS, RuleDNSHijack, RuleTor,
+		RuleBeaconing, RuleThreatIntel, RuleProcessSpawn, RuleReverseShell, RuleARPSpoofing, RuleExfiltration} {
 		found := false
 		for _, id := range ids {
 			found = found || id == want
@@ -138,7 +138,7 @@ func TestAllRuleIDsCoversEveryRule(t *testing.T) {
 // exception; the scenario's other alerts still come out.
 func TestEngineExceptionSilencesReplayedAlert(t *testing.T) {
 	x, err := CompileExceptions([]ExceptionSpec{{
-		Name: "lab-c2", Rules: []string{ReverseShellRule},
+		Name: "lab-c2", Rules: []string{RuleReverseShell},
 		Match: map[string][]string{"destination.ip": {"198.51.100.0/24"}, "process.name": {"bash"}},
 	}}, AllRuleIDs())
 	if err != nil {
@@ -147,7 +147,7 @@ func TestEngineExceptionSilencesReplayedAlert(t *testing.T) {
 	alerts, stats := replayWith(t, "reverse_shell", func(c *Config) { c.Exceptions = x })
 	others := 0
 	for _, a := range alerts {
-		if a.RuleID == ReverseShellRule {
+		if a.RuleID == RuleReverseShell {
 			t.Errorf("silenced alert emitted: %s", a.Message)
 		} else {
 			others++

@@ -18,8 +18,8 @@ import (
 // count only from then on. By default only connections this host opened
 // count (a server answering downloads is not exfiltration).
 
-// ExfilName is the registry name of the exfiltration detector.
-const ExfilName = "exfiltration"
+// RuleExfiltration is the registry name (and rule id) of the exfiltration detector.
+const RuleExfiltration = "exfiltration"
 
 // ExfilConfig configures the exfiltration detector.
 type ExfilConfig struct {
@@ -42,7 +42,7 @@ func defaultExfilConfig() *ExfilConfig {
 	}
 }
 
-func init() { registerConfig(ExfilName, defaultExfilConfig, newExfil) }
+func init() { registerConfig(RuleExfiltration, defaultExfilConfig, newExfil) }
 
 type exfilKey struct {
 	proc string
@@ -83,11 +83,11 @@ func newExfil(c ExfilConfig) (*exfil, error) {
 	}, nil
 }
 
-func (d *exfil) Name() string { return ExfilName }
+func (d *exfil) Name() string { return RuleExfiltration }
 
 func (d *exfil) Rules() []RuleInfo {
 	return []RuleInfo{{
-		ID: ExfilName, Name: "High-volume upload to an external destination", ThreatType: ThreatExfil,
+		ID: RuleExfiltration, Name: "High-volume upload to an external destination", ThreatType: ThreatExfil,
 		Technique: "T1048", Severity: SeverityHigh,
 		Description: "Bytes sent (tcp_info bytes_acked deltas, incl. connections that closed between polls) per process and external destination over a sliding window.",
 		Thresholds: map[string]any{"threshold_bytes": d.cfg.ThresholdBytes, "window": d.cfg.Window.String(),

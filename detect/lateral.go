@@ -15,8 +15,8 @@ import (
 // 22 SSH (.004), 139/445 SMB (.002), 3389 RDP (.001), 5900 VNC (.005),
 // 5985/5986 WinRM (.006), 135 DCOM (.003); telnet (23) has no sub-technique.
 
-// LateralName is the registry name of the lateral movement detector.
-const LateralName = "lateral_movement"
+// RuleLateralMovement is the registry name (and rule id) of the lateral movement detector.
+const RuleLateralMovement = "lateral_movement"
 
 // LateralConfig configures the lateral movement detector.
 type LateralConfig struct {
@@ -42,7 +42,7 @@ func defaultLateralConfig() *LateralConfig {
 	}
 }
 
-func init() { registerConfig(LateralName, defaultLateralConfig, newLateral) }
+func init() { registerConfig(RuleLateralMovement, defaultLateralConfig, newLateral) }
 
 type lateralKey struct{ proc, tech string }
 
@@ -70,7 +70,7 @@ func newLateral(c LateralConfig) (*lateral, error) {
 	return &lateral{cfg: c, keys: NewWindow[lateralKey, lateralState](c.MaxProcesses, c.Window)}, nil
 }
 
-func (d *lateral) Name() string { return LateralName }
+func (d *lateral) Name() string { return RuleLateralMovement }
 
 func (d *lateral) Rules() []RuleInfo {
 	ports := make([]string, 0, len(d.cfg.Ports))
@@ -79,7 +79,7 @@ func (d *lateral) Rules() []RuleInfo {
 	}
 	sort.Strings(ports)
 	return []RuleInfo{{
-		ID: LateralName, Name: "Lateral movement fan-out", ThreatType: ThreatLateral, Technique: "T1021",
+		ID: RuleLateralMovement, Name: "Lateral movement fan-out", ThreatType: ThreatLateral, Technique: "T1021",
 		Severity:    SeverityCritical,
 		Description: "One process connects to several internal hosts on remote-service ports (SSH, SMB, RDP, VNC, WinRM, DCOM, telnet) within a window; the sub-technique follows the port.",
 		Thresholds:  map[string]any{"window": d.cfg.Window.String(), "min_hosts": d.cfg.MinHosts, "ports": ports},

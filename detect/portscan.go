@@ -24,8 +24,8 @@ import (
 //     scanner tools in the process table (nmap -sS uses raw sockets that
 //     sock_diag never lists, so the process itself is the evidence).
 
-// PortScanName is the registry name of the port scan detector.
-const PortScanName = "port_scan"
+// RulePortScan is the registry name (and rule id) of the port scan detector.
+const RulePortScan = "port_scan"
 
 // PortScanConfig configures the port scan detector.
 type PortScanConfig struct {
@@ -65,7 +65,7 @@ func defaultPortScanConfig() *PortScanConfig {
 	}
 }
 
-func init() { registerConfig(PortScanName, defaultPortScanConfig, newPortScan) }
+func init() { registerConfig(RulePortScan, defaultPortScanConfig, newPortScan) }
 
 type counterSample struct {
 	t                    time.Time
@@ -110,11 +110,11 @@ func newPortScan(c PortScanConfig) (*portScan, error) {
 	return d, nil
 }
 
-func (d *portScan) Name() string { return PortScanName }
+func (d *portScan) Name() string { return RulePortScan }
 
 func (d *portScan) Rules() []RuleInfo {
 	return []RuleInfo{{
-		ID: PortScanName, Name: "Port scan (inbound and outbound)", ThreatType: ThreatPortScan,
+		ID: RulePortScan, Name: "Port scan (inbound and outbound)", ThreatType: ThreatPortScan,
 		Technique: "T1046", Severity: SeverityHigh,
 		Description: "Many ports or hosts probed within a window: per remote source (sockets on this host), " +
 			"per process (SYN_SENT and failed attempts), kernel counter spikes (OutRsts/NoPorts, AttemptFails), known scanner tools.",

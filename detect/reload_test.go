@@ -197,13 +197,13 @@ func TestReconfigureCarriesDetectorWindows(t *testing.T) {
 	lateralOnly := func(window time.Duration) Config {
 		var disabled []string
 		for _, f := range Factories() {
-			if f.Name != LateralName {
+			if f.Name != RuleLateralMovement {
 				disabled = append(disabled, f.Name)
 			}
 		}
 		c := defaultLateralConfig()
 		c.Window = window
-		return Config{Disabled: disabled, Detectors: map[string]any{LateralName: c}}
+		return Config{Disabled: disabled, Detectors: map[string]any{RuleLateralMovement: c}}
 	}
 	for _, carried := range []bool{true, false} {
 		e, err := NewEngine(lateralOnly(10*time.Minute), nil)
@@ -222,7 +222,7 @@ func TestReconfigureCarriesDetectorWindows(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := e.Run(sshTo(2))
-		if carried && (len(got) != 1 || got[0].RuleID != LateralName) {
+		if carried && (len(got) != 1 || got[0].RuleID != RuleLateralMovement) {
 			t.Errorf("after the reload the third host did not complete the fan-out: %v", rulesOf(got))
 		}
 		if !carried && len(got) != 0 {

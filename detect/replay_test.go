@@ -87,22 +87,22 @@ func TestReplayRecordedScenarios(t *testing.T) {
 	for _, tc := range []struct {
 		fixture, rule, technique, dest, process string
 	}{
-		{"port_scan_inbound_connect", PortScanName, "T1046", "", ""},
-		{"port_scan_inbound_syn", PortScanName, "T1046", "", ""},
-		{"port_scan_outbound_connect", PortScanName, "T1046", "", "nmap"},
-		{"port_scan_outbound_syn", PortScanName, "T1046", "", "nmap"},
-		{"lateral_ssh", LateralName, "T1021.004", "", "ssh"},
-		{"lateral_smb_rdp", LateralName, "T1021.002", "", "ncat"},
-		{"lateral_smb_rdp", LateralName, "T1021.001", "", "ncat"},
-		{"dns_unconfigured_resolver", DNSName, "T1071.004", "203.0.113.53", "dig"},
-		{"dns_resolv_conf_swap", DNSHijackRule, "T1071.004", "203.0.113.66", ""},
+		{"port_scan_inbound_connect", RulePortScan, "T1046", "", ""},
+		{"port_scan_inbound_syn", RulePortScan, "T1046", "", ""},
+		{"port_scan_outbound_connect", RulePortScan, "T1046", "", "nmap"},
+		{"port_scan_outbound_syn", RulePortScan, "T1046", "", "nmap"},
+		{"lateral_ssh", RuleLateralMovement, "T1021.004", "", "ssh"},
+		{"lateral_smb_rdp", RuleLateralMovement, "T1021.002", "", "ncat"},
+		{"lateral_smb_rdp", RuleLateralMovement, "T1021.001", "", "ncat"},
+		{"dns_unconfigured_resolver", RuleSuspiciousDNS, "T1071.004", "203.0.113.53", "dig"},
+		{"dns_resolv_conf_swap", RuleDNSHijack, "T1071.004", "203.0.113.66", ""},
 		{"tor", RuleTor, "T1090.003", "", "tor"},
 		{"tor", RuleTor, "T1090.003", "198.51.100.102", "ncat"},
-		{"beaconing", BeaconName, "T1071", "203.0.113.80", ""},
-		{"webserver_spawns_shell", SpawnName, "T1059.004", "", "sh"},
-		{"reverse_shell", ReverseShellRule, "T1059.004", "198.51.100.20", "bash"},
-		{"arp_spoofing", ARPName, "T1557.002", "", ""},
-		{"exfiltration", ExfilName, "T1048", "203.0.113.50", ""},
+		{"beaconing", RuleBeaconing, "T1071", "203.0.113.80", ""},
+		{"webserver_spawns_shell", RuleProcessSpawn, "T1059.004", "", "sh"},
+		{"reverse_shell", RuleReverseShell, "T1059.004", "198.51.100.20", "bash"},
+		{"arp_spoofing", RuleARPSpoofing, "T1557.002", "", ""},
+		{"exfiltration", RuleExfiltration, "T1048", "203.0.113.50", ""},
 	} {
 		t.Run(tc.fixture+"/"+tc.technique, func(t *testing.T) {
 			alerts := replayAlerts(t, tc.fixture)
@@ -123,7 +123,7 @@ func TestReplayRecordedScenarios(t *testing.T) {
 	}
 	// The random-interval control ran beside the beacon: no beaconing for it.
 	for _, a := range replayAlerts(t, "beaconing") {
-		if a.RuleID == BeaconName && a.Dest.Addr().String() == "203.0.113.81" {
+		if a.RuleID == RuleBeaconing && a.Dest.Addr().String() == "203.0.113.81" {
 			t.Errorf("beaconing alert for the random-interval control: %s", a.Message)
 		}
 	}

@@ -23,11 +23,11 @@ import (
 // The first snapshot is the baseline: processes already running are not
 // "spawned" (reverse shells are still reported).
 
-// SpawnName is the registry name of the process spawn detector;
-// ReverseShellRule is the rule id of reverse shells.
+// RuleProcessSpawn is the registry name (and main rule id) of the process
+// spawn detector; RuleReverseShell is the rule id of reverse shells.
 const (
-	SpawnName        = "process_spawn"
-	ReverseShellRule = "reverse_shell"
+	RuleProcessSpawn = "process_spawn"
+	RuleReverseShell = "reverse_shell"
 )
 
 // SpawnConfig configures the process spawn detector.
@@ -66,7 +66,7 @@ func defaultSpawnConfig() *SpawnConfig {
 	}
 }
 
-func init() { registerConfig(SpawnName, defaultSpawnConfig, newSpawn) }
+func init() { registerConfig(RuleProcessSpawn, defaultSpawnConfig, newSpawn) }
 
 type spawnKey struct {
 	pid   int32
@@ -95,12 +95,12 @@ func newSpawn(c SpawnConfig) (*processSpawn, error) {
 	}, nil
 }
 
-func (d *processSpawn) Name() string { return SpawnName }
+func (d *processSpawn) Name() string { return RuleProcessSpawn }
 
 func (d *processSpawn) Rules() []RuleInfo {
 	return []RuleInfo{
 		{
-			ID: SpawnName, Name: "Shell or interpreter spawned by a service", ThreatType: ThreatProcessSpawn, Technique: "T1059",
+			ID: RuleProcessSpawn, Name: "Shell or interpreter spawned by a service", ThreatType: ThreatProcessSpawn, Technique: "T1059",
 			Severity: SeverityCritical,
 			Description: "A new shell, interpreter or netcat-family process with a web server, database, mail server or Java app server " +
 				"among its ancestors; an Office/browser parent spawning a shell; reverse-shell idioms on the command line.",
@@ -109,7 +109,7 @@ func (d *processSpawn) Rules() []RuleInfo {
 				"mail_servers": d.cfg.MailServers, "java_app_markers": d.cfg.JavaAppMarkers},
 		},
 		{
-			ID: ReverseShellRule, Name: "Reverse shell", ThreatType: ThreatReverse, Technique: "T1059.004",
+			ID: RuleReverseShell, Name: "Reverse shell", ThreatType: ThreatReverse, Technique: "T1059.004",
 			Severity:    SeverityCritical,
 			Description: "A shell or interpreter whose stdin/stdout/stderr is a connected network socket.",
 		},
@@ -278,7 +278,7 @@ func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
 					continue
 				}
 				out = append(out, Alert{
-					RuleID: ReverseShellRule, ThreatType: ThreatReverse, Technique: spawnTechnique(kind, kname), Severity: SeverityCritical,
+					RuleID: RuleReverseShell, ThreatType: ThreatReverse, Technique: spawnTechnique(kind, kname), Severity: SeverityCritical,
 					Message:   fmt.Sprintf("reverse shell: %s (pid %d) has its standard streams on a %s connection to %s", p.Name, pid, s.Proto, s.Remote),
 					Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
 					Process:  ProcessContext(snap, env, pid),

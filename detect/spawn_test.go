@@ -70,7 +70,7 @@ func TestProcessSpawn(t *testing.T) {
 				c.Inode = 4242
 				s.Sockets = append(s.Sockets, c)
 			},
-			entity: "rev:1006", rule: ReverseShellRule, tech: "T1059.004",
+			entity: "rev:1006", rule: RuleReverseShell, tech: "T1059.004",
 		},
 		{
 			name: "office parent spawning a shell (original rule)",

@@ -7,7 +7,7 @@ import (
 	"github.com/netsentinel/netsentinel/collector"
 )
 
-// RuleSuspiciousPort is the suspicious_port detector's rule id.
+// RuleSuspiciousPort is the registry name (and rule id) of the suspicious port detector.
 const RuleSuspiciousPort = "suspicious_port"
 
 // DefaultSuspiciousPorts is the original's RAT/C2 port list without the Tor

@@ -17,9 +17,9 @@ import (
 // between polls) whose peer is listed raises a T1071 alert naming the list.
 // Lists are read once when the detector is built.
 
-// ThreatIntelName is the registry name (and rule id) of the threat-intel
+// RuleThreatIntel is the registry name (and rule id) of the threat-intel
 // detector.
-const ThreatIntelName = "threat_intel"
+const RuleThreatIntel = "threat_intel"
 
 // IntelList names one list file.
 type IntelList struct {
@@ -39,7 +39,7 @@ const (
 )
 
 func init() {
-	registerConfig(ThreatIntelName, func() *ThreatIntelConfig { return &ThreatIntelConfig{} }, newThreatIntel)
+	registerConfig(RuleThreatIntel, func() *ThreatIntelConfig { return &ThreatIntelConfig{} }, newThreatIntel)
 }
 
 // ParseIntelList parses a list: one IP or CIDR per line, blank lines and
@@ -181,7 +181,7 @@ func readIntelFile(path string) ([]byte, error) {
 	return fsutil.ReadFileCapped(path, maxIntelFileBytes)
 }
 
-func (d *threatIntel) Name() string { return ThreatIntelName }
+func (d *threatIntel) Name() string { return RuleThreatIntel }
 
 func (d *threatIntel) Rules() []RuleInfo {
 	lists := make([]string, len(d.cfg.Lists))
@@ -189,7 +189,7 @@ func (d *threatIntel) Rules() []RuleInfo {
 		lists[i] = l.Name
 	}
 	return []RuleInfo{{
-		ID: ThreatIntelName, Name: "Connection to a threat-intel listed address", ThreatType: ThreatIntelMatch,
+		ID: RuleThreatIntel, Name: "Connection to a threat-intel listed address", ThreatType: ThreatIntelMatch,
 		Technique: "T1071", Severity: SeverityHigh,
 		Description: "A socket's peer is in a configured list of known C2 addresses (IP or CIDR per line).",
 		Thresholds:  map[string]any{"lists": lists, "entries": d.set.total},
@@ -218,7 +218,7 @@ func (d *threatIntel) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		}
 		done[entity] = true
 		out = append(out, Alert{
-			RuleID: ThreatIntelName, ThreatType: ThreatIntelMatch, Technique: "T1071", Severity: SeverityHigh,
+			RuleID: RuleThreatIntel, ThreatType: ThreatIntelMatch, Technique: "T1071", Severity: SeverityHigh,
 			Message:   fmt.Sprintf("connection to %s listed in threat-intel list %s (%s) by %s", ra, strings.Join(lists, ", "), p, pkey),
 			Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
 			Process:  ProcessContext(snap, env, s.PID),

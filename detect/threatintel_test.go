@@ -69,7 +69,7 @@ func TestThreatIntel(t *testing.T) {
 				t.Fatalf("got %d alerts: %+v", len(got), got)
 			}
 			a := got[0]
-			if a.RuleID != ThreatIntelName || a.Technique != "T1071" || a.Evidence["matched"] != tc.match ||
+			if a.RuleID != RuleThreatIntel || a.Technique != "T1071" || a.Evidence["matched"] != tc.match ||
 				!strings.Contains(a.Message, "test-c2") || a.Process == nil || a.Dest != tc.sock.Remote {
 				t.Errorf("alert %+v", a)
 			}
@@ -103,14 +103,14 @@ func TestThreatIntelConfigErrors(t *testing.T) {
 // defaults and build.
 func TestMyDetectorConfigsDecodeFromYAML(t *testing.T) {
 	sections := map[string]string{
-		PortScanName:    "window: 2m\ninbound_ports: 10\ncounter_window: 30s\nclosed_port_probes: 500\nknown_scanners: [nmap]\n",
-		LateralName:     "window: 15m\nmin_hosts: 4\nports: {2222: T1021.004}\n",
-		DNSName:         "extra_resolvers: [10.0.0.1]\nrate_window: 2m\nmax_sockets_per_window: 100\n",
-		BeaconName:      "min_connections: 10\nmax_jitter: 0.1\nmax_interval: 2h\nexclude_destinations: [10.0.0.0/8]\nexclude_processes: [apt]\n",
-		SpawnName:       "max_depth: 4\nweb_servers: [nginx, myserver]\n",
-		ARPName:         "max_ips_per_mac: 2\nflip_window: 30m\nallowed_macs: ['52:54:00:00:00:01']\n",
-		ExfilName:       "threshold_bytes: 1000000\nwindow: 5m\ninclude_ingress: true\n",
-		ThreatIntelName: "lists:\n  - name: test-c2\n    path: " + filepath.Join("testdata", "threat_intel", "c2.txt") + "\n",
+		RulePortScan:        "window: 2m\ninbound_ports: 10\ncounter_window: 30s\nclosed_port_probes: 500\nknown_scanners: [nmap]\n",
+		RuleLateralMovement: "window: 15m\nmin_hosts: 4\nports: {2222: T1021.004}\n",
+		RuleSuspiciousDNS:   "extra_resolvers: [10.0.0.1]\nrate_window: 2m\nmax_sockets_per_window: 100\n",
+		RuleBeaconing:       "min_connections: 10\nmax_jitter: 0.1\nmax_interval: 2h\nexclude_destinations: [10.0.0.0/8]\nexclude_processes: [apt]\n",
+		RuleProcessSpawn:    "max_depth: 4\nweb_servers: [nginx, myserver]\n",
+		RuleARPSpoofing:     "max_ips_per_mac: 2\nflip_window: 30m\nallowed_macs: ['52:54:00:00:00:01']\n",
+		RuleExfiltration:    "threshold_bytes: 1000000\nwindow: 5m\ninclude_ingress: true\n",
+		RuleThreatIntel:     "lists:\n  - name: test-c2\n    path: " + filepath.Join("testdata", "threat_intel", "c2.txt") + "\n",
 	}
 	for name, src := range sections {
 		f, ok := Lookup(name)
@@ -128,7 +128,7 @@ func TestMyDetectorConfigsDecodeFromYAML(t *testing.T) {
 			t.Fatalf("%s: build: %v", name, err)
 		}
 		rules := det.Rules()
-		if len(rules) == 0 || rules[0].Thresholds == nil && name != ThreatIntelName {
+		if len(rules) == 0 || rules[0].Thresholds == nil && name != RuleThreatIntel {
 			t.Errorf("%s: rules %+v", name, rules)
 		}
 		bad := yaml.NewDecoder(strings.NewReader("no_such_key: 1\n"))

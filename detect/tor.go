@@ -22,7 +22,7 @@ import (
 	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
 
-// RuleTor is the tor detector's rule id.
+// RuleTor is the registry name (and rule id) of the Tor detector.
 const RuleTor = "tor"
 
 // DefaultTorPorts are Tor's well-known ports: 9001 ORPort, 9030 DirPort,
