@@ -51,6 +51,8 @@ func reportFixture(t testing.TB) ReportInput {
 	st.Sent.Add(9)
 	st.DeadLettered.Add(1)
 	st.Drop("queue_full", 2)
+	st.Offered.Add(14)
+	st.Filtered.Add(2)
 	return ReportInput{
 		Alerts: alerts, Snapshot: reportSnapshot(),
 		WindowStart: time.Date(2026, 11, 25, 21, 40, 0, 0, time.UTC),
@@ -61,6 +63,7 @@ func reportFixture(t testing.TB) ReportInput {
 			SourceErrors: map[string]int{"arp: permission denied": 2}},
 		Sinks:            map[string]sinks.StatsSnapshot{"stdout": st.Snapshot()},
 		DetectorCounters: map[string]uint64{"window_evictions": 0},
+		Suppressed:       map[string]uint64{"backup-ssh": 3},
 		Lookup:           attackLookup(t),
 	}
 }
