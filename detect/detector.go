@@ -40,7 +40,11 @@ type Common struct {
 	HomeNet []netip.Prefix
 }
 
-// Env is the read-only context of one Detect call.
+// Env is the engine's context handed to every Detect call. Detectors read it
+// (HomeNet, Process, IsInternal, IsExternal, Direction) and write to it:
+// Claim records connections whose other alerts the engine drops after all
+// detectors ran, and Direction caches a listener index. It belongs to the
+// engine: not safe for concurrent use, and not to be kept past the call.
 type Env struct {
 	Common
 	// procs holds processes seen in recent snapshots, so sockets that closed

@@ -93,7 +93,7 @@ func (noMetrics) PollFailed()            {}
 func (noMetrics) Alerted(*detect.Alert)  {}
 func (noMetrics) Reported(time.Time)     {}
 
-// ReportFunc writes a window report. final is true for the last window.
+// ReportFunc writes the report of window w to path.
 type ReportFunc func(w *Window, path string) error
 
 // Window accumulates what one report covers.
