@@ -41,6 +41,17 @@ for b in test/servers/build*.sh; do
 done
 
 # --- 3. static checks and tests ----------------------------------------------
+log "go mod tidy"
+# -diff changes nothing: it prints what tidy would change and exits non-zero.
+for mod in $(git ls-files '*go.mod' 2>/dev/null || echo go.mod); do
+  moddir=$(dirname "$mod")
+  if ! tidy=$(cd "$moddir" && go mod tidy -diff 2>&1); then
+    echo "go mod tidy would change $moddir/go.mod or go.sum; run 'go mod tidy' in $moddir and commit the result:" >&2
+    echo "$tidy" >&2
+    exit 1
+  fi
+done
+
 log "gofmt / go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './test/servers/*'))
 if [[ -n $unformatted ]]; then
