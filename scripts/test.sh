@@ -62,6 +62,10 @@ go vet ./...
 GOOS=darwin go build ./... && GOOS=windows go build ./...
 
 log "go test -race ./..."
+# Tests write only into temporary directories: whatever `git status` lists
+# after the run that it did not list before came from a test.
+tree_status() { { git status --porcelain --untracked-files=all 2>/dev/null || true; } | sort; }
+status_before=$(tree_status)
 export NETSENTINEL_REQUIRE_SERVERS=1
 if [[ $(id -u) -eq 0 ]]; then export NETSENTINEL_REQUIRE_ROOT=1; fi
 # -v so skips are visible; the noise of passing tests is filtered out of the console.
@@ -82,6 +86,16 @@ passed=$(grep -cE '^\s*--- PASS' /tmp/netsentinel-test.log || true)
 failed=$(grep -cE '^\s*--- FAIL' /tmp/netsentinel-test.log || true)
 echo "tests: $passed passed, $failed failed"
 [[ $status -eq 0 ]] || { echo "go test failed (full log: /tmp/netsentinel-test.log)" >&2; exit "$status"; }
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  written=$(comm -13 <(echo "$status_before") <(tree_status) | sed '/^$/d')
+  if [[ -n $written ]]; then
+    echo "the tests wrote into the source tree (use t.TempDir()); git status now also lists:" >&2
+    echo "$written" >&2
+    exit 1
+  fi
+else
+  echo "not a git checkout: cannot check that the tests left the source tree alone" >&2
+fi
 
 # --- 4. fuzzing -----------------------------------------------------------------
 fuzztime=${FUZZTIME:-10s}

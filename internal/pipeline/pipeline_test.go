@@ -56,6 +56,10 @@ type syncBuf = testserver.SyncBuffer
 
 func newPipeline(t *testing.T, cfg Config, src collector.Source, out *syncBuf, outs ...Output) *Pipeline {
 	t.Helper()
+	if cfg.ReportPath == "" {
+		// Never the working directory: tests do not write into the source tree.
+		cfg.ReportPath = filepath.Join(t.TempDir(), "report.json")
+	}
 	eng, err := detect.NewEngine(detect.Config{}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
