@@ -47,6 +47,7 @@ Without a command it runs the sensor: 60 s by default, alerts as NDJSON on stdou
 		newConfigCmd(stdout, stderr),
 		newManCmd(stdout),
 		newHealthCmd(stdout),
+		newTestCmd(stdout, stderr),
 	)
 	return root
 }

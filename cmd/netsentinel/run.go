@@ -209,21 +209,7 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 		sp, spec := ss.Spec, ss.Spec.String() // the spool and the name ignore route options
 		stats := &sinks.Stats{}
 		slog := log.Named("sink")
-		var s sinks.Sink
-		switch sp.Kind {
-		case "stdout":
-			s = sinks.NewStdout(stdout)
-		case "file":
-			fc := cfg.File
-			fc.Path = sp.Target
-			s, err = sinks.NewFile(fc, slog)
-		case "elasticsearch":
-			s, err = openElasticsearch(ctx, cfg, sp.Target, stats, slog)
-		case "kafka":
-			s, err = openKafka(ctx, cfg, sp.Target, stats, slog)
-		default:
-			err = usagef("sink %q: unknown kind %q", spec, sp.Kind)
-		}
+		s, err := openSink(ctx, cfg, sp, stdout, stats, slog)
 		if err != nil {
 			var ue usageError
 			if errors.As(err, &ue) {
@@ -262,6 +248,23 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 		outs = append(outs, pipeline.Output{Name: sp.Redacted(), Runner: r, Stats: stats, Sink: s, Route: ss.Route})
 	}
 	return outs, nil
+}
+
+// openSink opens one sink of the spec's kind.
+func openSink(ctx context.Context, cfg *config.Config, sp sinks.Spec, stdout io.Writer, stats *sinks.Stats, slog *zap.Logger) (sinks.Sink, error) {
+	switch sp.Kind {
+	case "stdout":
+		return sinks.NewStdout(stdout), nil
+	case "file":
+		fc := cfg.File
+		fc.Path = sp.Target
+		return sinks.NewFile(fc, slog)
+	case "elasticsearch":
+		return openElasticsearch(ctx, cfg, sp.Target, stats, slog)
+	case "kafka":
+		return openKafka(ctx, cfg, sp.Target, stats, slog)
+	}
+	return nil, usagef("sink %q: unknown kind %q", sp.Redacted(), sp.Kind)
 }
 
 // spoolDir is the sink's spool directory: spool.dir (default
