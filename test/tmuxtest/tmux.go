@@ -46,7 +46,7 @@ func Start(t testing.TB, w, h int, env []string, argv ...string) *Session {
 		t.Fatal(err)
 	}
 	s := &Session{t: t, sock: filepath.Join(dir, "s"), conf: filepath.Join(dir, "tmux.conf")}
-	conf := "set -g remain-on-exit on\nset -g status off\nset -g default-terminal tmux-256color\nset -g history-limit 0\n"
+	conf := "set -g remain-on-exit on\nset -g status off\nset -g default-terminal tmux-256color\nset -g history-limit 5000\n"
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -149,18 +149,37 @@ func (s *Session) WaitText(d time.Duration, texts ...string) []string {
 }
 
 // WaitExit waits until the command has exited and returns its exit status
-// and the pane's last screen.
+// and the pane's last screen (read after the exit, so it is complete). A
+// death by signal fails the test.
 func (s *Session) WaitExit(d time.Duration) (int, []string) {
 	s.t.Helper()
-	var status int
-	screen := s.WaitFor("the program's exit", d, func([]string) bool {
-		out := strings.TrimSpace(s.tmux("display-message", "-p", "-t", "t", "#{pane_dead} #{pane_dead_status}"))
-		dead, st, _ := strings.Cut(out, " ")
-		if dead != "1" {
+	status := -1
+	deadline := time.Now().Add(d)
+	s.WaitFor("the program's exit", d+5*time.Second, func([]string) bool {
+		if time.Now().After(deadline) {
+			s.diagnose()
+		}
+		out := strings.TrimSpace(s.tmux("display-message", "-p", "-t", "t", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"))
+		f := strings.Split(out, ":")
+		if len(f) != 3 || f[0] != "1" {
 			return false
 		}
-		_, err := fmt.Sscan(st, &status)
+		if f[2] != "" && f[2] != "0" {
+			s.t.Fatalf("the program died of signal %s; screen:\n%s", f[2], strings.Join(s.Screen(), "\n"))
+		}
+		_, err := fmt.Sscan(f[1], &status)
 		return err == nil
 	})
-	return status, screen
+	return status, s.Screen()
+}
+
+// diagnose fails the test with the hung program's state and goroutines
+// (SIGQUIT makes a Go program print them).
+func (s *Session) diagnose() {
+	s.t.Helper()
+	pid := strings.TrimSpace(s.tmux("display-message", "-p", "-t", "t", "#{pane_pid}"))
+	ps, _ := exec.Command("ps", "-o", "pid,stat,wchan:30,cmd", "-p", pid).CombinedOutput()
+	_ = exec.Command("kill", "-QUIT", pid).Run()
+	time.Sleep(time.Second) // let the dump reach the pane
+	s.t.Fatalf("the program did not exit:\n%s\n%s", ps, s.tmux("capture-pane", "-p", "-S", "-", "-t", "t"))
 }
