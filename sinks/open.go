@@ -29,6 +29,7 @@ var ErrBadSpec = errors.New("invalid sink spec")
 //	file:/var/log/netsentinel/alerts.ndjson
 //	elasticsearch:https://host:9200[,https://host2:9200]
 //	kafka:b1:9092,b2:9092/topic
+//	syslog:tcp://host:514 | syslog:udp://host:514 | syslog:tls://host:6514[?format=cef&...]
 type Spec struct {
 	Kind    string
 	Target  string
@@ -90,10 +91,15 @@ func parseKind(kind, target string, hasTarget bool, bad func(string, ...any) (Sp
 			return bad("%v", err)
 		}
 		return Spec{Kind: KindKafka, Target: target}, nil
+	case KindSyslog:
+		if _, err := ParseSyslogTarget(target, SyslogConfig{}); err != nil {
+			return bad("%v", err)
+		}
+		return Spec{Kind: KindSyslog, Target: target}, nil
 	case "":
-		return bad("empty sink kind (want stdout, file, elasticsearch or kafka)")
+		return bad("empty sink kind (want stdout, file, elasticsearch, kafka or syslog)")
 	default:
-		return bad("unknown sink kind %q (want stdout, file, elasticsearch or kafka)", kind)
+		return bad("unknown sink kind %q (want stdout, file, elasticsearch, kafka or syslog)", kind)
 	}
 }
 

@@ -263,6 +263,8 @@ func openSink(ctx context.Context, cfg *config.Config, sp sinks.Spec, stdout io.
 		return openElasticsearch(ctx, cfg, sp.Target, stats, slog)
 	case "kafka":
 		return openKafka(ctx, cfg, sp.Target, stats, slog)
+	case sinks.KindSyslog:
+		return openSyslog(cfg, sp.Target, stats, slog)
 	}
 	return nil, usagef("sink %q: unknown kind %q", sp.Redacted(), sp.Kind)
 }

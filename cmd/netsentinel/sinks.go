@@ -70,3 +70,15 @@ func openKafka(ctx context.Context, cfg *config.Config, target string, stats *si
 	}
 	return k, nil
 }
+
+// openSyslog builds a syslog sink: the target's transport, address and
+// options over the config's syslog section. It connects on the first write,
+// so a server that is down at start only delays delivery.
+func openSyslog(cfg *config.Config, target string, stats *sinks.Stats, log *zap.Logger) (sinks.Sink, error) {
+	sc, err := sinks.ParseSyslogTarget(target, cfg.Syslog)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("sink syslog:%s: %v", target, err)}
+	}
+	sc.DeadLetter = deadLetterPath(cfg, sc.DeadLetter, "syslog")
+	return sinks.NewSyslog(sc, stats, nil, log)
+}

@@ -50,12 +50,14 @@ type Config struct {
 	// HTTP serves /metrics, /healthz and /readyz when Address is set.
 	HTTP HTTPConfig `yaml:"http"`
 
-	// Sinks are sink specs: stdout, file:PATH, elasticsearch:URL, kafka:BROKERS/TOPIC.
+	// Sinks are sink specs: stdout, file:PATH, elasticsearch:URL, kafka:BROKERS/TOPIC,
+	// syslog:tcp|udp|tls://HOST:PORT.
 	Sinks         []string                  `yaml:"sinks"`
 	Queue         sinks.RunnerConfig        `yaml:"queue"`
 	File          sinks.FileConfig          `yaml:"file"`
 	Elasticsearch sinks.ElasticsearchConfig `yaml:"elasticsearch"`
 	Kafka         sinks.KafkaConfig         `yaml:"kafka"`
+	Syslog        sinks.SyslogConfig        `yaml:"syslog"`
 	// Buffer chooses memory or disk buffers for the sinks (sinks.BufferType).
 	Buffer sinks.BufferConfig `yaml:"buffer"`
 	// Spool is the disk buffer's settings (default dir: netsentinel-spool
