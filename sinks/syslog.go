@@ -192,7 +192,14 @@ func (c SyslogConfig) Validate() error {
 	if c.Network != SyslogTLS && !c.TLS.IsZero() {
 		errs = append(errs, fmt.Errorf("tls: options are set but the transport is %s (use syslog:tls://)", c.Network))
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs)) // one line, for the usage error
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // validHostname applies RFC 5424's HOSTNAME rule: 1-255 printable ASCII

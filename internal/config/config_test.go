@@ -24,6 +24,10 @@ func TestLoadFullFile(t *testing.T) {
 	if cfg.Format != "native" || cfg.Namespace != "prod" || len(cfg.Sinks) != 3 || cfg.Queue.QueueSize != 5000 {
 		t.Errorf("decoded %+v", cfg)
 	}
+	if sc := cfg.Syslog; sc.Format != "cef" || sc.Facility != "local4" || sc.ResendWindow != 5*time.Second ||
+		sc.UDPMaxBytes != 4096 || sc.TLS.CAFile != "/etc/ssl/siem-ca.pem" {
+		t.Errorf("syslog section decoded as %+v", sc)
+	}
 	if *cfg.SystemMetrics {
 		t.Error("system_metrics: false not applied")
 	}
