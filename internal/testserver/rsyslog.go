@@ -127,6 +127,7 @@ func (r *Rsyslog) config(port int) string {
 			q(r.opts.CAFile), q(r.opts.CertFile), q(r.opts.KeyFile))
 	}
 	b.WriteString(")\n")
+	b.WriteString("module(load=\"builtin:omfile\" fileCreateMode=\"0600\" dirCreateMode=\"0700\")\n")
 	b.WriteString(`template(name="fields" type="list" option.jsonf="on") {
   property(outname="pri" name="pri" format="jsonf")
   property(outname="timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
@@ -138,7 +139,7 @@ func (r *Rsyslog) config(port int) string {
   property(outname="raw" name="rawmsg" format="jsonf")
 }
 `)
-	fmt.Fprintf(&b, "ruleset(name=\"received\") { action(type=\"omfile\" file=%s template=\"fields\" fileCreateMode=\"0600\") }\n",
+	fmt.Fprintf(&b, "ruleset(name=\"received\") { action(type=\"omfile\" file=%s template=\"fields\") }\n",
 		q(r.MessagesPath()))
 	switch r.opts.Proto {
 	case "udp":
