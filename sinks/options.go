@@ -52,7 +52,11 @@ func SplitOptions(spec string) (string, Options, error) {
 	if err != nil {
 		return "", o, fmt.Errorf("%w %q: options: %v", ErrBadSpec, redactSpec(base), err)
 	}
-	route := url.Values{}
+	// A kind with options of its own (syslog: format, facility ...) keeps
+	// them in its target, where its parser checks them.
+	kind, _, _ := strings.Cut(base, ":")
+	ownOptions := kindHasOptions[strings.ToLower(strings.TrimSpace(kind))]
+	route, own := url.Values{}, map[string]bool{}
 	for k, vs := range q {
 		if set, ok := commonOptions[k]; ok {
 			if err := set(&o, vs[len(vs)-1]); err != nil {
@@ -60,10 +64,27 @@ func SplitOptions(spec string) (string, Options, error) {
 			}
 			continue
 		}
+		if ownOptions && k != RouteMinSeverity && k != RouteRules && k != RouteTechniques {
+			own[k] = true
+			continue
+		}
 		route[k] = vs
 	}
 	if o.Route, err = ParseRoute(route); err != nil {
 		return "", o, fmt.Errorf("%w %q: %v", ErrBadSpec, redactSpec(base), err)
 	}
+	if len(own) > 0 { // as written, in their order
+		var kept []string
+		for _, pair := range strings.Split(spec[i+1:], "&") {
+			if k, _, _ := strings.Cut(pair, "="); own[k] {
+				kept = append(kept, pair)
+			}
+		}
+		base += "?" + strings.Join(kept, "&")
+	}
 	return base, o, nil
 }
+
+// kindHasOptions are the sink kinds whose target takes query options of
+// its own besides the common ones.
+var kindHasOptions = map[string]bool{KindSyslog: true}

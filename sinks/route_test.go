@@ -25,6 +25,9 @@ func TestSplitRouteAndMatch(t *testing.T) {
 		{"elasticsearch:https://es:9200?techniques=T1071&techniques=t1021.004", "elasticsearch:https://es:9200",
 			[]Event{alertEv("suspicious_dns", "T1071.004", "2"), alertEv("beaconing", "T1071", "2"), alertEv("lateral_movement", "T1021.004", "4")},
 			[]Event{alertEv("lateral_movement", "T1021.002", "4"), alertEv("tor", "T1090.003", "3")}},
+		// syslog keeps its own options in the spec.
+		{"syslog:tcp://h:514?format=cef&min_severity=high&facility=local4", "syslog:tcp://h:514?format=cef&facility=local4",
+			[]Event{alertEv("tor", "T1090.003", "3")}, []Event{alertEv("port_scan", "T1046", "1")}},
 	} {
 		base, rt, err := SplitRoute(tc.spec)
 		if err != nil {

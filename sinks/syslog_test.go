@@ -61,6 +61,31 @@ func TestParseSyslogTarget(t *testing.T) {
 	}
 }
 
+func TestSyslogSpecWithRouteOptions(t *testing.T) {
+	base, rt, err := SplitRoute("syslog:udp://h?format=cef&rules=tor")
+	if err != nil || base != "syslog:udp://h?format=cef" || len(rt.Rules) != 1 {
+		t.Fatalf("split: %q %+v %v", base, rt, err)
+	}
+	sp, err := ParseSpec(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := ParseSyslogTarget(sp.Target, SyslogConfig{}); err != nil || cfg.Format != SyslogFormatCEF {
+		t.Errorf("target %q: %+v %v", sp.Target, cfg, err)
+	}
+	sp, err = ParseSpec("syslog:tcp://h?format=cef&buffer=memory&min_severity=high")
+	if err != nil || sp.Target != "tcp://h?format=cef" || sp.Options.Buffer != BufferMemory || sp.Options.Route.MinSeverity != 3 {
+		t.Errorf("common options beside syslog's: %+v %v", sp, err)
+	}
+	base, _, err = SplitRoute("syslog:tcp://h?colour=red&min_severity=low")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseSpec(base); err == nil || !strings.Contains(err.Error(), `option "colour" unknown`) {
+		t.Errorf("unknown option: %v", err)
+	}
+}
+
 // syslogTestEvent is the fixture alert number i, with the fields the
 // pipeline sets (severity 3 = high).
 func syslogTestEvent(t testing.TB, doc map[string]any, prefix string, i int) Event {
