@@ -89,8 +89,8 @@ func TestExampleCommentedOptionsAreRealDefaults(t *testing.T) {
 			t.Errorf("detector %s: the example shows\n%s\nthe defaults are\n%s", f.Name, shown, def)
 		}
 	}
-	if len(cfg.Sinks) != 4 || len(cfg.Exceptions) != 2 || cfg.Orchestrator.ClusterName == "" {
-		t.Errorf("uncommented: sinks %v, %d exceptions, orchestrator %+v; want the file, elasticsearch, kafka and routed sinks, two exceptions and a cluster name",
+	if len(cfg.Sinks) != 5 || len(cfg.Exceptions) != 2 || cfg.Orchestrator.ClusterName == "" {
+		t.Errorf("uncommented: sinks %v, %d exceptions, orchestrator %+v; want the file, elasticsearch, kafka, syslog and routed sinks, two exceptions and a cluster name",
 			cfg.Sinks, len(cfg.Exceptions), cfg.Orchestrator)
 	}
 }
