@@ -128,8 +128,14 @@ func NewSyslog(cfg SyslogConfig, stats *Stats, dl *DeadLetter, log *zap.Logger) 
 	return s, nil
 }
 
-// Name is "syslog:" + transport + "://" + address.
-func (s *Syslog) Name() string { return KindSyslog + ":" + s.cfg.Network + "://" + s.cfg.Address }
+// Name is "syslog:" + transport + "://" + address, plus "?format=cef" for CEF.
+func (s *Syslog) Name() string {
+	n := KindSyslog + ":" + s.cfg.Network + "://" + s.cfg.Address
+	if s.cfg.Format == SyslogFormatCEF {
+		n += "?format=cef"
+	}
+	return n
+}
 
 // Config is the effective configuration.
 func (s *Syslog) Config() SyslogConfig { return s.cfg }

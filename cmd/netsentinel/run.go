@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -287,7 +288,11 @@ func redactedSinks(specs []string) []string {
 		if sp, perr := sinks.ParseSpec(base); err == nil && perr == nil {
 			out[i] = sp.Redacted()
 			if !rt.IsZero() {
-				out[i] += "?" + rt.String()
+				sep := "?"
+				if strings.Contains(out[i], "?") { // syslog keeps options of its own
+					sep = "&"
+				}
+				out[i] += sep + rt.String()
 			}
 		} else {
 			out[i] = "(invalid)"
