@@ -63,7 +63,7 @@ func BufferType(spec Spec, cfg BufferConfig) string {
 		return spec.Options.Buffer
 	case cfg.Type != "" && spec.Kind != KindStdout:
 		return cfg.Type
-	case spec.Kind == KindElasticsearch, spec.Kind == KindKafka:
+	case spec.Kind == KindElasticsearch, spec.Kind == KindKafka, spec.Kind == KindSyslog:
 		return BufferDisk
 	default:
 		return BufferMemory

@@ -77,6 +77,8 @@ func TestParseSpecOptionsAndBufferType(t *testing.T) {
 		{"file:/tmp/what?.ndjson", "/tmp/what?.ndjson", "", BufferMemory},
 		{"stdout?buffer=disk", "", BufferDisk, BufferDisk},
 		{"stdout", "", "", BufferMemory},
+		{"syslog:tls://siem:6514", "tls://siem:6514", "", BufferDisk},
+		{"syslog:tcp://siem?format=cef&buffer=memory", "tcp://siem?format=cef", BufferMemory, BufferMemory},
 	} {
 		sp, err := ParseSpec(c.spec)
 		if err != nil {
