@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -79,6 +81,19 @@ func cmdTestOutput(ctx context.Context, cfg *config.Config, timeout time.Duratio
 	specs, err := cfg.SinkSpecs()
 	if err != nil {
 		return usageError{err.Error()}
+	}
+	// A rejected test event is reported on its line: no dead-letter file
+	// is left behind (the default one would land beside the report path).
+	tmp, err := os.MkdirTemp("", "netsentinel-test-output-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if cfg.Elasticsearch.DeadLetter == "" {
+		cfg.Elasticsearch.DeadLetter = filepath.Join(tmp, "elasticsearch-deadletter.ndjson")
+	}
+	if cfg.Kafka.DeadLetter == "" {
+		cfg.Kafka.DeadLetter = filepath.Join(tmp, "kafka-deadletter.ndjson")
 	}
 	failed := 0
 	for _, ss := range specs {

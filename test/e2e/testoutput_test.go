@@ -81,6 +81,7 @@ kafka: {dead_letter: %s}
 	cmd := exec.Command(binary, "test", "output", "--timeout", "10s",
 		"--sink", "elasticsearch:http://elastic:s3cr3t@127.0.0.1:1", "--sink", "kafka:127.0.0.1:1/netsentinel-test",
 		"--sink", "file:"+filepath.Join(dir, "more.ndjson"))
+	cmd.Dir = t.TempDir()
 	out, err = cmd.Output()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("test output with unreachable sinks: %v, want exit 1\n%s", err, out)
@@ -100,5 +101,9 @@ kafka: {dead_letter: %s}
 	}
 	if strings.Contains(string(out)+stderrOf(err), "s3cr3t") {
 		t.Error("output carries the sink password")
+	}
+	// Nothing is left in the working directory (no default dead-letter files).
+	if left, _ := filepath.Glob(filepath.Join(cmd.Dir, "netsentinel-*")); len(left) > 0 {
+		t.Errorf("test output left %v in its working directory", left)
 	}
 }
