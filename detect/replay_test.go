@@ -38,6 +38,17 @@ func replayWith(t *testing.T, name string, tune func(*Config)) ([]Alert, EngineS
 // test ends.
 func newReplayEngine(t *testing.T, tune func(*Config)) *Engine {
 	t.Helper()
+	eng, err := NewEngine(replayConfig(tune), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
+// replayConfig is the engine config of the scenario suite, adjusted by tune
+// when not nil.
+func replayConfig(tune func(*Config)) Config {
 	var torCfg *TorConfig
 	for _, f := range Factories() {
 		if f.Name == RuleTor {
@@ -52,12 +63,7 @@ func newReplayEngine(t *testing.T, tune func(*Config)) *Engine {
 	if tune != nil {
 		tune(&cfg)
 	}
-	eng, err := NewEngine(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	return eng
+	return cfg
 }
 
 // replayInto runs every snapshot of a recording through eng.
