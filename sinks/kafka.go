@@ -37,9 +37,9 @@ type Kafka struct {
 	transport *kafka.Transport
 	stats     *Stats
 	dl        *DeadLetter
-	ownDL     bool
-	log       *zap.Logger
-	headers   bool
+
+	log     *zap.Logger
+	headers bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -59,7 +59,8 @@ var kafkaHeaders = []struct {
 // NewKafka builds the sink from cfg (validated here; zero values take the
 // defaults). stats receives the counters; dl receives permanently rejected
 // messages (when nil, cfg.DeadLetter is opened, else they are counted as
-// dropped). It does no network I/O: call Check at start-up.
+// dropped); the sink closes it in Close. It does no network I/O: call
+// CheckStartup at start-up.
 func NewKafka(cfg KafkaConfig, stats *Stats, dl *DeadLetter, log *zap.Logger) (*Kafka, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka sink config: %w: %w", ErrPermanent, err)
@@ -106,7 +107,7 @@ func NewKafka(cfg KafkaConfig, stats *Stats, dl *DeadLetter, log *zap.Logger) (*
 		if err != nil {
 			return nil, fmt.Errorf("kafka sink dead_letter: %w", err)
 		}
-		k.dl, k.ownDL = d, true
+		k.dl = d
 	}
 	k.w = &kafka.Writer{
 		Addr:     kafka.TCP(cfg.Brokers...),
@@ -208,6 +209,23 @@ func (k *Kafka) Check(ctx context.Context) error {
 		return nil
 	}
 	return k.missingTopic(kafka.UnknownTopicOrPartition)
+}
+
+// CheckStartup runs Check and applies fail_fast: unreachable brokers stop
+// start-up only with fail_fast; without it they are logged and the sink
+// starts degraded (its runner retries; the buffer keeps the events). A
+// permanent error (credentials, a missing topic) is returned either way.
+func (k *Kafka) CheckStartup(ctx context.Context) error {
+	err := k.Check(ctx)
+	if err == nil || k.cfg.FailFast || errors.Is(err, ErrPermanent) {
+		if err != nil && k.cfg.FailFast {
+			return fmt.Errorf("kafka sink (fail_fast): %w", err)
+		}
+		return err
+	}
+	k.log.Error("kafka sink not ready; the pipeline keeps running and events are buffered until a broker answers (set fail_fast: true to stop instead)",
+		zap.Error(err))
+	return nil
 }
 
 func (k *Kafka) missingTopic(cause error) error {
@@ -633,7 +651,7 @@ func (k *Kafka) Close(ctx context.Context) error {
 			k.closeErr = fmt.Errorf("kafka close: gave up after close_timeout %s, in-flight batches abandoned", k.cfg.CloseTimeout)
 		}
 		k.transport.CloseIdleConnections()
-		if k.ownDL {
+		if k.dl != nil { // the sink owns its dead-letter file, given or its own
 			if err := k.dl.Close(); err != nil {
 				k.closeErr = errors.Join(k.closeErr, err)
 			}

@@ -68,6 +68,11 @@ type KafkaConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"` // one produce request
 	CloseTimeout time.Duration `yaml:"close_timeout"` // Close gives up after this
 	Retry        KafkaRetry    `yaml:"retry"`
+	// FailFast makes start-up fail when no broker answers; otherwise the
+	// sink starts degraded: the error is logged, events wait in its buffer
+	// (the disk spool by default) and delivery begins when a broker answers.
+	// A missing topic or rejected credentials stop start-up either way.
+	FailFast bool `yaml:"fail_fast"`
 	// DeadLetter is the path of the local dead-letter file for messages the
 	// broker can never accept (used when no shared DeadLetter is passed).
 	DeadLetter string `yaml:"dead_letter"`

@@ -64,7 +64,7 @@ func openKafka(ctx context.Context, cfg *config.Config, target string, stats *si
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := k.Check(cctx); err != nil {
+	if err := k.CheckStartup(cctx); err != nil {
 		k.Close(context.Background())
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
