@@ -7,7 +7,6 @@ import (
 
 	"github.com/netsentinel/netsentinel/collector"
 	"github.com/netsentinel/netsentinel/detect"
-	"github.com/netsentinel/netsentinel/sinks"
 )
 
 // Report is one window's report: the original tool's structure
@@ -156,9 +155,25 @@ type SnapshotStats struct {
 
 // SinkStatistic is one sink's delivery account for the run so far.
 type SinkStatistic struct {
-	Delivered uint64              `json:"delivered"` // sent, including duplicates the server already had
-	Failed    uint64              `json:"failed"`    // will not be delivered: dead-lettered + dropped
-	Counters  sinks.StatsSnapshot `json:"counters"`
+	Delivered uint64       `json:"delivered"` // sent, including duplicates the server already had
+	Failed    uint64       `json:"failed"`    // will not be delivered: dead-lettered + dropped
+	Counters  SinkCounters `json:"counters"`
+}
+
+// SinkCounters are one sink's delivery counters as the report shows them.
+// The caller fills them from its sink runners (schemas does not know the
+// sinks package).
+type SinkCounters struct {
+	Sent         uint64            `json:"sent"`          // delivered (including duplicates)
+	Retried      uint64            `json:"retried"`       // re-sent after a transient failure
+	Duplicate    uint64            `json:"duplicate"`     // the server had it already
+	DeadLettered uint64            `json:"dead_lettered"` // rejected permanently, in the dead-letter file
+	Spooled      uint64            `json:"spooled"`       // written to the disk buffer
+	Failed       uint64            `json:"failed"`        // write attempts that failed
+	Offered      uint64            `json:"offered"`       // alerts offered (before the route)
+	Filtered     uint64            `json:"filtered"`      // alerts the route left out
+	Dropped      uint64            `json:"dropped"`
+	DroppedBy    map[string]uint64 `json:"dropped_by_reason,omitempty"`
 }
 
 // Report list caps (bounded memory and file size).
@@ -177,7 +192,7 @@ type ReportInput struct {
 	Version     string
 	Hostname    string // default Snapshot.Hostname
 	Collection  CollectionStats
-	Sinks       map[string]sinks.StatsSnapshot
+	Sinks       map[string]SinkCounters
 	// DetectorCounters are optional engine counters (evictions ...).
 	DetectorCounters map[string]uint64
 	// Suppressed counts the window's alerts silenced per exception.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/netsentinel/netsentinel/collector"
 	"github.com/netsentinel/netsentinel/detect"
-	"github.com/netsentinel/netsentinel/sinks"
 )
 
 func reportSnapshot() *collector.Snapshot {
@@ -47,12 +46,6 @@ func reportFixture(t testing.TB) ReportInput {
 	for _, na := range fixtureAlerts() {
 		alerts = append(alerts, na.alert)
 	}
-	var st sinks.Stats
-	st.Sent.Add(9)
-	st.DeadLettered.Add(1)
-	st.Drop("queue_full", 2)
-	st.Offered.Add(14)
-	st.Filtered.Add(2)
 	return ReportInput{
 		Alerts: alerts, Snapshot: reportSnapshot(),
 		WindowStart: time.Date(2026, 11, 25, 21, 40, 0, 0, time.UTC),
@@ -61,7 +54,8 @@ func reportFixture(t testing.TB) ReportInput {
 		Version:     "1.0.0-test",
 		Collection: CollectionStats{Polls: 300, PollErrors: 1, TotalDuration: 3 * time.Second, MaxDuration: 40 * time.Millisecond,
 			SourceErrors: map[string]int{"arp: permission denied": 2}},
-		Sinks:            map[string]sinks.StatsSnapshot{"stdout": st.Snapshot()},
+		Sinks: map[string]SinkCounters{"stdout": {Sent: 9, DeadLettered: 1, Offered: 14, Filtered: 2,
+			Dropped: 2, DroppedBy: map[string]uint64{"queue_full": 2}}},
 		DetectorCounters: map[string]uint64{"window_evictions": 0},
 		Suppressed:       map[string]uint64{"backup-ssh": 3},
 		Lookup:           attackLookup(t),

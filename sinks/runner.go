@@ -221,8 +221,18 @@ func (r *Runner) Name() string { return r.sink.Name() }
 // Sink returns the driven sink (e.g. to call Reopen on SIGHUP).
 func (r *Runner) Sink() Sink { return r.sink }
 
-// Stats returns a snapshot of the counters.
-func (r *Runner) Stats() StatsSnapshot { return r.stats.Snapshot() }
+// Stats returns a snapshot of the counters (sent, retried, duplicate,
+// dead_lettered, spooled, failed, dropped by reason) with the buffer's
+// state: safe to call at any time from any goroutine (metrics, dashboard).
+func (r *Runner) Stats() StatsSnapshot {
+	s := r.stats.Snapshot()
+	s.Buffer = BufferMemory
+	if r.durable {
+		s.Buffer = BufferDisk
+	}
+	s.Queued, s.BufferBytes = r.Queued(), r.buf.Bytes()
+	return s
+}
 
 // Queued is the number of events waiting for the sink: in the buffer
 // (in-flight batch included) and, for a durable buffer, not yet in it.

@@ -89,6 +89,12 @@ type StatsSnapshot struct {
 	Filtered     uint64            `json:"filtered"`
 	Dropped      uint64            `json:"dropped"`
 	DroppedBy    map[string]uint64 `json:"dropped_by_reason,omitempty"`
+	// Filled by Runner.Stats (zero from Stats.Snapshot): the buffer's type,
+	// the events waiting for the sink, and the buffer's bytes (the spool's
+	// size on disk for a disk buffer).
+	Buffer      string `json:"buffer,omitempty"`
+	Queued      int    `json:"queue_length"`
+	BufferBytes int64  `json:"buffer_bytes"`
 }
 
 // Snapshot copies the counters.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -195,8 +196,18 @@ type Spool struct {
 	rf      *os.File   // read handle of cur.seg
 	rfSeq   uint64
 
+	// Mirrors of pending and total, stored under mu, read without it: Len
+	// and Bytes (metrics, the runner's Stats) never wait on a stalled disk.
+	lenA, bytesA atomic.Int64
+
 	stop chan struct{}
 	done chan struct{}
+}
+
+// mirrorLocked publishes pending and total to Len and Bytes.
+func (s *Spool) mirrorLocked() {
+	s.lenA.Store(int64(s.pending))
+	s.bytesA.Store(s.total)
 }
 
 // OpenSpool opens (creating, mode 0700) the spool in dir, deletes segments
@@ -223,6 +234,7 @@ func OpenSpool(dir string, cfg SpoolConfig, stats *Stats, log *zap.Logger) (*Spo
 		s.unlock()
 		return nil, err
 	}
+	s.mirrorLocked() // not shared yet
 	if s.pending > 0 {
 		s.log.Info("spool holds events from an earlier run; replaying", zap.Int("events", s.pending))
 	}
@@ -491,6 +503,7 @@ func (s *Spool) Put(events []Event) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.mirrorLocked()
 	if s.closed {
 		return ErrSpoolClosed
 	}
@@ -570,11 +583,7 @@ func (s *Spool) rollLocked() error {
 }
 
 // Pending is the number of events in the spool not yet acknowledged.
-func (s *Spool) Pending() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pending
-}
+func (s *Spool) Pending() int { return int(s.lenA.Load()) }
 
 // Len is Pending (the Buffer interface).
 func (s *Spool) Len() int { return s.Pending() }
@@ -583,11 +592,7 @@ func (s *Spool) Len() int { return s.Pending() }
 func (s *Spool) Durable() bool { return true }
 
 // Bytes is the spool's size on disk.
-func (s *Spool) Bytes() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.total
-}
+func (s *Spool) Bytes() int64 { return s.bytesA.Load() }
 
 // Peek returns up to max of the oldest undelivered events, in order, without
 // removing them; Ack removes them once delivered. A damaged record is
@@ -596,6 +601,7 @@ func (s *Spool) Bytes() int64 {
 func (s *Spool) Peek(max int) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.mirrorLocked()
 	if s.closed {
 		return nil, ErrSpoolClosed
 	}
@@ -747,6 +753,7 @@ func (s *Spool) reader(seq uint64) (*os.File, error) {
 func (s *Spool) Ack(n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.mirrorLocked()
 	if s.closed {
 		return ErrSpoolClosed
 	}

@@ -12,9 +12,9 @@ import (
 // drain, for the final report).
 func reportWriter(eng *detect.Engine, outs []pipeline.Output, host schemas.Host, version string) pipeline.ReportFunc {
 	return func(w *pipeline.Window, path string) error {
-		sinkStats := make(map[string]sinks.StatsSnapshot, len(outs))
+		sinkStats := make(map[string]schemas.SinkCounters, len(outs))
 		for _, o := range outs {
-			sinkStats[o.Name] = o.Stats.Snapshot()
+			sinkStats[o.Name] = reportCounters(o.Runner.Stats())
 		}
 		counters := map[string]uint64{}
 		es := eng.Stats()
@@ -45,5 +45,14 @@ func reportWriter(eng *detect.Engine, outs []pipeline.Output, host schemas.Host,
 			Lookup:           schemas.DetectLookup,
 		})
 		return schemas.WriteReportAtomic(path, rep)
+	}
+}
+
+// reportCounters copies a runner's counters into the report's type.
+func reportCounters(s sinks.StatsSnapshot) schemas.SinkCounters {
+	return schemas.SinkCounters{
+		Sent: s.Sent, Retried: s.Retried, Duplicate: s.Duplicate, DeadLettered: s.DeadLettered,
+		Spooled: s.Spooled, Failed: s.Failed, Offered: s.Offered, Filtered: s.Filtered,
+		Dropped: s.Dropped, DroppedBy: s.DroppedBy,
 	}
 }

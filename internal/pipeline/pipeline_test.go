@@ -73,9 +73,11 @@ func newPipeline(t *testing.T, cfg Config, src collector.Source, out *syncBuf, o
 	st := sinks.NewStdout(out)
 	outs = append([]Output{{Name: "stdout", Sink: st, Runner: sinks.NewRunner(st, sinks.RunnerConfig{}, stats, zap.NewNop()), Stats: stats}}, outs...)
 	report := func(w *Window, path string) error {
-		ss := map[string]sinks.StatsSnapshot{}
+		ss := map[string]schemas.SinkCounters{}
 		for _, o := range outs {
-			ss[o.Name] = o.Stats.Snapshot()
+			st := o.Runner.Stats()
+			ss[o.Name] = schemas.SinkCounters{Sent: st.Sent, Spooled: st.Spooled, Offered: st.Offered,
+				Filtered: st.Filtered, Dropped: st.Dropped, DroppedBy: st.DroppedBy}
 		}
 		return schemas.WriteReportAtomic(path, schemas.BuildReport(schemas.ReportInput{
 			Alerts: w.Alerts, Snapshot: w.Last, WindowStart: w.Start, WindowEnd: w.End, Sinks: ss, Suppressed: w.Suppressed,
