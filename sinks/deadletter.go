@@ -55,6 +55,9 @@ func (d *DeadLetter) Write(sink string, ev Event, reason string) error {
 	line = append(line, '\n')
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.f == nil {
+		return fmt.Errorf("dead-letter write %s: %w", d.path, os.ErrClosed)
+	}
 	if _, err := d.f.Write(line); err != nil {
 		return fmt.Errorf("dead-letter write %s: %w", d.path, err)
 	}
@@ -64,9 +67,14 @@ func (d *DeadLetter) Write(sink string, ev Event, reason string) error {
 // Path is the file's location.
 func (d *DeadLetter) Path() string { return d.path }
 
-// Close closes the file.
+// Close closes the file; later calls do nothing.
 func (d *DeadLetter) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.f.Close()
+	if d.f == nil {
+		return nil
+	}
+	err := d.f.Close()
+	d.f = nil
+	return err
 }

@@ -71,7 +71,7 @@ const maxLoggedCauses = 256
 
 // NewElasticsearch builds the sink: it applies defaults and env overrides,
 // validates, reads credential files and prepares the client. It does no
-// network I/O; call Check for that.
+// network I/O; call Check for that. The sink owns dl and closes it in Close.
 func NewElasticsearch(cfg ElasticsearchConfig, stats *Stats, dl *DeadLetter, log *zap.Logger) (*Elasticsearch, error) {
 	if log == nil {
 		log = zap.NewNop()
@@ -150,7 +150,10 @@ func (e *Elasticsearch) Close(ctx context.Context) error {
 	err := e.client.Close(ctx)
 	e.tr.CloseIdleConnections()
 	if errors.Is(err, elasticsearch.ErrAlreadyClosed) {
-		return nil
+		err = nil
+	}
+	if e.dl != nil { // the sink owns its dead-letter file
+		err = errors.Join(err, e.dl.Close())
 	}
 	return err
 }

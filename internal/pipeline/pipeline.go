@@ -286,7 +286,9 @@ func (p *Pipeline) cycle(ctx context.Context, wp **Window) (done bool, err error
 	alerts := p.eng.Run(snap)
 	for _, a := range alerts {
 		w.Alerts = append(w.Alerts, a)
-		p.publish(&a)
+		if !p.publish(&a) {
+			w.FormatErrs++ // in the report's format_errors; offered to no sink
+		}
 	}
 	if p.observer != nil {
 		p.observer(snap, alerts)
@@ -299,11 +301,13 @@ func (p *Pipeline) cycle(ctx context.Context, wp **Window) (done bool, err error
 	return false, nil
 }
 
-func (p *Pipeline) publish(a *detect.Alert) {
+// publish formats a and offers it to every sink; false when it could not
+// be formatted (logged; no sink sees it).
+func (p *Pipeline) publish(a *detect.Alert) bool {
 	body, err := p.format.Format(a)
 	if err != nil {
-		p.log.Error("formatting alert", zap.String("rule", a.RuleID), zap.Error(err))
-		return
+		p.log.Error("formatting alert; not shipped", zap.String("rule", a.RuleID), zap.Error(err))
+		return false
 	}
 	p.metrics.Alerted(a)
 	ev := sinks.Event{ID: a.ID, Body: body, Fields: map[string]string{
@@ -322,6 +326,7 @@ func (p *Pipeline) publish(a *detect.Alert) {
 		}
 		o.Runner.Publish(ev)
 	}
+	return true
 }
 
 // drain closes every runner concurrently, each bounded by the drain deadline.

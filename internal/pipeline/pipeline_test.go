@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -287,5 +288,37 @@ func TestObserverSeesEveryPollAndAlert(t *testing.T) {
 	}
 	if !last.Equal(t0.Add(4 * time.Minute)) {
 		t.Errorf("last observed snapshot at %v, want %v", last, t0.Add(4*time.Minute))
+	}
+}
+
+// failingFormatter cannot format anything.
+type failingFormatter struct{}
+
+func (failingFormatter) Format(*detect.Alert) ([]byte, error) { return nil, errors.New("no formatter") }
+func (failingFormatter) Name() string                         { return "failing" }
+
+// An alert that cannot be formatted is counted in the window's
+// format_errors and offered to no sink (so no sink reports it shipped).
+func TestUnformattableAlertCountedNotShipped(t *testing.T) {
+	src, err := collector.OpenReplay(recording(t, 5, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuf
+	p := newPipeline(t, Config{Interval: time.Second, Duration: time.Hour}, src, &out)
+	p.format = failingFormatter{}
+	var alerts, formatErrs int
+	p.report = func(w *Window, _ string) error {
+		alerts, formatErrs = len(w.Alerts), w.FormatErrs
+		return nil
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if alerts == 0 || formatErrs != alerts {
+		t.Fatalf("%d alerts, %d format errors: want every alert counted", alerts, formatErrs)
+	}
+	if st := p.outs[0].Runner.Stats(); st.Offered != 0 || st.Sent != 0 || out.String() != "" {
+		t.Fatalf("stdout sink %+v, output %q: want nothing offered or sent", st, out.String())
 	}
 }
