@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -44,4 +45,45 @@ func (b Backoff) Delay(attempt int) time.Duration {
 		return 0
 	}
 	return time.Duration(rand.Int64N(int64(c) + 1))
+}
+
+// EqualJitter returns a delay for attempt (0 = first retry) uniform in
+// [c/2, c] with c = Ceiling(attempt) ("equal jitter"): the in-Write retries
+// of the Elasticsearch and Kafka sinks, which must wait at least a little.
+func (b Backoff) EqualJitter(attempt int) time.Duration {
+	return equalJitter(b.Ceiling(attempt), rand.Int64N)
+}
+
+func equalJitter(c time.Duration, randN func(int64) int64) time.Duration {
+	if c <= 1 {
+		return c
+	}
+	half := c / 2
+	return half + time.Duration(randN(int64(c-half)+1))
+}
+
+// sleepCtx waits d; false if ctx ended or wake was closed first. It is the
+// one wait of every retry loop in this package.
+func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-wake:
+		return false
+	}
+}
+
+// Sleep waits d, or returns ctx.Err() when ctx ends first.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if !sleepCtx(ctx, d, nil) {
+		return ctx.Err()
+	}
+	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
@@ -97,7 +96,7 @@ func NewElasticsearch(cfg ElasticsearchConfig, stats *Stats, dl *DeadLetter, log
 	e := &Elasticsearch{
 		cfg: cfg, client: client, tr: tr, stats: stats, dl: dl, log: log, target: target,
 		actionPrefix: append(append([]byte(`{"create":{"_index":`), prefix...), ','),
-		sleep:        esSleep,
+		sleep:        Sleep,
 		causes:       map[string]bool{},
 	}
 	log.Info("elasticsearch sink configured", zap.Object("config", cfg))
@@ -373,31 +372,12 @@ func (e *Elasticsearch) bisect(ctx context.Context, events []Event, cause error)
 // backoff is the wait before retry n (1-based): Initial*2^(n-1) capped at
 // Max, with "equal jitter": uniformly in [d/2, d].
 func (e *Elasticsearch) backoff(n int) time.Duration {
-	return jitteredBackoff(e.cfg.Retry.Initial, e.cfg.Retry.Max, n, rand.Int64N)
+	return Backoff{Initial: e.cfg.Retry.Initial, Max: e.cfg.Retry.Max}.EqualJitter(n - 1)
 }
 
+// jitteredBackoff is backoff with the random source given (tests).
 func jitteredBackoff(initial, maxD time.Duration, n int, randN func(int64) int64) time.Duration {
-	d := initial
-	for i := 1; i < n && d < maxD; i++ {
-		d *= 2
-	}
-	d = min(d, maxD)
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + time.Duration(randN(int64(d-half)+1))
-}
-
-func esSleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return equalJitter(Backoff{Initial: initial, Max: maxD}.Ceiling(n-1), randN)
 }
 
 // esStatusError is a whole-request rejection.

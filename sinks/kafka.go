@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -314,7 +313,7 @@ func (k *Kafka) Write(ctx context.Context, batch []Event) error {
 			}
 			d := kafkaBackoff(k.cfg.Retry.Initial, k.cfg.Retry.Max, attempt-1)
 			k.log.Warn("kafka write failed, retrying", zap.Int("events", len(pending)), zap.Int("attempt", attempt), zap.Duration("backoff", d), zap.Error(lastErr))
-			if err := kafkaSleep(ctx, d); err != nil {
+			if err := Sleep(ctx, d); err != nil {
 				return &RetryableError{Remaining: kafkaEvents(pending), Err: fmt.Errorf("kafka: %w (last error: %v)", err, lastErr)}
 			}
 			k.stats.Retried.Add(uint64(len(pending)))
@@ -608,27 +607,7 @@ func kafkaScalar(v any) (string, bool) {
 // kafkaBackoff returns the delay before retry n (1-based): initial doubling up
 // to max, with "equal jitter" (half fixed, half random).
 func kafkaBackoff(initial, maxDelay time.Duration, n int) time.Duration {
-	d := initial
-	for i := 1; i < n && d < maxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxDelay)
-	half := d / 2
-	if half <= 0 {
-		return d
-	}
-	return half + rand.N(half+1)
-}
-
-func kafkaSleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return Backoff{Initial: initial, Max: maxDelay}.EqualJitter(n - 1)
 }
 
 // Close flushes pending batches and closes connections, giving up when

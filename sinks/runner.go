@@ -577,23 +577,6 @@ func (r *Runner) write(batch []Event) (err error) {
 	return r.sink.Write(r.ctx, batch)
 }
 
-// sleepCtx waits d; false if ctx ended or wake was closed first.
-func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-wake:
-		return false
-	}
-}
-
 // abandonGrace is how long Close waits, after cancelling the worker's
 // context at the deadline, for a Write to return before abandoning it.
 const abandonGrace = 100 * time.Millisecond

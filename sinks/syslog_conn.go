@@ -461,12 +461,8 @@ func (s *Syslog) reconnectLoop() {
 			if err == nil {
 				break
 			}
-			t := time.NewTimer(bo.Delay(attempt))
-			select {
-			case <-s.stop:
-				t.Stop()
+			if !sleepCtx(context.Background(), bo.Delay(attempt), s.stop) {
 				return
-			case <-t.C:
 			}
 		}
 	}
