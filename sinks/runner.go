@@ -234,6 +234,15 @@ func (r *Runner) Stats() StatsSnapshot {
 	return s
 }
 
+// CountRouted counts an alert offered to this sink, and whether its route
+// let it through (the pipeline's routing counters: offered, filtered).
+func (r *Runner) CountRouted(passed bool) {
+	r.stats.Offered.Add(1)
+	if !passed {
+		r.stats.Filtered.Add(1)
+	}
+}
+
 // Queued is the number of events waiting for the sink: in the buffer
 // (in-flight batch included) and, for a durable buffer, not yet in it.
 func (r *Runner) Queued() int { return r.buf.Len() + len(r.intake) }

@@ -54,7 +54,7 @@ func dashboardOptions(cfg *config.Config, host schemas.Host, outs []pipeline.Out
 		Sinks: func() []dashboard.SinkStat {
 			out := make([]dashboard.SinkStat, 0, len(outs))
 			for _, o := range outs {
-				s := o.Stats.Snapshot()
+				s := o.Runner.Stats()
 				// Failed as in the report: dead-lettered or dropped.
 				out = append(out, dashboard.SinkStat{Name: o.Name, Delivered: s.Sent, Failed: s.DeadLettered + s.Dropped, Spooled: s.Spooled})
 			}

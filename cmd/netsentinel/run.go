@@ -246,7 +246,7 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 		if watch != nil {
 			watch.SetStats(r)
 		}
-		outs = append(outs, pipeline.Output{Name: sp.Redacted(), Runner: r, Stats: stats, Sink: s, Route: ss.Route})
+		outs = append(outs, pipeline.Output{Name: sp.Redacted(), Runner: r, Route: ss.Route})
 	}
 	return outs, nil
 }

@@ -26,12 +26,11 @@ import (
 	"github.com/netsentinel/netsentinel/sinks"
 )
 
-// Output is one configured sink with its runner and counters.
+// Output is one configured sink: its runner (which holds the sink, its
+// buffer and its counters) and its route.
 type Output struct {
 	Name   string
-	Sink   sinks.Sink
 	Runner *sinks.Runner
-	Stats  *sinks.Stats
 	// Route selects the alerts this sink gets (zero: all); Reload replaces it.
 	Route sinks.Route
 }
@@ -319,9 +318,9 @@ func (p *Pipeline) publish(a *detect.Alert) bool {
 	}}
 	routes := *p.routes.Load()
 	for i, o := range p.outs {
-		o.Stats.Offered.Add(1)
-		if !routes[i].Match(ev) {
-			o.Stats.Filtered.Add(1)
+		pass := routes[i].Match(ev)
+		o.Runner.CountRouted(pass)
+		if !pass {
 			continue
 		}
 		o.Runner.Publish(ev)

@@ -72,7 +72,7 @@ func newPipeline(t *testing.T, cfg Config, src collector.Source, out *syncBuf, o
 	}
 	stats := &sinks.Stats{}
 	st := sinks.NewStdout(out)
-	outs = append([]Output{{Name: "stdout", Sink: st, Runner: sinks.NewRunner(st, sinks.RunnerConfig{}, stats, zap.NewNop()), Stats: stats}}, outs...)
+	outs = append([]Output{{Name: "stdout", Runner: sinks.NewRunner(st, sinks.RunnerConfig{}, stats, zap.NewNop())}}, outs...)
 	report := func(w *Window, path string) error {
 		ss := map[string]schemas.SinkCounters{}
 		for _, o := range outs {
@@ -168,7 +168,7 @@ func TestStuckSinkDoesNotBlock(t *testing.T) {
 	}
 	bs := &blockingSink{release: make(chan struct{})}
 	stats := &sinks.Stats{}
-	stuck := Output{Name: "stuck", Sink: bs, Runner: sinks.NewRunner(bs, sinks.RunnerConfig{QueueSize: 5}, stats, zap.NewNop()), Stats: stats}
+	stuck := Output{Name: "stuck", Runner: sinks.NewRunner(bs, sinks.RunnerConfig{QueueSize: 5}, stats, zap.NewNop())}
 	var out syncBuf
 	p := newPipeline(t, Config{Interval: time.Second, Duration: time.Hour, DrainTimeout: 500 * time.Millisecond,
 		ReportPath: filepath.Join(t.TempDir(), "r.json")}, src, &out, stuck)

@@ -58,7 +58,7 @@ func (p *Pipeline) output(name string) int {
 // them); the others are untouched.
 func (p *Pipeline) ReopenSinks() {
 	for _, o := range p.outs {
-		if r, ok := o.Sink.(interface{ Reopen() error }); ok {
+		if r, ok := o.Runner.Sink().(interface{ Reopen() error }); ok {
 			if err := r.Reopen(); err != nil {
 				p.log.Error("reopening sink", zap.String("sink", o.Name), zap.Error(err))
 			} else {

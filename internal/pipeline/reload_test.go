@@ -21,7 +21,7 @@ import (
 func stdoutOutput(name string, buf *syncBuf, rt sinks.Route) Output {
 	stats := &sinks.Stats{}
 	s := sinks.NewStdout(buf)
-	return Output{Name: name, Sink: s, Runner: sinks.NewRunner(s, sinks.RunnerConfig{}, stats, zap.NewNop()), Stats: stats, Route: rt}
+	return Output{Name: name, Runner: sinks.NewRunner(s, sinks.RunnerConfig{}, stats, zap.NewNop()), Route: rt}
 }
 
 func lines(b *syncBuf) int { return strings.Count(b.String(), "\n") }
@@ -162,7 +162,7 @@ func TestReloadDuringRun(t *testing.T) {
 	if lines(&all) != 200 {
 		t.Errorf("%d alerts on stdout, want 200", lines(&all))
 	}
-	ss := p.outs[1].Stats.Snapshot()
+	ss := p.outs[1].Runner.Stats()
 	if ss.Offered != 200 || ss.Sent+ss.Filtered != 200 {
 		t.Errorf("second sink: offered %d sent %d filtered %d", ss.Offered, ss.Sent, ss.Filtered)
 	}
