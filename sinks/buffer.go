@@ -54,19 +54,21 @@ func (c BufferConfig) Validate() error {
 }
 
 // BufferType is the buffer a sink gets: its spec's option, else the
-// config's type (except for stdout), else the kind's default: disk for the
-// network sinks (crash-safe by default), memory for stdout and file (a
-// local file gains nothing from a second copy on the same disk).
+// config's type (except for stdout), else the kind's registered default:
+// disk for the network sinks (crash-safe by default), memory for stdout and
+// file (a local file gains nothing from a second copy on the same disk).
 func BufferType(spec Spec, cfg BufferConfig) string {
-	switch {
-	case spec.Options.Buffer != "":
+	if spec.Options.Buffer != "" {
 		return spec.Options.Buffer
-	case cfg.Type != "" && spec.Kind != KindStdout:
-		return cfg.Type
-	case spec.Kind == KindElasticsearch, spec.Kind == KindKafka, spec.Kind == KindSyslog:
-		return BufferDisk
-	default:
+	}
+	k, ok := lookupKind(spec.Kind)
+	switch {
+	case !ok:
 		return BufferMemory
+	case cfg.Type != "" && !k.NoConfigBuffer:
+		return cfg.Type
+	default:
+		return k.Buffer
 	}
 }
 

@@ -376,3 +376,10 @@ func redactURLString(s string) string {
 	}
 	return s
 }
+
+func init() {
+	RegisterKind(KindInfo{Name: KindElasticsearch, Buffer: BufferDisk, Parse: func(target string, _ bool) error {
+		_, err := ParseElasticsearchTarget(target)
+		return err
+	}})
+}

@@ -302,3 +302,10 @@ func (s KafkaSASL) password() (string, error) {
 	}
 	return s.Password, nil
 }
+
+func init() {
+	RegisterKind(KindInfo{Name: KindKafka, Buffer: BufferDisk, Parse: func(target string, _ bool) error {
+		_, _, err := ParseKafkaTarget(target)
+		return err
+	}})
+}

@@ -67,40 +67,35 @@ func ParseSpec(s string) (Spec, error) {
 }
 
 func parseKind(kind, target string, hasTarget bool, bad func(string, ...any) (Spec, error)) (Spec, error) {
-	switch kind {
-	case KindStdout:
+	if kind == "" {
+		return bad("empty sink kind (want %s)", kindList())
+	}
+	k, ok := lookupKind(kind)
+	if !ok {
+		return bad("unknown sink kind %q (want %s)", kind, kindList())
+	}
+	if err := k.Parse(target, hasTarget); err != nil {
+		return bad("%v", err)
+	}
+	return Spec{Kind: kind, Target: target}, nil
+}
+
+func init() {
+	RegisterKind(KindInfo{Name: KindStdout, NoConfigBuffer: true, Parse: func(_ string, hasTarget bool) error {
 		if hasTarget {
-			return bad("stdout takes no target")
+			return errors.New("stdout takes no target")
 		}
-		return Spec{Kind: KindStdout}, nil
-	case KindFile:
+		return nil
+	}})
+	RegisterKind(KindInfo{Name: KindFile, Parse: func(target string, _ bool) error {
 		if strings.TrimSpace(target) == "" {
-			return bad("empty path (want file:/path/to/alerts.ndjson)")
+			return errors.New("empty path (want file:/path/to/alerts.ndjson)")
 		}
 		if strings.HasSuffix(target, "/") {
-			return bad("path %q is a directory (want a file name)", target)
+			return fmt.Errorf("path %q is a directory (want a file name)", target)
 		}
-		return Spec{Kind: KindFile, Target: target}, nil
-	case KindElasticsearch:
-		if _, err := ParseElasticsearchTarget(target); err != nil {
-			return bad("%v", err)
-		}
-		return Spec{Kind: KindElasticsearch, Target: target}, nil
-	case KindKafka:
-		if _, _, err := ParseKafkaTarget(target); err != nil {
-			return bad("%v", err)
-		}
-		return Spec{Kind: KindKafka, Target: target}, nil
-	case KindSyslog:
-		if _, err := ParseSyslogTarget(target, SyslogConfig{}); err != nil {
-			return bad("%v", err)
-		}
-		return Spec{Kind: KindSyslog, Target: target}, nil
-	case "":
-		return bad("empty sink kind (want stdout, file, elasticsearch, kafka or syslog)")
-	default:
-		return bad("unknown sink kind %q (want stdout, file, elasticsearch, kafka or syslog)", kind)
-	}
+		return nil
+	}})
 }
 
 // ParseElasticsearchTarget splits a comma-separated list of http(s) URLs.

@@ -378,3 +378,10 @@ type syslogDocMeta struct {
 	} `json:"netsentinel"`
 	Severity string `json:"severity"` // native
 }
+
+func init() {
+	RegisterKind(KindInfo{Name: KindSyslog, Buffer: BufferDisk, Parse: func(target string, _ bool) error {
+		_, err := ParseSyslogTarget(target, SyslogConfig{})
+		return err
+	}})
+}
