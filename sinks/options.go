@@ -55,7 +55,8 @@ func SplitOptions(spec string) (string, Options, error) {
 	// A kind with options of its own (syslog: format, facility ...) keeps
 	// them in its target, where its parser checks them.
 	kind, _, _ := strings.Cut(base, ":")
-	ownOptions := kindHasOptions[strings.ToLower(strings.TrimSpace(kind))]
+	k, _ := lookupKind(strings.ToLower(strings.TrimSpace(kind)))
+	ownOptions := k.OwnOptions
 	route, own := url.Values{}, map[string]bool{}
 	for k, vs := range q {
 		if set, ok := commonOptions[k]; ok {
@@ -84,7 +85,3 @@ func SplitOptions(spec string) (string, Options, error) {
 	}
 	return base, o, nil
 }
-
-// kindHasOptions are the sink kinds whose target takes query options of
-// its own besides the common ones.
-var kindHasOptions = map[string]bool{KindSyslog: true}

@@ -34,6 +34,10 @@ type KindInfo struct {
 	// config's buffer.type says otherwise (stdout: a `| head` must never
 	// replay old alerts); a spec's ?buffer= still applies.
 	NoConfigBuffer bool
+	// OwnOptions: the kind's target takes query options of its own
+	// (syslog: format, facility ...); SplitOptions leaves every key that is
+	// neither common nor a route key in the target for Parse to check.
+	OwnOptions bool
 }
 
 var (

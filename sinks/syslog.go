@@ -380,7 +380,7 @@ type syslogDocMeta struct {
 }
 
 func init() {
-	RegisterKind(KindInfo{Name: KindSyslog, Buffer: BufferDisk, Parse: func(target string, _ bool) error {
+	RegisterKind(KindInfo{Name: KindSyslog, Buffer: BufferDisk, OwnOptions: true, Parse: func(target string, _ bool) error {
 		_, err := ParseSyslogTarget(target, SyslogConfig{})
 		return err
 	}})
