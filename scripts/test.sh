@@ -16,7 +16,7 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 # --- 1. packages ------------------------------------------------------------
 pkgs=(iproute2 iputils-ping procps psmisc kcat nmap ncat netcat-openbsd socat tor dsniff prometheus
       bind9-dnsutils curl openssh-server openssh-client python3 util-linux
-      rsyslog rsyslog-gnutls tmux)
+      rsyslog rsyslog-gnutls tmux systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,6 +25,17 @@ import (
 
 var repo = sensortest.RepoRoot()
 
+// cleanup lists directories TestMain removes after the tests.
+var cleanup []string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range cleanup {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
+
 // requireRoot skips (or fails under NETSENTINEL_REQUIRE_ROOT=1) a test that
 // needs root and the given tools.
 func requireRoot(t *testing.T, tools ...string) {

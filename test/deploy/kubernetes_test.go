@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,8 +16,28 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/netsentinel/netsentinel/internal/config"
+	"github.com/netsentinel/netsentinel/test/sensortest"
 )
+
+var (
+	cliOnce sync.Once
+	cliPath string
+	cliErr  error
+)
+
+// cliBinary is netsentinel built from this checkout (once per test binary).
+func cliBinary(t *testing.T) string {
+	t.Helper()
+	cliOnce.Do(func() {
+		var dir string
+		cliPath, dir, cliErr = sensortest.BuildBinary("netsentinel-deploy")
+		cleanup = append(cleanup, dir)
+	})
+	if cliErr != nil {
+		t.Fatal(cliErr)
+	}
+	return cliPath
+}
 
 // manifests holds every object of deploy/kubernetes, decoded strictly.
 type manifests struct {
@@ -110,12 +132,9 @@ func TestKubernetesManifests(t *testing.T) {
 		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := config.Load(path)
-		if err == nil {
-			err = cfg.Validate()
-		}
-		if err != nil {
-			t.Errorf("ConfigMap %s: %v", key, err)
+		out, err := exec.Command(cliBinary(t), "config", "check", path).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "OK") {
+			t.Errorf("ConfigMap %s: netsentinel config check: %v: %s", key, err, out)
 		}
 	}
 	if len(secret.StringData)+len(secret.Data) == 0 {

@@ -22,7 +22,9 @@ const (
 
 // created is everything the package's install creates; purge removes it all.
 var created = []string{"/usr/bin/netsentinel", configPath, "/etc/netsentinel", unitPath,
-	"/var/lib/netsentinel", "/var/log/netsentinel"}
+	"/var/lib/netsentinel", "/var/log/netsentinel",
+	"/usr/share/bash-completion/completions/netsentinel", "/usr/share/zsh/vendor-completions/_netsentinel",
+	"/usr/share/fish/vendor_completions.d/netsentinel.fish", "/usr/share/man/man1/netsentinel.1.gz"}
 
 // buildPackages runs scripts/package.sh for version into dir.
 func buildPackages(t *testing.T, ctx context.Context, dir, version string) (deb string) {
@@ -180,13 +182,14 @@ func TestDebPackage(t *testing.T) {
 		}
 	}
 
-	// The packaged config passes the config check.
-	cfg, err := config.Load(configPath)
-	if err == nil {
-		err = cfg.Validate()
+	// The packaged config passes the config check (and is read here for
+	// the paths it names).
+	if out := run(t, ctx, "/usr/bin/netsentinel", "config", "check", configPath); !strings.Contains(out, "OK") {
+		t.Errorf("netsentinel config check %s: %s", configPath, out)
 	}
+	cfg, err := config.Load(configPath)
 	if err != nil {
-		t.Fatalf("packaged config: %v", err)
+		t.Fatal(err)
 	}
 	if cfg.Duration.D() != 0 || !strings.HasPrefix(cfg.Output, "/var/lib/netsentinel/") {
 		t.Errorf("packaged config: duration %v output %q, want continuous mode under /var/lib/netsentinel", cfg.Duration.D(), cfg.Output)
