@@ -13,8 +13,9 @@
 #      effective capabilities to a non-root user):
 #        docker run ... --user 0:0 --cap-drop ALL --cap-add SYS_PTRACE --cap-add DAC_READ_SEARCH \
 #          --security-opt no-new-privileges netsentinel
-# Reports, the spool and alerts.ndjson live in /var/lib/netsentinel (the
-# working directory): mount a volume there to keep them across restarts.
+# Reports, alerts.ndjson and its disk buffer (netsentinel-spool/) live in
+# /var/lib/netsentinel (the working directory): mount a volume there to keep
+# them across restarts.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -38,7 +39,7 @@ USER 65532:65532
 WORKDIR /var/lib/netsentinel
 ENV HOST_PROC=/proc
 ENTRYPOINT ["/usr/local/bin/netsentinel"]
-CMD ["--duration", "0", "--window", "5m", "--sink", "stdout", "--sink", "file:alerts.ndjson"]
+CMD ["--duration", "0", "--window", "5m", "--sink", "stdout", "--sink", "file:alerts.ndjson?buffer=disk"]
 # No shell or curl in distroless: the binary checks itself.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/netsentinel", "health"]

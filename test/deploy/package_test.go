@@ -221,8 +221,8 @@ func TestDebPackage(t *testing.T) {
 	for _, r := range reports(t, cfg.Output) {
 		ownedBy(t, r, uid, 0o600)
 	}
-	if m, _ := filepath.Glob(filepath.Join(cfg.Spool.Dir, "*", "lock")); len(m) == 0 {
-		t.Errorf("no spool under %s", cfg.Spool.Dir)
+	if !strings.HasPrefix(cfg.Spool.Dir, "/var/lib/netsentinel/") {
+		t.Errorf("packaged config: spool.dir %q, want it under /var/lib/netsentinel", cfg.Spool.Dir)
 	}
 
 	control := filepath.Join(filepath.Dir(alerts), "control.ndjson")
