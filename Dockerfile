@@ -39,7 +39,10 @@ USER 65532:65532
 WORKDIR /var/lib/netsentinel
 ENV HOST_PROC=/proc
 ENTRYPOINT ["/usr/local/bin/netsentinel"]
-CMD ["--duration", "0", "--window", "5m", "--sink", "stdout", "--sink", "file:alerts.ndjson?buffer=disk"]
+# /healthz, /readyz and /metrics on the loopback for HEALTHCHECK (with
+# --net=host that is the host's loopback: choose another port if 9870 is taken).
+CMD ["--duration", "0", "--window", "5m", "--sink", "stdout", "--sink", "file:alerts.ndjson?buffer=disk", \
+     "--http-address", "127.0.0.1:9870"]
 # No shell or curl in distroless: the binary checks itself.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/netsentinel", "health"]

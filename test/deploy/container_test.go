@@ -216,6 +216,20 @@ func TestContainerImageContract(t *testing.T) {
 			if !m.attribute && got != nil {
 				t.Errorf("mode (a): nobody's listener attributed to pid %v without capabilities", got)
 			}
+			// The HEALTHCHECK, run the way Docker runs it: the same user,
+			// inside the container.
+			health := append(append(append([]string{}, m.setpriv...), bin), d.health[1:]...)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				out, err := exec.Command("setpriv", health...).CombinedOutput()
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("HEALTHCHECK %v still failing after 30 s: %v: %s; sensor stderr:\n%s", d.health, err, out, stderr)
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
 			stopSensor(t, sensor, stderr)
 			if r := reports(t, filepath.Join(state, "netsentinel_report.json")); len(r) == 0 {
 				t.Errorf("no report in the working directory; stderr:\n%s", stderr)

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/netsentinel/netsentinel/internal/config"
 	"github.com/netsentinel/netsentinel/test/sensortest"
 )
 
@@ -158,6 +160,7 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 			c := spec.Containers[i]
 			checkCommon(t, c, spec, cm.Name, secret.Name)
+			checkProbeAddress(t, c, spec, cm)
 			if pod.name == "daemonset" {
 				checkDaemonSet(t, c, spec)
 			} else {
@@ -243,5 +246,48 @@ func checkDaemonSet(t *testing.T, c corev1.Container, spec corev1.PodSpec) {
 	slices.Sort(add)
 	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 || !slices.Equal(add, []string{"DAC_READ_SEARCH", "SYS_PTRACE"}) {
 		t.Errorf("mode (b) securityContext: want runAsUser 0 adding exactly SYS_PTRACE and DAC_READ_SEARCH, got %+v", sc)
+	}
+}
+
+// checkProbeAddress: the probes ask where the mounted config's http.address
+// listens: 127.0.0.1 from the node's network namespace (hostNetwork), or the
+// pod's IP, which a 0.0.0.0 listener answers.
+func checkProbeAddress(t *testing.T, c corev1.Container, spec corev1.PodSpec, cm corev1.ConfigMap) {
+	t.Helper()
+	key := "netsentinel.yaml"
+	for _, v := range spec.Volumes {
+		if v.ConfigMap != nil && v.ConfigMap.Name == cm.Name {
+			for _, it := range v.ConfigMap.Items {
+				if it.Path == "netsentinel.yaml" {
+					key = it.Key
+				}
+			}
+		}
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(cm.Data[key]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("ConfigMap %s: %v", key, err)
+	}
+	host, port, err := net.SplitHostPort(cfg.HTTP.Address)
+	if err != nil {
+		t.Fatalf("ConfigMap %s: http.address %q: %v", key, cfg.HTTP.Address, err)
+	}
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		if p == nil || p.HTTPGet == nil {
+			continue
+		}
+		if p.HTTPGet.Port.String() != port {
+			t.Errorf("probe %s on port %s, the config (%s) listens on %s", p.HTTPGet.Path, p.HTTPGet.Port.String(), key, cfg.HTTP.Address)
+		}
+		switch {
+		case p.HTTPGet.Host == "127.0.0.1" && (host != "127.0.0.1" || !spec.HostNetwork):
+			t.Errorf("probe asks 127.0.0.1 but the endpoint is %s (hostNetwork %v)", cfg.HTTP.Address, spec.HostNetwork)
+		case p.HTTPGet.Host == "" && host != "0.0.0.0" && host != "":
+			t.Errorf("probe asks the pod IP but the endpoint listens on %s only", cfg.HTTP.Address)
+		}
 	}
 }

@@ -225,10 +225,13 @@ func TestDebPackage(t *testing.T) {
 		t.Errorf("packaged config: spool.dir %q, want it under /var/lib/netsentinel", cfg.Spool.Dir)
 	}
 
+	// A second listener: the first one's alert is within its cooldown, which
+	// the state directory carries across restarts.
+	_, port2 := foreignListener(t)
 	control := filepath.Join(filepath.Dir(alerts), "control.ndjson")
 	sensor = asUnit(svc, false, "--sink", "file:"+control)
 	stderr = startSensor(t, sensor)
-	e = listenerAlert(t, control, port, 60*time.Second, stderr)
+	e = listenerAlert(t, control, port2, 60*time.Second, stderr)
 	if got := sensortest.Field(e, "process.pid"); got != nil {
 		t.Errorf("without ambient capabilities the socket was attributed to pid %v: the test cannot tell", got)
 	}
