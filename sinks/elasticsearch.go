@@ -143,6 +143,11 @@ func (e *Elasticsearch) Name() string { return "elasticsearch" }
 // reads BatchSize, BatchBytes and FlushInterval from it.
 func (e *Elasticsearch) Config() ElasticsearchConfig { return e.cfg }
 
+// TuneRunner makes the runner's batches the bulk requests' size and wait.
+func (e *Elasticsearch) TuneRunner(rc *RunnerConfig) {
+	rc.BatchSize, rc.FlushInterval = e.cfg.BatchSize, e.cfg.FlushInterval
+}
+
 // Close implements Sink: nothing is buffered here (the runner holds the
 // queue), so it only releases connections.
 func (e *Elasticsearch) Close(ctx context.Context) error {

@@ -870,3 +870,27 @@ func TestESSetupShippedTemplate(t *testing.T) {
 		t.Fatalf("%d PUTs for three runs", d.puts)
 	}
 }
+
+// The runner of an Elasticsearch sink batches as the bulk requests do, and
+// closing the sink closes its dead-letter file.
+func TestESTunesItsRunnerAndClosesItsDeadLetter(t *testing.T) {
+	cfg := testESConfig("http://127.0.0.1:9")
+	cfg.BatchSize, cfg.FlushInterval = 123, 250*time.Millisecond
+	h := newTestES(t, cfg)
+	var rc RunnerConfig
+	var s Sink = h.es
+	tuner, ok := s.(RunnerTuner)
+	if !ok {
+		t.Fatal("the Elasticsearch sink does not tune its runner")
+	}
+	tuner.TuneRunner(&rc)
+	if rc.BatchSize != 123 || rc.FlushInterval != 250*time.Millisecond {
+		t.Fatalf("runner config %+v, want batch 123 every 250ms", rc)
+	}
+	if err := h.es.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.dl.Write("es", Event{ID: "x", Body: []byte(`{}`)}, "test"); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("dead-letter write after the sink closed: %v, want closed", err)
+	}
+}

@@ -37,6 +37,13 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
+// RunnerTuner is a Sink that sets its runner's batching (BatchSize,
+// FlushInterval) from its own config, so the command needs no knowledge of
+// the kind.
+type RunnerTuner interface {
+	TuneRunner(rc *RunnerConfig)
+}
+
 // RetryableError carries the events of a batch that still need delivery.
 type RetryableError struct {
 	Remaining []Event

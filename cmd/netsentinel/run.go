@@ -219,10 +219,8 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 			return fail(fmt.Errorf("sink %s: %w", spec, err))
 		}
 		rc := cfg.Queue
-		switch v := s.(type) {
-		case *sinks.Elasticsearch:
-			c := v.Config()
-			rc.BatchSize, rc.FlushInterval = c.BatchSize, c.FlushInterval
+		if t, ok := s.(sinks.RunnerTuner); ok {
+			t.TuneRunner(&rc)
 		}
 		var spoolSize monitor.Spool
 		if sinks.BufferType(sp, cfg.Buffer) == sinks.BufferDisk && !cfg.Spool.Disabled {
