@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,5 +321,54 @@ func TestUnformattableAlertCountedNotShipped(t *testing.T) {
 	}
 	if st := p.outs[0].Runner.Stats(); st.Offered != 0 || st.Sent != 0 || out.String() != "" {
 		t.Fatalf("stdout sink %+v, output %q: want nothing offered or sent", st, out.String())
+	}
+}
+
+// stalledBuffer is a disk buffer whose disk hangs: Put blocks until gate
+// closes (a stalled write or fsync).
+type stalledBuffer struct {
+	*sinks.MemoryBuffer
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (b *stalledBuffer) Put(evs []sinks.Event) error {
+	b.once.Do(func() { close(b.entered) })
+	<-b.gate
+	return b.MemoryBuffer.Put(evs)
+}
+func (b *stalledBuffer) Durable() bool { return true }
+
+// A sink whose disk buffer stalls does not hold up polling, detection or
+// the other sinks: every snapshot is processed and stdout gets every alert
+// while the stalled spool's writer is stuck.
+func TestStalledSpoolDoesNotStallPollingOrOtherSinks(t *testing.T) {
+	const n = 50
+	src, err := collector.OpenReplay(recording(t, n, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := &stalledBuffer{MemoryBuffer: sinks.NewMemoryBuffer(1000), gate: make(chan struct{}), entered: make(chan struct{})}
+	defer close(buf.gate)
+	stalled := Output{Name: "stalled", Runner: sinks.NewRunner(&blockingSink{release: make(chan struct{})},
+		sinks.RunnerConfig{QueueSize: 5, Buffer: buf, DrainTimeout: 300 * time.Millisecond, CloseTimeout: 100 * time.Millisecond}, nil, zap.NewNop())}
+	var out syncBuf
+	p := newPipeline(t, Config{Interval: time.Second, Duration: time.Hour, DrainTimeout: 300 * time.Millisecond}, src, &out, stalled)
+	polls := 0
+	p.SetObserver(func(*collector.Snapshot, []detect.Alert) { polls++ })
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-buf.entered:
+	default:
+		t.Fatal("the stalled buffer was never written to")
+	}
+	if lines := strings.Count(out.String(), "\n"); polls != n || lines != n {
+		t.Fatalf("%d polls, stdout got %d alerts while a spool was stalled; want %d each", polls, lines, n)
+	}
+	if st := stalled.Runner.Stats(); st.Sent != 0 || st.Dropped == 0 {
+		t.Fatalf("stalled sink %+v: want nothing sent and its overflow counted", st)
 	}
 }
