@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -381,5 +382,37 @@ func init() {
 	RegisterKind(KindInfo{Name: KindElasticsearch, Buffer: BufferDisk, Parse: func(target string, _ bool) error {
 		_, err := ParseElasticsearchTarget(target)
 		return err
-	}})
+	}, Open: openElasticsearch})
 }
+
+// openElasticsearch builds the sink from the spec's URLs over the config's
+// elasticsearch section and checks the cluster (version, credentials,
+// index/template) before the first event; it fails fast on what retrying
+// cannot fix unless the section allows starting degraded.
+func openElasticsearch(ctx context.Context, spec Spec, env Env) (Sink, error) {
+	urls, err := ParseElasticsearchTarget(spec.Target)
+	if err != nil {
+		return nil, badTarget(spec, err)
+	}
+	ec := env.Elasticsearch
+	ec.URL, ec.URLs = urls[0], append(urls[1:], ec.URLs...)
+	dl, err := OpenDeadLetter(env.deadLetterPath(ec.DeadLetter, KindElasticsearch))
+	if err != nil {
+		return nil, err
+	}
+	es, err := NewElasticsearch(ec, env.Stats, dl, env.Log)
+	if err != nil {
+		dl.Close()
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
+	defer cancel()
+	if err := es.CheckStartup(cctx); err != nil {
+		es.Close(context.Background())
+		return nil, err
+	}
+	return es, nil
+}
+
+// startupCheckTimeout bounds a network sink's check at open.
+const startupCheckTimeout = 30 * time.Second

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -307,5 +308,32 @@ func init() {
 	RegisterKind(KindInfo{Name: KindKafka, Buffer: BufferDisk, Parse: func(target string, _ bool) error {
 		_, _, err := ParseKafkaTarget(target)
 		return err
-	}})
+	}, Open: openKafka})
+}
+
+// openKafka builds the producer from the spec's brokers and topic over the
+// config's kafka section and checks the brokers and topic at start.
+func openKafka(ctx context.Context, spec Spec, env Env) (Sink, error) {
+	brokers, topic, err := ParseKafkaTarget(spec.Target)
+	if err != nil {
+		return nil, badTarget(spec, err)
+	}
+	kc := env.Kafka
+	kc.Brokers, kc.Topic = brokers, topic
+	dl, err := OpenDeadLetter(env.deadLetterPath(kc.DeadLetter, KindKafka))
+	if err != nil {
+		return nil, err
+	}
+	k, err := NewKafka(kc, env.Stats, dl, env.Log)
+	if err != nil {
+		dl.Close()
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
+	defer cancel()
+	if err := k.CheckStartup(cctx); err != nil {
+		k.Close(context.Background())
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return k, nil
 }

@@ -1,15 +1,14 @@
 package sinks
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
-
-	"go.uber.org/zap"
 )
 
 // Sink kinds accepted by --sink.
@@ -86,6 +85,12 @@ func init() {
 			return errors.New("stdout takes no target")
 		}
 		return nil
+	}, Open: func(_ context.Context, _ Spec, env Env) (Sink, error) {
+		w := env.Stdout
+		if w == nil {
+			w = os.Stdout
+		}
+		return NewStdout(w), nil
 	}})
 	RegisterKind(KindInfo{Name: KindFile, Parse: func(target string, _ bool) error {
 		if strings.TrimSpace(target) == "" {
@@ -95,6 +100,10 @@ func init() {
 			return fmt.Errorf("path %q is a directory (want a file name)", target)
 		}
 		return nil
+	}, Open: func(_ context.Context, spec Spec, env Env) (Sink, error) {
+		fc := env.File // MaxSizeMB, MaxFiles; the path is the spec's
+		fc.Path = spec.Target
+		return NewFile(fc, env.Log)
 	}})
 }
 
@@ -189,20 +198,4 @@ func validKafkaTopic(t string) error {
 		}
 	}
 	return nil
-}
-
-// OpenLocal builds the stdout and file sinks. stdout is the writer for the
-// stdout sink (os.Stdout in main); file supplies MaxSizeMB/MaxFiles, its Path
-// being replaced by the spec's. Elasticsearch and Kafka are built by their
-// own constructors; for them OpenLocal returns an error.
-func OpenLocal(spec Spec, stdout io.Writer, file FileConfig, log *zap.Logger) (Sink, error) {
-	switch spec.Kind {
-	case KindStdout:
-		return NewStdout(stdout), nil
-	case KindFile:
-		file.Path = spec.Target
-		return NewFile(file, log)
-	default:
-		return nil, fmt.Errorf("sink %q: not a local sink", spec.String())
-	}
 }

@@ -129,14 +129,20 @@ func TestParseKafkaTarget(t *testing.T) {
 	}
 }
 
-func TestOpenLocal(t *testing.T) {
+// Open builds stdout and file sinks from their registrations: the stdout
+// sink writes to env.Stdout, the file sink takes its rotation from
+// env.File and its path from the spec; an unregistered kind is a spec error.
+func TestOpenLocalKinds(t *testing.T) {
 	var out bytes.Buffer
-	s, err := OpenLocal(Spec{Kind: KindStdout}, &out, FileConfig{}, zap.NewNop())
+	s, err := Open(context.Background(), Spec{Kind: KindStdout}, Env{Stdout: &out})
 	if err != nil || s.Name() != "stdout" {
 		t.Fatalf("stdout: %v %v", s, err)
 	}
+	if err := s.Write(context.Background(), []Event{{ID: "1", Body: []byte(`{"a":1}`)}}); err != nil || out.String() != "{\"a\":1}\n" {
+		t.Fatalf("stdout wrote %q, %v", out.String(), err)
+	}
 	path := filepath.Join(t.TempDir(), "a.ndjson")
-	s, err = OpenLocal(Spec{Kind: KindFile, Target: path}, nil, FileConfig{MaxFiles: 3}, zap.NewNop())
+	s, err = Open(context.Background(), Spec{Kind: KindFile, Target: path}, Env{File: FileConfig{MaxFiles: 3}, Log: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +151,7 @@ func TestOpenLocal(t *testing.T) {
 	if f.Path() != path || f.maxFiles != 3 || f.maxBytes != 10<<20 {
 		t.Fatalf("file sink %+v", f)
 	}
-	if _, err := OpenLocal(Spec{Kind: KindKafka, Target: "b:1/t"}, nil, FileConfig{}, nil); err == nil {
-		t.Fatal("kafka opened as local")
+	if _, err := Open(context.Background(), Spec{Kind: "nosuch", Target: "x"}, Env{}); !errors.Is(err, ErrBadSpec) {
+		t.Fatalf("unknown kind: %v, want ErrBadSpec", err)
 	}
 }

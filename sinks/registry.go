@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -19,14 +20,19 @@ import (
 // spec, looks the kind up here, and hands the rest (the target) to its
 // Parse. BufferType takes the kind's default buffer from here. A new kind
 // (the syslog sink, say) is one file with its parser, its sink and its
-// init; nothing else in this package changes. The command builds the sinks
-// from the parsed Spec.
+// init; nothing else in this package changes. The command opens every sink
+// through Open (open_env.go), which calls the kind's Open: it holds no
+// switch on kinds.
 type KindInfo struct {
 	// Name is the spec's prefix ("kafka" in kafka:host:9092/topic).
 	Name string
 	// Parse validates the target (no I/O); hasTarget is false for a spec
 	// with no ':' at all. Its error is wrapped in ErrBadSpec naming the spec.
 	Parse func(target string, hasTarget bool) error
+	// Open builds the sink from its parsed spec and the environment (config
+	// sections, logger, dead-letter directory). It may do I/O (a startup
+	// check); a sink it returns is the caller's to close.
+	Open func(ctx context.Context, spec Spec, env Env) (Sink, error)
 	// Buffer is the kind's default buffer type (BufferMemory when empty):
 	// disk for network sinks, so an outage and a crash lose nothing.
 	Buffer string
@@ -50,8 +56,8 @@ var (
 func RegisterKind(k KindInfo) {
 	kindsMu.Lock()
 	defer kindsMu.Unlock()
-	if k.Name == "" || k.Parse == nil {
-		panic("sinks: RegisterKind needs a name and a parser")
+	if k.Name == "" || k.Parse == nil || k.Open == nil {
+		panic("sinks: RegisterKind needs a name, a parser and an opener")
 	}
 	if _, dup := kinds[k.Name]; dup {
 		panic(fmt.Sprintf("sinks: kind %q registered twice", k.Name))

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -383,5 +384,17 @@ func init() {
 	RegisterKind(KindInfo{Name: KindSyslog, Buffer: BufferDisk, OwnOptions: true, Parse: func(target string, _ bool) error {
 		_, err := ParseSyslogTarget(target, SyslogConfig{})
 		return err
-	}})
+	}, Open: openSyslog})
+}
+
+// openSyslog builds a syslog sink: the target's transport, address and
+// options over the config's syslog section. It connects on the first write,
+// so a server that is down at start only delays delivery.
+func openSyslog(_ context.Context, spec Spec, env Env) (Sink, error) {
+	sc, err := ParseSyslogTarget(spec.Target, env.Syslog)
+	if err != nil {
+		return nil, badTarget(spec, err)
+	}
+	sc.DeadLetter = env.deadLetterPath(sc.DeadLetter, KindSyslog)
+	return NewSyslog(sc, env.Stats, nil, env.Log)
 }

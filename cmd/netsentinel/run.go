@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -207,16 +206,12 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 		return fail(usageError{err.Error()})
 	}
 	for _, ss := range specs {
-		sp, spec := ss.Spec, ss.Spec.String() // the spool and the name ignore route options
+		sp := ss.Spec
 		stats := &sinks.Stats{}
 		slog := log.Named("sink")
-		s, err := openSink(ctx, cfg, sp, stdout, stats, slog)
+		s, err := openSink(ctx, sp, sinkEnv(cfg, stdout, stats, slog))
 		if err != nil {
-			var ue usageError
-			if errors.As(err, &ue) {
-				return fail(err)
-			}
-			return fail(fmt.Errorf("sink %s: %w", spec, err))
+			return fail(err)
 		}
 		rc := cfg.Queue
 		if t, ok := s.(sinks.RunnerTuner); ok {
@@ -247,25 +242,6 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 		outs = append(outs, pipeline.Output{Name: sp.Redacted(), Runner: r, Route: ss.Route})
 	}
 	return outs, nil
-}
-
-// openSink opens one sink of the spec's kind.
-func openSink(ctx context.Context, cfg *config.Config, sp sinks.Spec, stdout io.Writer, stats *sinks.Stats, slog *zap.Logger) (sinks.Sink, error) {
-	switch sp.Kind {
-	case "stdout":
-		return sinks.NewStdout(stdout), nil
-	case "file":
-		fc := cfg.File
-		fc.Path = sp.Target
-		return sinks.NewFile(fc, slog)
-	case "elasticsearch":
-		return openElasticsearch(ctx, cfg, sp.Target, stats, slog)
-	case "kafka":
-		return openKafka(ctx, cfg, sp.Target, stats, slog)
-	case sinks.KindSyslog:
-		return openSyslog(cfg, sp.Target, stats, slog)
-	}
-	return nil, usagef("sink %q: unknown kind %q", sp.Redacted(), sp.Kind)
 }
 
 // spoolDir is the sink's spool directory: spool.dir (default

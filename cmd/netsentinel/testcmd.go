@@ -117,7 +117,7 @@ func sendTest(ctx context.Context, cfg *config.Config, sp sinks.Spec, ev sinks.E
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stats := &sinks.Stats{}
-	s, err := openSink(ctx, cfg, sp, stdout, stats, log.Named("sink"))
+	s, err := openSink(ctx, sp, sinkEnv(cfg, stdout, stats, log.Named("sink")))
 	if err != nil {
 		return err
 	}
