@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -51,6 +53,7 @@ func Start(t testing.TB, w, h int, env []string, argv ...string) *Session {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		s.stop()
 		_ = exec.Command("tmux", "-S", s.sock, "kill-server").Run()
 		os.RemoveAll(dir)
 	})
@@ -66,6 +69,22 @@ func Start(t testing.TB, w, h int, env []string, argv ...string) *Session {
 	args = append(args, "exec "+strings.Join(quoted, " "))
 	s.tmux(args...)
 	return s
+}
+
+// stop kills the pane's process if it is still running when the test ends
+// (a failed test): kill-server only hangs it up, and a program that takes
+// SIGHUP as "reload", as netsentinel does, would outlive the test.
+func (s *Session) stop() {
+	out, err := exec.Command("tmux", "-S", s.sock, "display-message", "-p", "-t", "t",
+		"#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}:#{pane_pid}").Output()
+	if err != nil {
+		return // no server: nothing runs
+	}
+	// Running and not reaped by tmux: the pid is still the pane's.
+	f := strings.Split(strings.TrimSpace(string(out)), ":")
+	if n, err := strconv.Atoi(f[len(f)-1]); err == nil && n > 1 && len(f) == 4 && f[0] == "0" && f[1] == "" && f[2] == "" {
+		_ = syscall.Kill(n, syscall.SIGKILL)
+	}
 }
 
 func (s *Session) tmux(args ...string) string {
@@ -151,35 +170,100 @@ func (s *Session) WaitText(d time.Duration, texts ...string) []string {
 // WaitExit waits until the command has exited and returns its exit status
 // and the pane's last screen (read after the exit, so it is complete). A
 // death by signal fails the test.
+//
+// tmux can lose the SIGCHLD of a pane's process: Debian's tmux 3.3a is
+// built with libutempter, whose helper runs with SIGCHLD at its default
+// (discarded) while tmux removes the pane's utmp record, which it does when
+// the pty reaches EOF, that is as the process exits. Under load the exit
+// falls in that window: the pane is dead, the process a zombie, and
+// #{pane_dead_status} stays empty for ever (tmux issues 311 and 4559). A
+// SIGCHLD to our own tmux server makes it reap the process and record the
+// status, so WaitExit sends one whenever the pane is dead or its process a
+// zombie and the status is still unknown.
 func (s *Session) WaitExit(d time.Duration) (int, []string) {
 	s.t.Helper()
 	status := -1
 	deadline := time.Now().Add(d)
+	nudged := false
 	s.WaitFor("the program's exit", d+5*time.Second, func([]string) bool {
 		if time.Now().After(deadline) {
 			s.diagnose()
 		}
-		out := strings.TrimSpace(s.tmux("display-message", "-p", "-t", "t", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"))
-		f := strings.Split(out, ":")
-		if len(f) != 3 || f[0] != "1" {
+		p := s.pane()
+		if !p.dead && !zombie(p.pid) {
 			return false
 		}
-		if f[2] != "" && f[2] != "0" {
-			s.t.Fatalf("the program died of signal %s; screen:\n%s", f[2], strings.Join(s.Screen(), "\n"))
+		if p.signal != "" && p.signal != "0" {
+			s.t.Fatalf("the program died of signal %s; screen:\n%s", p.signal, strings.Join(s.Screen(), "\n"))
 		}
-		_, err := fmt.Sscan(f[1], &status)
+		if p.status == "" {
+			if !nudged {
+				s.t.Logf("tmuxtest: the program has exited but tmux has no exit status yet (pane dead %v, zombie %v): sending SIGCHLD to the tmux server", p.dead, zombie(p.pid))
+				nudged = true
+			}
+			s.reap()
+			return false
+		}
+		_, err := fmt.Sscan(p.status, &status)
 		return err == nil
 	})
 	return status, s.Screen()
 }
 
+// paneInfo is what tmux knows of the pane's process.
+type paneInfo struct {
+	dead           bool
+	status, signal string // exit status or signal, once tmux has reaped it
+	pid            int
+}
+
+func (s *Session) pane() paneInfo {
+	s.t.Helper()
+	out := strings.TrimSpace(s.tmux("display-message", "-p", "-t", "t", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}:#{pane_pid}"))
+	f := strings.Split(out, ":")
+	if len(f) != 4 {
+		s.t.Fatalf("tmux pane state %q: want dead:status:signal:pid", out)
+	}
+	pid, _ := strconv.Atoi(f[3])
+	return paneInfo{dead: f[0] == "1", status: f[1], signal: f[2], pid: pid}
+}
+
+// reap sends SIGCHLD to this session's tmux server (never another one), so
+// it collects an exited pane process whose SIGCHLD it lost.
+func (s *Session) reap() {
+	s.t.Helper()
+	pid, err := strconv.Atoi(strings.TrimSpace(s.tmux("display-message", "-p", "#{pid}")))
+	if err != nil || pid <= 1 {
+		s.t.Fatalf("tmux server pid: %v", err)
+	}
+	_ = syscall.Kill(pid, syscall.SIGCHLD)
+}
+
+// zombie reports whether process pid has exited and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
+}
+
 // diagnose fails the test with the hung program's state and goroutines
-// (SIGQUIT makes a Go program print them).
+// (SIGQUIT makes a Go program print them and exit).
 func (s *Session) diagnose() {
 	s.t.Helper()
-	pid := strings.TrimSpace(s.tmux("display-message", "-p", "-t", "t", "#{pane_pid}"))
-	ps, _ := exec.Command("ps", "-o", "pid,stat,wchan:30,cmd", "-p", pid).CombinedOutput()
-	_ = exec.Command("kill", "-QUIT", pid).Run()
-	time.Sleep(time.Second) // let the dump reach the pane
+	p := s.pane()
+	ps, _ := exec.Command("ps", "-o", "pid,ppid,stat,wchan:30,cmd", "-p", strconv.Itoa(p.pid)).CombinedOutput()
+	if zombie(p.pid) {
+		s.t.Fatalf("the program exited but tmux did not reap it, even after SIGCHLD:\n%s\n%s", ps, s.tmux("capture-pane", "-p", "-S", "-", "-t", "t"))
+	}
+	_ = syscall.Kill(p.pid, syscall.SIGQUIT)
+	// Wait for the dump: the program exits once it is written.
+	until := time.Now().Add(10 * time.Second)
+	for !s.pane().dead && !zombie(p.pid) && time.Now().Before(until) {
+		time.Sleep(50 * time.Millisecond) // a poll step
+	}
 	s.t.Fatalf("the program did not exit:\n%s\n%s", ps, s.tmux("capture-pane", "-p", "-S", "-", "-t", "t"))
 }
