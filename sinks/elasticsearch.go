@@ -41,14 +41,12 @@ const maxESResponse = 64 << 20
 // on its own: 2xx delivered, 409 already delivered, 429/5xx re-sent (only
 // those items) with exponential backoff and jitter, other 4xx dead-lettered.
 //
-// Counting (see Runner): the sink counts what only it knows, DeadLettered,
-// Duplicate (409s) and Retried for its own item-level re-sends; the runner
-// counts Sent and Failed from what Write returns.
+// Write reports each event's outcome (Delivered, Duplicate for a 409,
+// DeadLettered, Retry) with its item-level re-sends; the runner counts.
 type Elasticsearch struct {
 	cfg    ElasticsearchConfig
 	client *elasticsearch.Client
 	tr     *http.Transport
-	stats  *Stats
 	dl     *DeadLetter
 	log    *zap.Logger
 	target string
@@ -71,15 +69,12 @@ const maxLoggedCauses = 256
 // NewElasticsearch builds the sink: it applies defaults and env overrides,
 // validates, reads credential files and prepares the client. It does no
 // network I/O; call Check for that. The sink owns dl and closes it in Close.
-func NewElasticsearch(cfg ElasticsearchConfig, stats *Stats, dl *DeadLetter, log *zap.Logger) (*Elasticsearch, error) {
+func NewElasticsearch(cfg ElasticsearchConfig, dl *DeadLetter, log *zap.Logger) (*Elasticsearch, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	if dl == nil {
 		return nil, fmt.Errorf("%w: elasticsearch.dead_letter: a dead-letter file is required, so rejected events are never lost silently", ErrPermanent)
-	}
-	if stats == nil {
-		stats = &Stats{}
 	}
 	cfg.ApplyEnv(os.Getenv)
 	cfg = cfg.WithDefaults()
@@ -94,7 +89,7 @@ func NewElasticsearch(cfg ElasticsearchConfig, stats *Stats, dl *DeadLetter, log
 	target := cfg.Target()
 	prefix, _ := json.Marshal(target)
 	e := &Elasticsearch{
-		cfg: cfg, client: client, tr: tr, stats: stats, dl: dl, log: log, target: target,
+		cfg: cfg, client: client, tr: tr, dl: dl, log: log, target: target,
 		actionPrefix: append(append([]byte(`{"create":{"_index":`), prefix...), ','),
 		sleep:        Sleep,
 		causes:       map[string]bool{},
@@ -167,13 +162,14 @@ func (e *Elasticsearch) Close(ctx context.Context) error {
 // BatchBytes bytes, Workers at a time. It returns nil when every event was
 // delivered or dead-lettered, and a *RetryableError with exactly the
 // undelivered events otherwise.
-func (e *Elasticsearch) Write(ctx context.Context, batch []Event) error {
+func (e *Elasticsearch) Write(ctx context.Context, batch []Event) ([]Outcome, error) {
+	o := &outcomeSet{}
 	valid := make([]Event, 0, len(batch))
 	var remaining []Event
 	var errs []error
 	for _, ev := range batch {
 		if !json.Valid(ev.Body) {
-			if err := e.deadLetter(ev, 0, "invalid_json", "event body is not valid JSON; not sent"); err != nil {
+			if err := e.deadLetter(o, ev, 0, "invalid_json", "event body is not valid JSON; not sent"); err != nil {
 				remaining = append(remaining, ev)
 				errs = append(errs, err)
 			}
@@ -184,7 +180,7 @@ func (e *Elasticsearch) Write(ctx context.Context, batch []Event) error {
 	chunks := e.split(valid)
 	if len(chunks) == 1 || e.cfg.Workers == 1 {
 		for _, c := range chunks {
-			rem, err := e.deliver(ctx, c)
+			rem, err := e.deliver(ctx, o, c)
 			remaining = append(remaining, rem...)
 			if err != nil {
 				errs = append(errs, err)
@@ -198,7 +194,7 @@ func (e *Elasticsearch) Write(ctx context.Context, batch []Event) error {
 		for range min(e.cfg.Workers, len(chunks)) {
 			wg.Go(func() {
 				for i := range next {
-					rems[i], errsBy[i] = e.deliver(ctx, chunks[i])
+					rems[i], errsBy[i] = e.deliver(ctx, o, chunks[i])
 				}
 			})
 		}
@@ -215,13 +211,13 @@ func (e *Elasticsearch) Write(ctx context.Context, batch []Event) error {
 		}
 	}
 	if len(remaining) == 0 {
-		return nil
+		return o.result(batch, nil, nil), nil
 	}
 	err := errors.Join(dedupeErrs(errs)...)
 	if err == nil {
 		err = errors.New("not delivered")
 	}
-	return &RetryableError{Remaining: remaining, Err: err}
+	return o.result(batch, remaining, err), &RetryableError{Remaining: remaining, Err: err}
 }
 
 // dedupeErrs keeps one error per distinct message (chunks failing for the
@@ -274,7 +270,7 @@ const (
 
 // deliver sends one chunk, retrying only the items that failed transiently,
 // up to MaxAttempts requests. It returns the events still undelivered.
-func (e *Elasticsearch) deliver(ctx context.Context, chunk []Event) ([]Event, error) {
+func (e *Elasticsearch) deliver(ctx context.Context, o *outcomeSet, chunk []Event) ([]Event, error) {
 	pending := chunk
 	// kept: rejected events the dead-letter file could not take; handed
 	// back with the rest rather than lost.
@@ -297,12 +293,12 @@ func (e *Elasticsearch) deliver(ctx context.Context, chunk []Event) ([]Event, er
 			if err := e.sleep(ctx, e.backoff(attempt-1)); err != nil {
 				return giveBack(err)
 			}
-			e.stats.Retried.Add(uint64(len(pending)))
+			o.resend(pending)
 		}
 		if err := ctx.Err(); err != nil {
 			return giveBack(err)
 		}
-		out, retry, err := e.send(ctx, pending)
+		out, retry, err := e.send(ctx, o, pending)
 		switch out {
 		case outItems:
 			var ke *keptError
@@ -327,7 +323,7 @@ func (e *Elasticsearch) deliver(ctx context.Context, chunk []Event) ([]Event, er
 			}
 			lastErr = err
 		case outBisect:
-			rem, berr := e.bisect(ctx, pending, err)
+			rem, berr := e.bisect(ctx, o, pending, err)
 			pending = rem
 			return giveBack(berr)
 		default:
@@ -349,14 +345,14 @@ func (k *keptError) Error() string { return k.err.Error() }
 // bisect handles a whole-request 400/413: a lone event is dead-lettered,
 // a larger chunk is halved and each half delivered on its own, so one bad
 // document costs O(log n) requests and never loops.
-func (e *Elasticsearch) bisect(ctx context.Context, events []Event, cause error) ([]Event, error) {
+func (e *Elasticsearch) bisect(ctx context.Context, o *outcomeSet, events []Event, cause error) ([]Event, error) {
 	if len(events) == 1 {
 		status := 0
 		var se *esStatusError
 		if errors.As(cause, &se) {
 			status = se.Status
 		}
-		if err := e.deadLetter(events[0], status, "request_rejected", cause.Error()); err != nil {
+		if err := e.deadLetter(o, events[0], status, "request_rejected", cause.Error()); err != nil {
 			return events, err
 		}
 		return nil, nil
@@ -365,7 +361,7 @@ func (e *Elasticsearch) bisect(ctx context.Context, events []Event, cause error)
 	var rem []Event
 	var errs []error
 	for _, half := range [][]Event{events[:mid:mid], events[mid:]} {
-		r, err := e.deliver(ctx, half)
+		r, err := e.deliver(ctx, o, half)
 		rem = append(rem, r...)
 		if err != nil {
 			errs = append(errs, err)
@@ -444,7 +440,7 @@ func (e *Elasticsearch) body(buf *bytes.Buffer, events []Event) {
 // send performs one bulk request and sorts the answer. For outItems it
 // returns the events to retry (429/5xx items), having counted and
 // dead-lettered the others.
-func (e *Elasticsearch) send(ctx context.Context, events []Event) (outcome, []Event, error) {
+func (e *Elasticsearch) send(ctx context.Context, o *outcomeSet, events []Event) (outcome, []Event, error) {
 	buf, _ := e.bufs.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
@@ -483,7 +479,7 @@ func (e *Elasticsearch) send(ctx context.Context, events []Event) (outcome, []Ev
 		if len(br.Items) != len(events) {
 			return outTransient, nil, fmt.Errorf("bulk response has %d items for %d documents sent", len(br.Items), len(events))
 		}
-		retry, err := e.judgeItems(events, br)
+		retry, err := e.judgeItems(o, events, br)
 		return outItems, retry, err
 	case status == http.StatusTooManyRequests || status >= 500:
 		return outTransient, nil, fmt.Errorf("bulk request: HTTP %d: %s", status, esErrorSummary(raw))
@@ -518,10 +514,9 @@ func isProductCheckError(err error) bool {
 }
 
 // judgeItems applies the per-item rules and returns the events to retry.
-func (e *Elasticsearch) judgeItems(events []Event, br bulkResponse) ([]Event, error) {
+func (e *Elasticsearch) judgeItems(o *outcomeSet, events []Event, br bulkResponse) ([]Event, error) {
 	var retry, kept []Event
 	var keptErr error
-	var dup uint64
 	var retryCause string
 	for i, item := range br.Items {
 		var r bulkItemOutcome
@@ -531,7 +526,7 @@ func (e *Elasticsearch) judgeItems(events []Event, br bulkResponse) ([]Event, er
 		switch {
 		case r.Status >= 200 && r.Status < 300:
 		case r.Status == http.StatusConflict:
-			dup++
+			o.record(events[i], Outcome{Status: Duplicate})
 		case r.Status == http.StatusTooManyRequests || r.Status >= 500:
 			retry = append(retry, events[i])
 			if retryCause == "" {
@@ -542,12 +537,11 @@ func (e *Elasticsearch) judgeItems(events []Event, br bulkResponse) ([]Event, er
 			if r.Error != nil && r.Error.Type != "" {
 				typ = r.Error.Type
 			}
-			if err := e.deadLetter(events[i], r.Status, typ, fmt.Sprintf("HTTP %d %s", r.Status, r.Error.String())); err != nil {
+			if err := e.deadLetter(o, events[i], r.Status, typ, fmt.Sprintf("HTTP %d %s", r.Status, r.Error.String())); err != nil {
 				kept, keptErr = append(kept, events[i]), err
 			}
 		}
 	}
-	e.stats.Duplicate.Add(dup)
 	var err error
 	if len(retry) > 0 {
 		err = fmt.Errorf("%d of %d documents not accepted yet: %s", len(retry), len(events), retryCause)
@@ -562,7 +556,7 @@ func (e *Elasticsearch) judgeItems(events []Event, br bulkResponse) ([]Event, er
 // and counts it; each cause (status + error type) is logged once. When the
 // file cannot be written the error is returned and the caller hands the
 // event back (to be retried or spooled), so it is not lost.
-func (e *Elasticsearch) deadLetter(ev Event, status int, typ, reason string) error {
+func (e *Elasticsearch) deadLetter(o *outcomeSet, ev Event, status int, typ, reason string) error {
 	cause := fmt.Sprintf("%d %s", status, typ)
 	e.causesMu.Lock()
 	first := !e.causes[cause] && len(e.causes) < maxLoggedCauses
@@ -575,7 +569,7 @@ func (e *Elasticsearch) deadLetter(ev Event, status int, typ, reason string) err
 			zap.String("event_id", ev.ID), zap.String("cause", cause), zap.Error(err))
 		return fmt.Errorf("rejected (%s) and the dead-letter write failed: %w", cause, err)
 	}
-	e.stats.DeadLettered.Add(1)
+	o.record(ev, Outcome{Status: DeadLettered, Err: errors.New(reason)})
 	if first {
 		e.log.Error("event rejected permanently and dead-lettered; further events with this cause are only counted",
 			zap.String("cause", cause), zap.String("event_id", ev.ID), zap.String("reason", reason),

@@ -84,10 +84,11 @@ func BenchmarkElasticsearchBurst100k(b *testing.B) {
 			}
 			defer dl.Close()
 			stats := &Stats{}
-			es, err := NewElasticsearch(cfg, stats, dl, zap.NewNop())
+			es, err := NewElasticsearch(cfg, dl, zap.NewNop())
 			if err != nil {
 				b.Fatal(err)
 			}
+			trackStats(b, es, stats)
 			defer es.Close(context.Background())
 			var elapsed time.Duration
 			var peakHeap, extraHeap, peakSys uint64
@@ -101,7 +102,7 @@ func BenchmarkElasticsearchBurst100k(b *testing.B) {
 				peak := startHeapPeak()
 				b.StartTimer()
 				start := time.Now()
-				err := es.Write(context.Background(), evs)
+				err := countedWrite(b, es, context.Background(), evs)
 				elapsed += time.Since(start)
 				b.StopTimer()
 				peak.Stop()

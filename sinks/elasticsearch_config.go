@@ -400,7 +400,7 @@ func openElasticsearch(ctx context.Context, spec Spec, env Env) (Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	es, err := NewElasticsearch(ec, env.Stats, dl, env.Log)
+	es, err := NewElasticsearch(ec, dl, env.Log)
 	if err != nil {
 		dl.Close()
 		return nil, err

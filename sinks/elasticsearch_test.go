@@ -119,11 +119,12 @@ func newTestES(t *testing.T, cfg ElasticsearchConfig) *esHarness {
 	t.Cleanup(func() { dl.Close() })
 	core, logs := observer.New(zapcore.DebugLevel)
 	stats := &Stats{}
-	es, err := NewElasticsearch(cfg, stats, dl, zap.New(core))
+	es, err := NewElasticsearch(cfg, dl, zap.New(core))
 	if err != nil {
 		t.Fatalf("NewElasticsearch: %v", err)
 	}
 	t.Cleanup(func() { es.Close(context.Background()) })
+	trackStats(t, es, stats)
 	return &esHarness{es: es, stats: stats, dl: dl, dlPath: dlPath, logs: logs}
 }
 
@@ -212,7 +213,7 @@ func TestElasticsearchSecretsFromEnvAndFilesNeverLogged(t *testing.T) {
 	cfg := testESConfig(d.URL())
 	cfg.APIKeyFile = keyFile
 	h := newTestES(t, cfg)
-	if err := h.es.Write(context.Background(), makeECSAlerts("f", 3)); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), makeECSAlerts("f", 3)); err != nil {
 		t.Fatalf("api_key_file: %v", err)
 	}
 
@@ -220,7 +221,7 @@ func TestElasticsearchSecretsFromEnvAndFilesNeverLogged(t *testing.T) {
 	d.APIKey = "kid:s3cr3t-from-env"
 	t.Setenv(EnvESAPIKey, d.APIKey)
 	h2 := newTestES(t, cfg)
-	if err := h2.es.Write(context.Background(), makeECSAlerts("e", 3)); err != nil {
+	if err := countedWrite(t, h2.es, context.Background(), makeECSAlerts("e", 3)); err != nil {
 		t.Fatalf("env api key: %v", err)
 	}
 	for _, h := range []*esHarness{h, h2} {
@@ -263,7 +264,7 @@ func TestESDeliversBatchAsCreateWithIDGzipAndAPIKey(t *testing.T) {
 		t.Fatalf("Check: %v", err)
 	}
 	evs := makeECSAlerts("a", 25)
-	if err := h.es.Write(context.Background(), evs); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), evs); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	reqs := d.Requests()
@@ -307,7 +308,7 @@ func TestESPlainIndexAndNoCompression(t *testing.T) {
 	cfg.Compression = "none"
 	h := newTestES(t, cfg)
 	evs := makeECSAlerts("p", 3)
-	if err := h.es.Write(context.Background(), evs); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
 	r := d.Requests()[0]
@@ -336,7 +337,7 @@ func TestESRetriesExactlyTheFailedItems(t *testing.T) {
 		return 0, ""
 	}
 	h := newTestES(t, testESConfig(d.URL()))
-	if err := h.es.Write(context.Background(), evs); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), evs); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	reqs := d.Requests()
@@ -379,7 +380,7 @@ func TestES400NeverLoops(t *testing.T) {
 		return 0, ""
 	}
 	h := newTestES(t, testESConfig(d.URL()))
-	if err := h.es.Write(context.Background(), evs); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(d.Requests()); n != 1 {
@@ -393,7 +394,7 @@ func TestES400NeverLoops(t *testing.T) {
 		t.Errorf("cause logged %d times, want 1", n)
 	}
 	// A second Write with the same cause logs nothing new.
-	if err := h.es.Write(context.Background(), evs[2:3]); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), evs[2:3]); err != nil {
 		t.Fatal(err)
 	}
 	if n := h.logs.FilterMessageSnippet("dead-lettered").Len(); n != 1 {
@@ -411,7 +412,7 @@ func TestESPersistent429HandsBackRemaining(t *testing.T) {
 		return 0, ""
 	}
 	h := newTestES(t, testESConfig(d.URL()))
-	err := h.es.Write(context.Background(), evs)
+	err := countedWrite(t, h.es, context.Background(), evs)
 	var re *RetryableError
 	if !errors.As(err, &re) {
 		t.Fatalf("want *RetryableError, got %v", err)
@@ -466,7 +467,7 @@ func TestESBackoffTimingBounds(t *testing.T) {
 	cfg.Retry = RetryConfig{Initial: 40 * time.Millisecond, Max: 100 * time.Millisecond, MaxAttempts: 5}
 	h := newTestES(t, cfg)
 	start := time.Now()
-	err := h.es.Write(context.Background(), evs)
+	err := countedWrite(t, h.es, context.Background(), evs)
 	elapsed := time.Since(start)
 	var re *RetryableError
 	if !errors.As(err, &re) || len(re.Remaining) != 1 {
@@ -502,7 +503,7 @@ func TestESConnectionErrorRetried(t *testing.T) {
 	}
 	h := newTestES(t, testESConfig(d.URL()))
 	evs := makeECSAlerts("c", 4)
-	if err := h.es.Write(context.Background(), evs); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), evs); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	if n := len(d.Requests()); n != 2 {
@@ -523,7 +524,7 @@ func TestESLostAnswerRetryCountsDuplicates(t *testing.T) {
 	}
 	h := newTestES(t, testESConfig(d.URL()))
 	evs := makeECSAlerts("l", 5)
-	if err := h.es.Write(context.Background(), evs); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), evs); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	if d.Count(dsName) != 5 {
@@ -543,7 +544,7 @@ func TestESUnreachableHandsBackEverything(t *testing.T) {
 	ln.Close() // nothing listens there now
 	h := newTestES(t, testESConfig("http://"+addr))
 	evs := makeECSAlerts("u", 3)
-	err = h.es.Write(context.Background(), evs)
+	err = countedWrite(t, h.es, context.Background(), evs)
 	var re *RetryableError
 	if !errors.As(err, &re) || len(re.Remaining) != 3 || !errors.Is(err, ErrESUnreachable) {
 		t.Fatalf("want RetryableError(ErrESUnreachable) with 3 events, got %v", err)
@@ -560,7 +561,7 @@ func TestESAuthFailureStopsAndNamesTheCause(t *testing.T) {
 	cfg.APIKey = "bad:key"
 	h := newTestES(t, cfg)
 	evs := makeECSAlerts("x", 3)
-	err := h.es.Write(context.Background(), evs)
+	err := countedWrite(t, h.es, context.Background(), evs)
 	var re *RetryableError
 	if !errors.As(err, &re) || len(re.Remaining) != 3 || !errors.Is(err, ErrESAuth) {
 		t.Fatalf("want RetryableError(ErrESAuth), got %v", err)
@@ -581,7 +582,7 @@ func TestESNotElasticsearch(t *testing.T) {
 	if err := h.es.Check(context.Background()); !errors.Is(err, ErrNotElasticsearch) {
 		t.Fatalf("Check: %v", err)
 	}
-	err := h.es.Write(context.Background(), makeECSAlerts("z", 2))
+	err := countedWrite(t, h.es, context.Background(), makeECSAlerts("z", 2))
 	var re *RetryableError
 	if !errors.As(err, &re) || !errors.Is(err, ErrNotElasticsearch) || len(re.Remaining) != 2 {
 		t.Fatalf("Write: %v", err)
@@ -620,7 +621,7 @@ func TestESSplitsBySizeAndBytesWithWorkers(t *testing.T) {
 	cfg.Workers = 3
 	h := newTestES(t, cfg)
 	evs := makeECSAlerts("s", 10)
-	if err := h.es.Write(context.Background(), evs); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
 	reqs := d.Requests()
@@ -641,7 +642,7 @@ func TestESSplitsBySizeAndBytesWithWorkers(t *testing.T) {
 	d2 := newESDouble(t)
 	cfg.URL = d2.URL()
 	h2 := newTestES(t, cfg)
-	if err := h2.es.Write(context.Background(), evs); err != nil {
+	if err := countedWrite(t, h2.es, context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range d2.Requests() {
@@ -670,7 +671,7 @@ func TestESWholeRequest400Bisects(t *testing.T) {
 		return 0
 	}
 	h := newTestES(t, testESConfig(d.URL()))
-	if err := h.es.Write(context.Background(), evs); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
 	if d.Count(dsName) != 7 {
@@ -690,7 +691,7 @@ func TestESInvalidJSONDeadLetteredNotSent(t *testing.T) {
 	h := newTestES(t, testESConfig(d.URL()))
 	evs := makeECSAlerts("j", 2)
 	evs = append(evs, Event{ID: "broken", Body: []byte("{\"a\":\n")})
-	if err := h.es.Write(context.Background(), evs); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
 	if slices.Contains(d.Requests()[0].IDs, "broken") {
@@ -712,7 +713,7 @@ func TestESDeadLetterFailureHandsEventBack(t *testing.T) {
 	}
 	h := newTestES(t, testESConfig(d.URL()))
 	h.dl.Close() // the dead-letter file can no longer be written
-	err := h.es.Write(context.Background(), evs)
+	err := countedWrite(t, h.es, context.Background(), evs)
 	var re *RetryableError
 	if !errors.As(err, &re) || !slices.Equal(eventIDs(re.Remaining), []string{evs[1].ID}) {
 		t.Fatalf("want the rejected event handed back, got %v", err)
@@ -732,7 +733,7 @@ func TestESContextCancelHandsBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := h.es.Write(ctx, evs)
+	err := countedWrite(t, h.es, ctx, evs)
 	var re *RetryableError
 	if !errors.As(err, &re) || len(re.Remaining) != 2 || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
@@ -826,7 +827,7 @@ func TestESConcurrentWritesAreSafe(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
-			if err := h.es.Write(context.Background(), evs[i*10:(i+1)*10]); err != nil {
+			if err := countedWrite(t, h.es, context.Background(), evs[i*10:(i+1)*10]); err != nil {
 				t.Error(err)
 			}
 		})

@@ -142,26 +142,26 @@ func (fs *File) open() (*os.File, int64, error) {
 }
 
 // Write appends each event as one line, rotating before a line that would
-// take the file past the size limit. On failure it returns the events not
-// written as a *RetryableError whose message names the file.
-func (fs *File) Write(ctx context.Context, batch []Event) error {
+// take the file past the size limit. On failure the events not written are
+// Retry, with an error naming the file.
+func (fs *File) Write(ctx context.Context, batch []Event) ([]Outcome, error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.closed {
-		return fmt.Errorf("file sink %s: %w: %w", fs.path, ErrPermanent, errFileClosed)
+		return nil, fmt.Errorf("file sink %s: %w: %w", fs.path, ErrPermanent, errFileClosed)
 	}
 	for i, ev := range batch {
 		if err := ctx.Err(); err != nil {
-			return &RetryableError{Remaining: batch[i:], Err: err}
+			return retryRest(batch, i, err)
 		}
 		if err := fs.writeLine(ev.Body); err != nil {
-			return &RetryableError{Remaining: batch[i:], Err: err}
+			return retryRest(batch, i, err)
 		}
 	}
 	if cap(fs.buf) > 1<<20 {
 		fs.buf = nil
 	}
-	return nil
+	return retryRest(batch, len(batch), nil)
 }
 
 func (fs *File) writeLine(body []byte) error {

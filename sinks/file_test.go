@@ -74,7 +74,7 @@ func TestFileRotationKeepsCountModesAndWholeLines(t *testing.T) {
 		for j := i; j < i+7 && j < n; j++ {
 			batch = append(batch, ev(j))
 		}
-		if err := f.Write(context.Background(), batch); err != nil {
+		if err := countedWrite(t, f, context.Background(), batch); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +119,7 @@ func TestFileLineLargerThanLimitGetsItsOwnFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.ndjson")
 	f := newTestFile(t, FileConfig{Path: path, MaxFiles: 4}, 100)
 	big := Event{ID: "big", Body: []byte(`{"event":{"id":"big"},"pad":"` + strings.Repeat("x", 300) + `"}`)}
-	if err := f.Write(context.Background(), []Event{ev(1), big, ev(2)}); err != nil {
+	if err := countedWrite(t, f, context.Background(), []Event{ev(1), big, ev(2)}); err != nil {
 		t.Fatal(err)
 	}
 	got := [][]string{readLines(t, path+".2"), readLines(t, path+".1"), readLines(t, path)}
@@ -137,7 +137,7 @@ func TestFileAppendsAndTightensMode(t *testing.T) {
 	if f.maxBytes != 10<<20 || f.maxFiles != 7 {
 		t.Fatalf("defaults: %d bytes, %d files", f.maxBytes, f.maxFiles)
 	}
-	if err := f.Write(context.Background(), []Event{ev(1)}); err != nil {
+	if err := countedWrite(t, f, context.Background(), []Event{ev(1)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readLines(t, path); fmt.Sprint(got) != "[e0 e1]" {
@@ -152,19 +152,19 @@ func TestFileReopenAfterExternalRename(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.ndjson")
 	f := newTestFile(t, FileConfig{Path: path}, 0)
 	ctx := context.Background()
-	if err := f.Write(ctx, []Event{ev(1)}); err != nil {
+	if err := countedWrite(t, f, ctx, []Event{ev(1)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(path, path+".logrotated"); err != nil { // logrotate
 		t.Fatal(err)
 	}
-	if err := f.Write(ctx, []Event{ev(2)}); err != nil { // still the old inode
+	if err := countedWrite(t, f, ctx, []Event{ev(2)}); err != nil { // still the old inode
 		t.Fatal(err)
 	}
 	if err := f.Reopen(); err != nil { // SIGHUP
 		t.Fatal(err)
 	}
-	if err := f.Write(ctx, []Event{ev(3)}); err != nil {
+	if err := countedWrite(t, f, ctx, []Event{ev(3)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readLines(t, path+".logrotated"); fmt.Sprint(got) != "[e1 e2]" {
@@ -191,7 +191,7 @@ func TestFileReopenFailureKeepsWriting(t *testing.T) {
 	if err := f.Reopen(); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Reopen into a missing directory: %v", err)
 	}
-	if err := f.Write(context.Background(), []Event{ev(1)}); err != nil {
+	if err := countedWrite(t, f, context.Background(), []Event{ev(1)}); err != nil {
 		t.Fatalf("write after failed reopen: %v", err)
 	}
 	if got := readLines(t, filepath.Join(dir, "moved")); fmt.Sprint(got) != "[e1]" {
@@ -205,7 +205,7 @@ func TestFileWriteAfterCloseIsPermanent(t *testing.T) {
 	if err := f.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	err := f.Write(context.Background(), []Event{ev(1)})
+	err := countedWrite(t, f, context.Background(), []Event{ev(1)})
 	if !errors.Is(err, ErrPermanent) {
 		t.Fatalf("write after close: %v", err)
 	}
@@ -257,7 +257,7 @@ func TestFileDiskFull(t *testing.T) {
 	var werr error
 	written := 0
 	for i := 0; i < 1000 && werr == nil; i++ {
-		if werr = f.Write(context.Background(), []Event{body(i)}); werr == nil {
+		if werr = countedWrite(t, f, context.Background(), []Event{body(i)}); werr == nil {
 			written++
 		}
 	}

@@ -27,14 +27,13 @@ import (
 // one host's alerts stay in order on one partition.
 //
 // Failures are sorted per message: a message the broker can never take (too
-// large, invalid) is dead-lettered and counted; leader changes, restarts and
+// large, invalid) is dead-lettered; leader changes, restarts and
 // timeouts are retried with jittered backoff; what is still undelivered is
-// handed back in a *RetryableError.
+// reported as Retry (Write's outcomes).
 type Kafka struct {
 	cfg       KafkaConfig
 	w         *kafka.Writer
 	transport *kafka.Transport
-	stats     *Stats
 	dl        *DeadLetter
 
 	log     *zap.Logger
@@ -56,20 +55,17 @@ var kafkaHeaders = []struct {
 }
 
 // NewKafka builds the sink from cfg (validated here; zero values take the
-// defaults). stats receives the counters; dl receives permanently rejected
+// defaults). dl receives permanently rejected
 // messages (when nil, cfg.DeadLetter is opened, else they are counted as
 // dropped); the sink closes it in Close. It does no network I/O: call
 // CheckStartup at start-up.
-func NewKafka(cfg KafkaConfig, stats *Stats, dl *DeadLetter, log *zap.Logger) (*Kafka, error) {
+func NewKafka(cfg KafkaConfig, dl *DeadLetter, log *zap.Logger) (*Kafka, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka sink config: %w: %w", ErrPermanent, err)
 	}
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = zap.NewNop()
-	}
-	if stats == nil {
-		stats = &Stats{}
 	}
 	log = log.With(zap.String("sink", "kafka"), zap.String("topic", cfg.Topic), zap.Strings("brokers", cfg.Brokers))
 
@@ -96,7 +92,6 @@ func NewKafka(cfg KafkaConfig, stats *Stats, dl *DeadLetter, log *zap.Logger) (*
 	k := &Kafka{
 		cfg:       cfg,
 		transport: transport,
-		stats:     stats,
 		dl:        dl,
 		log:       log,
 		headers:   cfg.HeadersEnabled(),
@@ -291,43 +286,60 @@ type kafkaItem struct {
 	msg kafka.Message
 }
 
-// Write sends batch and waits for the acknowledgements. See Sink.
-func (k *Kafka) Write(ctx context.Context, batch []Event) error {
+// Write sends batch and waits for the acknowledgements. See Sink. Events
+// the broker can never take are DeadLettered (Dropped with no dead-letter
+// file); what the retry budget could not deliver is Retry, with an error
+// wrapping ErrPermanent for a missing topic or rejected credentials.
+func (k *Kafka) Write(ctx context.Context, batch []Event) ([]Outcome, error) {
 	if len(batch) == 0 {
-		return nil
+		return nil, nil
 	}
+	o := &outcomeSet{}
 	pending := make([]kafkaItem, 0, len(batch))
 	for _, ev := range batch {
 		msg := k.message(ev)
 		if n := kafkaMessageSize(msg); n > k.cfg.MaxMessageBytes {
-			k.deadLetter(ev, fmt.Sprintf("message of %d bytes exceeds max_message_bytes %d", n, k.cfg.MaxMessageBytes))
+			k.deadLetter(o, ev, fmt.Sprintf("message of %d bytes exceeds max_message_bytes %d", n, k.cfg.MaxMessageBytes))
 			continue
 		}
 		pending = append(pending, kafkaItem{ev: ev, msg: msg})
+	}
+	handBack := func(retry []kafkaItem, err error) ([]Outcome, error) {
+		rem := kafkaEvents(retry)
+		return o.result(batch, rem, err), &RetryableError{Remaining: rem, Err: err}
 	}
 	var lastErr error
 	for attempt := 1; len(pending) > 0; attempt++ {
 		if attempt > 1 {
 			if attempt > k.cfg.Retry.MaxAttempts {
-				return &RetryableError{Remaining: kafkaEvents(pending), Err: fmt.Errorf("kafka: gave up after %d attempts: %w", k.cfg.Retry.MaxAttempts, lastErr)}
+				return handBack(pending, fmt.Errorf("kafka: gave up after %d attempts: %w", k.cfg.Retry.MaxAttempts, lastErr))
 			}
 			d := kafkaBackoff(k.cfg.Retry.Initial, k.cfg.Retry.Max, attempt-1)
 			k.log.Warn("kafka write failed, retrying", zap.Int("events", len(pending)), zap.Int("attempt", attempt), zap.Duration("backoff", d), zap.Error(lastErr))
 			if err := Sleep(ctx, d); err != nil {
-				return &RetryableError{Remaining: kafkaEvents(pending), Err: fmt.Errorf("kafka: %w (last error: %v)", err, lastErr)}
+				return handBack(pending, fmt.Errorf("kafka: %w (last error: %v)", err, lastErr))
 			}
-			k.stats.Retried.Add(uint64(len(pending)))
+			o.resend(kafkaEvents(pending))
 		}
-		retry, fatal, err := k.send(ctx, pending, true)
+		retry, fatal, err := k.send(ctx, o, pending, true)
 		if fatal != nil {
-			return &RetryableError{Remaining: append(kafkaEvents(retry), kafkaEvents(fatal.items)...), Err: fatal.err}
+			// The fatal ones carry their (permanent) cause; the others
+			// stay retryable.
+			for _, it := range fatal.items {
+				o.record(it.ev, Outcome{Status: Retry, Err: fatal.err})
+			}
+			rem := append(kafkaEvents(retry), kafkaEvents(fatal.items)...)
+			if err == nil {
+				err = fatal.err
+			}
+			return o.result(batch, kafkaEvents(retry), err), &RetryableError{Remaining: rem, Err: fatal.err}
 		}
 		if ctx.Err() != nil && len(retry) > 0 {
-			return &RetryableError{Remaining: kafkaEvents(retry), Err: fmt.Errorf("kafka: %w (last error: %v)", ctx.Err(), err)}
+			return handBack(retry, fmt.Errorf("kafka: %w (last error: %v)", ctx.Err(), err))
 		}
 		pending, lastErr = retry, err
 	}
-	return nil
+	return o.result(batch, nil, nil), nil
 }
 
 // kafkaFatal carries events that hit a non-retryable, non-message error
@@ -341,27 +353,23 @@ type kafkaFatal struct {
 // that made them fail, or the fatal ones. Delivered and dead-lettered
 // items are counted. isolate allows re-sending too-large items one by one
 // to tell a too-large message from a too-large batch.
-func (k *Kafka) send(ctx context.Context, items []kafkaItem, isolate bool) (retry []kafkaItem, fatal *kafkaFatal, lastErr error) {
+func (k *Kafka) send(ctx context.Context, o *outcomeSet, items []kafkaItem, isolate bool) (retry []kafkaItem, fatal *kafkaFatal, lastErr error) {
 	msgs := make([]kafka.Message, len(items))
 	for i := range items {
 		msgs[i] = items[i].msg
 	}
 	err := k.w.WriteMessages(ctx, msgs...)
 	if err == nil {
-		k.stats.Sent.Add(uint64(len(items)))
 		return nil, nil, nil
 	}
-	k.stats.Failed.Add(1)
 
 	var werrs kafka.WriteErrors
 	var mtl kafka.MessageTooLargeError
 	switch {
 	case errors.As(err, &werrs) && len(werrs) == len(items):
 		var tooLarge []kafkaItem
-		var sent uint64
 		for i, e := range werrs {
 			if e == nil {
-				sent++
 				continue
 			}
 			switch kafkaClassify(e, k.cfg.AllowAutoTopicCreation) {
@@ -377,20 +385,19 @@ func (k *Kafka) send(ctx context.Context, items []kafkaItem, isolate bool) (retr
 				fatal = k.addFatal(fatal, items[i], fmt.Errorf("kafka %s: %w: %w", k.cfg.Topic, ErrPermanent, e))
 			}
 		}
-		k.stats.Sent.Add(sent)
-		k.handleTooLarge(ctx, tooLarge, isolate && len(items) > 1, &retry, &fatal)
+		k.handleTooLarge(ctx, o, tooLarge, isolate && len(items) > 1, &retry, &fatal)
 		return retry, fatal, lastErr
 	case errors.As(err, &mtl):
 		// kafka-go refused one message locally (larger than batch_bytes)
 		// and sent nothing: dead-letter it, resend the others.
 		for i := range items {
 			if kafkaSameMessage(items[i].msg, mtl.Message) {
-				k.deadLetter(items[i].ev, "message larger than batch_bytes: "+err.Error())
+				k.deadLetter(o, items[i].ev, "message larger than batch_bytes: "+err.Error())
 				rest := append(append([]kafkaItem(nil), items[:i]...), items[i+1:]...)
 				if len(rest) == 0 {
 					return nil, nil, nil
 				}
-				return k.send(ctx, rest, isolate)
+				return k.send(ctx, o, rest, isolate)
 			}
 		}
 		return items, nil, err
@@ -405,11 +412,11 @@ func (k *Kafka) send(ctx context.Context, items []kafkaItem, isolate bool) (retr
 		return nil, &kafkaFatal{items: items, err: fmt.Errorf("kafka %s: %w: %w", k.cfg.Topic, ErrPermanent, err)}, err
 	case kafkaTooLarge:
 		if len(items) == 1 {
-			k.deadLetter(items[0].ev, "broker rejected the message: "+err.Error())
+			k.deadLetter(o, items[0].ev, "broker rejected the message: "+err.Error())
 			return nil, nil, err
 		}
 		var f *kafkaFatal
-		k.handleTooLarge(ctx, items, isolate, &retry, &f)
+		k.handleTooLarge(ctx, o, items, isolate, &retry, &f)
 		return retry, f, err
 	}
 	return items, nil, err
@@ -427,17 +434,17 @@ func (k *Kafka) addFatal(f *kafkaFatal, it kafkaItem, err error) *kafkaFatal {
 // they were sent together with others (isolate), the broker may have
 // rejected their batch rather than each message, so each is re-sent alone
 // first and dead-lettered only if it is refused on its own.
-func (k *Kafka) handleTooLarge(ctx context.Context, items []kafkaItem, isolate bool, retry *[]kafkaItem, fatal **kafkaFatal) {
+func (k *Kafka) handleTooLarge(ctx context.Context, o *outcomeSet, items []kafkaItem, isolate bool, retry *[]kafkaItem, fatal **kafkaFatal) {
 	for _, it := range items {
 		if !isolate || ctx.Err() != nil {
 			if ctx.Err() != nil {
 				*retry = append(*retry, it)
 				continue
 			}
-			k.deadLetter(it.ev, "broker rejected the message as too large or invalid")
+			k.deadLetter(o, it.ev, "broker rejected the message as too large or invalid")
 			continue
 		}
-		r, f, _ := k.send(ctx, []kafkaItem{it}, false)
+		r, f, _ := k.send(ctx, o, []kafkaItem{it}, false)
 		*retry = append(*retry, r...)
 		if f != nil {
 			if *fatal == nil {
@@ -461,20 +468,20 @@ func kafkaEvents(items []kafkaItem) []Event {
 }
 
 // deadLetter records ev as permanently rejected.
-func (k *Kafka) deadLetter(ev Event, reason string) {
+func (k *Kafka) deadLetter(o *outcomeSet, ev Event, reason string) {
 	if k.dl == nil {
-		k.stats.Drop("kafka_message_rejected", 1)
+		o.record(ev, Outcome{Status: Dropped, Reason: "kafka_message_rejected", Err: errors.New(reason)})
 		k.log.Error("kafka rejected an event and no dead_letter file is configured: event dropped",
 			zap.String("event_id", ev.ID), zap.String("reason", reason))
 		return
 	}
 	if err := k.dl.Write(k.Name(), ev, reason); err != nil {
-		k.stats.Drop("dead_letter_write_failed", 1)
+		o.record(ev, Outcome{Status: Dropped, Reason: "dead_letter_write_failed", Err: err})
 		k.log.Error("kafka event rejected and the dead-letter write failed: event dropped",
 			zap.String("event_id", ev.ID), zap.String("reason", reason), zap.Error(err))
 		return
 	}
-	k.stats.DeadLettered.Add(1)
+	o.record(ev, Outcome{Status: DeadLettered, Err: errors.New(reason)})
 	k.log.Warn("kafka rejected an event permanently; dead-lettered",
 		zap.String("event_id", ev.ID), zap.String("reason", reason), zap.String("dead_letter", k.dl.Path()))
 }

@@ -39,7 +39,7 @@ func BenchmarkKafkaWrite(b *testing.B) {
 		b.Run(v.name, func(b *testing.B) {
 			k, stats := kafkaRealSink(b, br, "bench", v.mod)
 			ctx := context.Background()
-			if err := k.Write(ctx, evs[:v.batch]); err != nil { // warm: connection, metadata
+			if err := countedWrite(b, k, ctx, evs[:v.batch]); err != nil { // warm: connection, metadata
 				b.Fatal(err)
 			}
 			lat := make([]time.Duration, 0, b.N)
@@ -48,7 +48,7 @@ func BenchmarkKafkaWrite(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				off := (i * v.batch) % (len(evs) - v.batch)
 				t0 := time.Now()
-				if err := k.Write(ctx, evs[off:off+v.batch]); err != nil {
+				if err := countedWrite(b, k, ctx, evs[off:off+v.batch]); err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(t0))

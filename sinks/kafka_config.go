@@ -324,7 +324,7 @@ func openKafka(ctx context.Context, spec Spec, env Env) (Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := NewKafka(kc, env.Stats, dl, env.Log)
+	k, err := NewKafka(kc, dl, env.Log)
 	if err != nil {
 		dl.Close()
 		return nil, err

@@ -65,10 +65,11 @@ func kafkaRealSink(t testing.TB, b *kafkaTestBroker, topic string, mod func(*Kaf
 		mod(&cfg)
 	}
 	stats := &Stats{}
-	k, err := NewKafka(cfg, stats, nil, zap.NewNop())
+	k, err := NewKafka(cfg, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	trackStats(t, k, stats)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -82,7 +83,7 @@ func kafkaWriteAll(t testing.TB, k *Kafka, evs []Event, chunk int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for i := 0; i < len(evs); i += chunk {
-		if err := k.Write(ctx, evs[i:min(i+chunk, len(evs))]); err != nil {
+		if err := countedWrite(t, k, ctx, evs[i:min(i+chunk, len(evs))]); err != nil {
 			t.Fatalf("Write: %v", err)
 		}
 	}
@@ -364,10 +365,11 @@ func TestKafkaRealSASL(t *testing.T) {
 				cfg.SASL = KafkaSASL{Mechanism: mech, Username: user, Password: pw}
 				cfg.Retry.MaxAttempts = 2
 				stats := &Stats{}
-				k, err := NewKafka(cfg, stats, nil, zap.New(core))
+				k, err := NewKafka(cfg, nil, zap.New(core))
 				if err != nil {
 					t.Fatal(err)
 				}
+				trackStats(t, k, stats)
 				t.Cleanup(func() { k.Close(context.Background()) })
 				return k, stats
 			}
@@ -378,7 +380,7 @@ func TestKafkaRealSASL(t *testing.T) {
 				t.Fatalf("Check: %v", err)
 			}
 			evs := kafkaTestEvents(t, mech, 10, 2)
-			if err := k.Write(ctx, evs); err != nil {
+			if err := countedWrite(t, k, ctx, evs); err != nil {
 				t.Fatalf("Write: %v", err)
 			}
 			if stats.Sent.Load() != 10 {
@@ -412,7 +414,7 @@ func TestKafkaRealSASL(t *testing.T) {
 			if err := bad.Check(ctx); err == nil {
 				t.Fatal("Check with a wrong password succeeded")
 			}
-			err := bad.Write(ctx, evs[:2])
+			err := countedWrite(t, bad, ctx, evs[:2])
 			var re *RetryableError
 			if !errors.As(err, &re) || len(re.Remaining) != 2 || badStats.Sent.Load() != 0 {
 				t.Fatalf("Write with a wrong password = %v (sent %d), want both events handed back", err, badStats.Sent.Load())
@@ -481,7 +483,7 @@ func TestKafkaRealMissingTopic(t *testing.T) {
 	}
 	// Even though this broker would auto-create, the sink does not ask it to.
 	evs := kafkaTestEvents(t, "missing", 3, 1)
-	err = k.Write(context.Background(), evs)
+	err = countedWrite(t, k, context.Background(), evs)
 	var re *RetryableError
 	if !errors.As(err, &re) || len(re.Remaining) != 3 || !strings.Contains(err.Error(), `"no-such-topic"`) ||
 		!strings.Contains(err.Error(), "allow_auto_topic_creation") {
@@ -500,7 +502,7 @@ func TestKafkaRealMissingTopic(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := auto.Write(ctx, evs); err != nil {
+	if err := countedWrite(t, auto, ctx, evs); err != nil {
 		t.Fatalf("Write with auto-creation: %v", err)
 	}
 	if n := len(kcatConsume(t, b.Addr, "created-on-write")); n != 3 {
@@ -525,7 +527,7 @@ func TestKafkaRealOversizedToDeadLetter(t *testing.T) {
 	batch := append(append(slices.Clone(evs[:3]), big), evs[3:]...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := k.Write(ctx, batch); err != nil {
+	if err := countedWrite(t, k, ctx, batch); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	if s := stats.Snapshot(); s.Sent != 6 || s.DeadLettered != 1 {
@@ -583,7 +585,7 @@ func TestKafkaRealBrokerRestart(t *testing.T) {
 				t.Fatalf("not recovered after 90s: %d events pending at %d; stats %+v", len(pending), i, stats.Snapshot())
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			err := k.Write(ctx, pending)
+			err := countedWrite(t, k, ctx, pending)
 			cancel()
 			if err == nil {
 				break
@@ -638,7 +640,7 @@ func TestKafkaRealCloseDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := k.Write(ctx, evs[2:])
+	err := countedWrite(t, k, ctx, evs[2:])
 	var re *RetryableError
 	if !errors.As(err, &re) || len(re.Remaining) != 2 {
 		t.Fatalf("Write to a frozen broker = %v, want both events handed back", err)
@@ -679,7 +681,7 @@ func TestKafkaRealTLS(t *testing.T) {
 		if err := k.Check(ctx); err != nil {
 			return err
 		}
-		return k.Write(ctx, kafkaTestEvents(t, "tls", 5, 1))
+		return countedWrite(t, k, ctx, kafkaTestEvents(t, "tls", 5, 1))
 	}
 	ok := KafkaTLSConfig{Enabled: true, TLSConfig: TLSConfig{CAFile: p("ca.pem"), CertFile: p("client.pem"), KeyFile: p("client-key.pem")}}
 	if err := try(ok); err != nil {

@@ -63,7 +63,7 @@ func kafkaTestEvents(t testing.TB, prefix string, n, hosts int) []Event {
 func TestKafkaDefaultsAreDurableAndFast(t *testing.T) {
 	cfg := DefaultKafkaConfig()
 	cfg.Brokers, cfg.Topic = []string{"127.0.0.1:9092"}, "alerts"
-	k, err := NewKafka(cfg, nil, nil, zap.NewNop())
+	k, err := NewKafka(cfg, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestKafkaConfigValidate(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.want)
 			}
-			if _, nerr := NewKafka(c, nil, nil, nil); !errors.Is(nerr, ErrPermanent) {
+			if _, nerr := NewKafka(c, nil, nil); !errors.Is(nerr, ErrPermanent) {
 				t.Fatalf("NewKafka error %v does not wrap ErrPermanent", nerr)
 			}
 		})
@@ -251,7 +251,7 @@ func TestKafkaMessageKeyAndHeaders(t *testing.T) {
 		if mod != nil {
 			mod(&c)
 		}
-		k, err := NewKafka(c, nil, nil, nil)
+		k, err := NewKafka(c, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -377,13 +377,14 @@ func TestKafkaOversizedIsDeadLetteredLocally(t *testing.T) {
 	cfg.Brokers, cfg.Topic, cfg.DeadLetter = []string{closedPort(t)}, "t", dlPath
 	cfg.MaxMessageBytes = 2000
 	stats := &Stats{}
-	k, err := NewKafka(cfg, stats, nil, nil)
+	k, err := NewKafka(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	trackStats(t, k, stats)
 	big := Event{ID: "big-1", Body: []byte(`{"event":{"id":"big-1"},"message":"` + strings.Repeat("x", 3000) + `"}`)}
 	// Only the oversized event: nothing is sent, so the closed port does not matter.
-	if err := k.Write(context.Background(), []Event{big}); err != nil {
+	if err := countedWrite(t, k, context.Background(), []Event{big}); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	if err := k.Close(context.Background()); err != nil {
@@ -408,15 +409,16 @@ func TestKafkaUnreachableReturnsExactlyTheUndelivered(t *testing.T) {
 	cfg.MaxMessageBytes = 3000
 	stats := &Stats{}
 	core, logs := observer.New(zapcore.DebugLevel)
-	k, err := NewKafka(cfg, stats, nil, zap.New(core))
+	k, err := NewKafka(cfg, nil, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}
+	trackStats(t, k, stats)
 	defer k.Close(context.Background())
 	batch := kafkaTestEvents(t, "unreach", 5, 2)
 	batch = append(batch, Event{ID: "too-big", Body: []byte(`{"m":"` + strings.Repeat("y", 4000) + `"}`)})
 	start := time.Now()
-	err = k.Write(context.Background(), batch)
+	err = countedWrite(t, k, context.Background(), batch)
 	var re *RetryableError
 	if !errors.As(err, &re) {
 		t.Fatalf("Write = %v, want *RetryableError", err)
@@ -433,8 +435,8 @@ func TestKafkaUnreachableReturnsExactlyTheUndelivered(t *testing.T) {
 		t.Fatalf("retry budget not bounded: %s", time.Since(start))
 	}
 	s := stats.Snapshot()
-	if s.Failed != 3 || s.Retried != 10 || s.Sent != 0 || s.Dropped != 1 {
-		t.Fatalf("stats %+v, want 3 failed attempts, 2x5 retried, 1 dropped (no dead-letter file)", s)
+	if s.Failed != 1 || s.Retried != 10 || s.Sent != 0 || s.Dropped != 1 {
+		t.Fatalf("stats %+v, want 1 failed write, 2x5 retried, 1 dropped (no dead-letter file)", s)
 	}
 	if logs.FilterMessageSnippet("retrying").Len() != 2 {
 		t.Fatalf("want 2 retry warnings, got %d", logs.FilterMessageSnippet("retrying").Len())
@@ -442,7 +444,7 @@ func TestKafkaUnreachableReturnsExactlyTheUndelivered(t *testing.T) {
 	// Cancelled context: returns at once with the events.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := k.Write(ctx, batch[:2]); !errors.As(err, &re) || len(re.Remaining) != 2 {
+	if err := countedWrite(t, k, ctx, batch[:2]); !errors.As(err, &re) || len(re.Remaining) != 2 {
 		t.Fatalf("cancelled Write = %v", err)
 	}
 }
@@ -476,14 +478,14 @@ func TestKafkaSilentBrokerHonoursContext(t *testing.T) {
 	cfg := DefaultKafkaConfig()
 	cfg.Brokers, cfg.Topic = []string{l.Addr().String()}, "t"
 	cfg.CloseTimeout = 300 * time.Millisecond
-	k, err := NewKafka(cfg, nil, nil, nil)
+	k, err := NewKafka(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = k.Write(ctx, kafkaTestEvents(t, "hang", 3, 1))
+	err = countedWrite(t, k, ctx, kafkaTestEvents(t, "hang", 3, 1))
 	var re *RetryableError
 	if !errors.As(err, &re) || len(re.Remaining) != 3 {
 		t.Fatalf("Write against a silent broker = %v", err)

@@ -22,9 +22,7 @@ type Env struct {
 	// DeadLetterDir holds a network sink's dead-letter file when its
 	// section names none (netsentinel-KIND-deadletter.ndjson).
 	DeadLetterDir string
-	// Stats are the sink's counters (those a sink keeps itself).
-	Stats *Stats
-	Log   *zap.Logger
+	Log           *zap.Logger
 }
 
 // deadLetterPath is the configured dead-letter file, or the kind's default
@@ -45,9 +43,6 @@ func Open(ctx context.Context, spec Spec, env Env) (Sink, error) {
 	}
 	if env.Log == nil {
 		env.Log = zap.NewNop()
-	}
-	if env.Stats == nil {
-		env.Stats = &Stats{}
 	}
 	return k.Open(ctx, spec, env)
 }

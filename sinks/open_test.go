@@ -138,7 +138,7 @@ func TestOpenLocalKinds(t *testing.T) {
 	if err != nil || s.Name() != "stdout" {
 		t.Fatalf("stdout: %v %v", s, err)
 	}
-	if err := s.Write(context.Background(), []Event{{ID: "1", Body: []byte(`{"a":1}`)}}); err != nil || out.String() != "{\"a\":1}\n" {
+	if err := countedWrite(t, s, context.Background(), []Event{{ID: "1", Body: []byte(`{"a":1}`)}}); err != nil || out.String() != "{\"a\":1}\n" {
 		t.Fatalf("stdout wrote %q, %v", out.String(), err)
 	}
 	path := filepath.Join(t.TempDir(), "a.ndjson")

@@ -53,13 +53,13 @@ type pipeSink struct {
 }
 
 func (p *pipeSink) Name() string { return p.name }
-func (p *pipeSink) Write(_ context.Context, batch []Event) error {
-	for _, ev := range batch {
+func (p *pipeSink) Write(_ context.Context, batch []Event) ([]Outcome, error) {
+	for i, ev := range batch {
 		if _, err := fmt.Fprintf(p.w, "%s %s\n", p.name, ev.Body); err != nil {
-			return err
+			return retryRest(batch, i, err)
 		}
 	}
-	return nil
+	return nil, nil
 }
 func (p *pipeSink) Close(context.Context) error { return nil }
 
@@ -94,7 +94,7 @@ func TestRegistryOpensNewKind(t *testing.T) {
 	if got.Target != "alpha" || got.Options.Route.MinSeverity != 3 {
 		t.Fatalf("opener got spec %+v", got)
 	}
-	if err := s.Write(context.Background(), []Event{{ID: "1", Body: []byte(`{}`)}}); err != nil || out.String() != "alpha {}\n" {
+	if err := countedWrite(t, s, context.Background(), []Event{{ID: "1", Body: []byte(`{}`)}}); err != nil || out.String() != "alpha {}\n" {
 		t.Fatalf("opened sink wrote %q, %v", out.String(), err)
 	}
 	if _, err := Open(context.Background(), Spec{Kind: "testopen", Target: "refuse"}, Env{}); err == nil || err.Error() != "refused at open" {

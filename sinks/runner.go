@@ -34,6 +34,7 @@ const (
 	DropRetriesExhausted = "retries_exhausted" // MaxRetries reached
 	DropPermanent        = "permanent"         // the sink returned an ErrPermanent error
 	DropPanic            = "sink_panic"        // Sink.Write panicked on the batch
+	DropRejected         = "rejected"          // a Dropped outcome naming no reason
 )
 
 // RunnerConfig tunes one sink's queue, batching, retries and shutdown. Zero
@@ -132,13 +133,14 @@ func (c RunnerConfig) Validate() error {
 // survives a crash, long before the sink is tried, and a slow disk (an
 // fsync, a stall) delays only the spooler, never the caller.
 //
-// Counting rules: the runner counts Sent, Retried, Failed, Spooled and
-// drops; a sink counts what it alone knows (DeadLettered, Duplicate, its
-// own internal Retried) in the same *Stats. Events a sink dead-letters
-// during a Write are not counted as Sent. A sink that counts Sent or Failed
-// itself during a Write (the Kafka sink does) is trusted for that call and
-// the runner does not add its own count, so nothing is counted twice. The
-// Stats must therefore belong to this one runner and its sink.
+// Counting: the runner alone counts. Each Write returns one Outcome per
+// event, and the runner adds them up: Delivered and Duplicate are sent
+// (Duplicate also counted apart), DeadLettered and Dropped (by the sink's
+// reason) are settled, Retry events are written again (counted as
+// retried) or dropped as permanent, and each Outcome's Resent adds the
+// sink's own re-sends to retried. A Write with an error or a Retry counts
+// one failed write. Sinks count nothing; the spool counts its damaged
+// records as drops.
 type Runner struct {
 	sink    Sink
 	cfg     RunnerConfig
@@ -174,8 +176,9 @@ type Runner struct {
 	dropLog rateLimitedLog
 }
 
-// NewRunner starts the worker goroutine for s. stats may be shared with the
-// sink (for DeadLettered/Duplicate); nil allocates one.
+// NewRunner starts the worker goroutine for s. stats receives the counters
+// (shared with the sink's spool, which counts damaged records); nil
+// allocates one.
 func NewRunner(s Sink, cfg RunnerConfig, stats *Stats, log *zap.Logger) *Runner {
 	cfg = cfg.WithDefaults()
 	if stats == nil {
@@ -456,7 +459,7 @@ func (r *Runner) deliver(evs []Event) bool {
 			r.mu.Unlock()
 			return false
 		}
-		w.count(r.stats)
+		r.count(w)
 		remaining, reason, err := w.remaining, w.reason, w.err
 		if reason == "" && !r.durable && r.cfg.MaxRetries >= 0 && attempt >= r.cfg.MaxRetries && len(remaining) > 0 {
 			reason = DropRetriesExhausted
@@ -508,53 +511,91 @@ func (r *Runner) dropLeftover() {
 	})
 }
 
-// writeResult is one Sink.Write and what it left undelivered.
+// writeResult is one Sink.Write, judged: its outcomes and what is left
+// to retry.
 type writeResult struct {
-	pending, remaining []Event
-	reason             string // set when the remaining events must not be retried
-	err                error
-	deadLettered       uint64
-	sinkSent, sinkFail bool // the sink counted Sent / Failed itself
+	pending   []Event
+	outs      []Outcome // one per pending event
+	remaining []Event   // the Retry ones the runner will try again
+	reason    string    // set when all of remaining must not be retried
+	err       error
+	final     bool // Retry outcomes wrapping ErrPermanent are dropped
 }
 
-// writeOnce writes pending once and classifies what is left. An
-// ErrPermanent failure is final for a memory buffer (permanentIsFinal) but
-// kept by a durable one until the sink is fixed.
+// writeOnce writes pending once and judges the outcomes. An ErrPermanent
+// Retry is final for a memory buffer (permanentIsFinal) but kept by a
+// durable one until the sink is fixed.
 func (r *Runner) writeOnce(pending []Event, permanentIsFinal bool) writeResult {
-	dlBefore, sentBefore, failedBefore := r.stats.DeadLettered.Load(), r.stats.Sent.Load(), r.stats.Failed.Load()
-	w := writeResult{pending: pending, err: r.write(pending)}
-	w.deadLettered = r.stats.DeadLettered.Load() - dlBefore
-	w.sinkSent = r.stats.Sent.Load() != sentBefore
-	w.sinkFail = r.stats.Failed.Load() != failedBefore
-	var re *RetryableError
+	outs, err := r.write(pending)
+	w := writeResult{pending: pending, err: err, final: permanentIsFinal}
 	var pe *panicError
-	switch {
-	case w.err == nil:
-	case errors.As(w.err, &pe):
+	if errors.As(err, &pe) {
 		w.remaining, w.reason = pending, DropPanic // poison: never retry or replay it
-	case permanentIsFinal && errors.Is(w.err, ErrPermanent):
-		w.remaining, w.reason = pending, DropPermanent
-	case errors.As(w.err, &re):
-		w.remaining = re.Remaining
-		if len(w.remaining) > len(pending) {
-			w.remaining = w.remaining[:len(pending)] // a sink bug must not grow the batch
+		return w
+	}
+	w.outs = normalizeOutcomes(pending, outs, err)
+	for i, o := range w.outs {
+		if o.Status == Retry && !(permanentIsFinal && errors.Is(o.Err, ErrPermanent)) {
+			w.remaining = append(w.remaining, pending[i])
 		}
-	default:
-		w.remaining = pending
 	}
 	return w
 }
 
-// count adds the write's Sent (less what the sink dead-lettered) and Failed
-// to stats, unless the sink counted them itself.
-func (w writeResult) count(stats *Stats) {
-	delivered := uint64(len(w.pending) - len(w.remaining))
-	delivered -= min(delivered, w.deadLettered)
-	if !w.sinkSent {
-		stats.Sent.Add(delivered)
+// normalizeOutcomes gives one outcome per event: nil outcomes mean every
+// event shares err's fate; a count that does not match the batch is a sink
+// bug, and nothing it said is trusted (all Retry).
+func normalizeOutcomes(pending []Event, outs []Outcome, err error) []Outcome {
+	if outs != nil && len(outs) == len(pending) {
+		return outs
 	}
-	if w.err != nil && !w.sinkFail {
-		stats.Failed.Add(1)
+	if outs != nil {
+		err = fmt.Errorf("sink returned %d outcomes for %d events (%v)", len(outs), len(pending), err)
+	}
+	outs = make([]Outcome, len(pending))
+	if err != nil {
+		for i := range outs {
+			outs[i] = Outcome{Status: Retry, Err: err}
+		}
+	}
+	return outs
+}
+
+// count turns the write's outcomes into the counters: the runner alone
+// counts sent, duplicate, dead-lettered, retried (the sink's own re-sends),
+// drops and failed writes.
+func (r *Runner) count(w writeResult) {
+	failed := w.err != nil
+	var permanent int
+	var permErr error
+	for _, o := range w.outs {
+		r.stats.Retried.Add(uint64(max(o.Resent, 0)))
+		switch o.Status {
+		case Delivered:
+			r.stats.Sent.Add(1)
+		case Duplicate:
+			r.stats.Sent.Add(1)
+			r.stats.Duplicate.Add(1)
+		case DeadLettered:
+			r.stats.DeadLettered.Add(1)
+		case Dropped:
+			reason := o.Reason
+			if reason == "" {
+				reason = DropRejected
+			}
+			r.stats.Drop(reason, 1) // the sink logged why
+		case Retry:
+			failed = true
+			if w.final && errors.Is(o.Err, ErrPermanent) {
+				permanent, permErr = permanent+1, o.Err
+			}
+		default:
+			failed = true // unknown status: kept for retry
+		}
+	}
+	r.drop(permanent, DropPermanent, permErr)
+	if failed || w.reason != "" {
+		r.stats.Failed.Add(1)
 	}
 }
 
@@ -574,13 +615,13 @@ type panicError struct{ v any }
 func (p *panicError) Error() string { return fmt.Sprintf("sink panicked: %v", p.v) }
 
 // write calls Sink.Write, turning a panic into an error.
-func (r *Runner) write(batch []Event) (err error) {
+func (r *Runner) write(batch []Event) (outs []Outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("sink write panicked; batch dropped",
 				zap.Any("panic", p), zap.Int("events", len(batch)),
 				zap.ByteString("stack", debug.Stack()))
-			err = &panicError{v: p}
+			outs, err = nil, &panicError{v: p}
 		}
 	}()
 	return r.sink.Write(r.ctx, batch)

@@ -43,7 +43,7 @@ func (s *funcSink) Name() string {
 	return s.name
 }
 
-func (s *funcSink) Write(ctx context.Context, batch []Event) error {
+func (s *funcSink) Write(ctx context.Context, batch []Event) ([]Outcome, error) {
 	ids := make([]string, len(batch))
 	for i, e := range batch {
 		ids[i] = e.ID
@@ -53,9 +53,9 @@ func (s *funcSink) Write(ctx context.Context, batch []Event) error {
 	call := len(s.batches)
 	s.mu.Unlock()
 	if s.fn == nil {
-		return nil
+		return nil, nil
 	}
-	return s.fn(ctx, call, batch)
+	return outcomesOf(batch, s.fn(ctx, call, batch))
 }
 
 func (s *funcSink) Close(context.Context) error { s.closed.Add(1); return nil }
@@ -80,18 +80,18 @@ func newBlockingSink(ignoreCtx bool) *blockingSink {
 	return &blockingSink{entered: make(chan int, 1), release: make(chan struct{}), ignoreCtx: ignoreCtx}
 }
 
-func (s *blockingSink) Write(ctx context.Context, batch []Event) error {
-	_ = s.funcSink.Write(ctx, batch)
+func (s *blockingSink) Write(ctx context.Context, batch []Event) ([]Outcome, error) {
+	_, _ = s.funcSink.Write(ctx, batch)
 	s.once.Do(func() { s.entered <- len(batch) })
 	if s.ignoreCtx {
 		<-s.release
-		return nil
+		return nil, nil
 	}
 	select {
 	case <-s.release:
-		return nil
+		return nil, nil
 	case <-ctx.Done():
-		return &RetryableError{Remaining: batch, Err: ctx.Err()}
+		return outcomesOf(batch, &RetryableError{Remaining: batch, Err: ctx.Err()})
 	}
 }
 
@@ -461,14 +461,70 @@ func oneBatchOf4(s Sink, stats *Stats) StatsSnapshot {
 	return r.Stats()
 }
 
-func TestRunnerDeadLetteredNotCountedAsSent(t *testing.T) {
-	stats := &Stats{}
-	s := &funcSink{fn: func(_ context.Context, _ int, batch []Event) error {
-		stats.DeadLettered.Add(1) // the sink rejected one event permanently
-		return nil
+// outcomeSink answers each Write with fn's outcomes.
+type outcomeSink struct {
+	funcSink
+	out func(call int, batch []Event) ([]Outcome, error)
+}
+
+func (s *outcomeSink) Write(ctx context.Context, batch []Event) ([]Outcome, error) {
+	_, _ = s.funcSink.Write(ctx, batch)
+	return s.out(len(s.calls()), batch)
+}
+
+// The runner alone counts, from the per-event outcomes: a duplicate is
+// sent and counted apart, a dead-lettered event is not sent, the sink's
+// own re-sends are retried, and only the Retry event is written again.
+func TestRunnerCountsOutcomes(t *testing.T) {
+	s := &outcomeSink{out: func(call int, batch []Event) ([]Outcome, error) {
+		if call > 1 {
+			return nil, nil
+		}
+		err := errors.New("429 on one item")
+		return []Outcome{{Status: Delivered}, {Status: Duplicate, Resent: 2},
+			{Status: DeadLettered, Err: errors.New("mapper_parsing_exception")},
+			{Status: Retry, Err: err}}, &RetryableError{Remaining: batch[3:], Err: err}
 	}}
-	if st := oneBatchOf4(s, stats); st.Sent != 3 || st.DeadLettered != 1 {
-		t.Fatalf("stats = %+v, want sent 3 dead-lettered 1", st)
+	st := oneBatchOf4(s, nil)
+	if st.Sent != 3 || st.Duplicate != 1 || st.DeadLettered != 1 || st.Retried != 3 || st.Failed != 1 || st.Dropped != 0 {
+		t.Fatalf("stats = %+v, want sent 3 (1 duplicate), dead-lettered 1, retried 2+1, failed 1", st)
+	}
+	if calls := s.calls(); fmt.Sprint(calls) != "[[e0 e1 e2 e3] [e3]]" {
+		t.Fatalf("batches = %v, want the Retry event alone re-sent", calls)
+	}
+}
+
+// With a memory buffer, a Retry whose error wraps ErrPermanent is dropped
+// as permanent while the batch's other Retry events are tried again; a
+// Dropped outcome is counted under the sink's reason.
+func TestRunnerDropsOnlyPermanentRetries(t *testing.T) {
+	s := &outcomeSink{out: func(call int, batch []Event) ([]Outcome, error) {
+		if call > 1 {
+			return nil, nil
+		}
+		return []Outcome{{Status: Delivered}, {Status: Retry, Err: fmt.Errorf("topic missing: %w", ErrPermanent)},
+			{Status: Dropped, Reason: "kafka_message_rejected"}, {Status: Retry, Err: errors.New("leader moved")}}, errors.New("partly failed")
+	}}
+	st := oneBatchOf4(s, nil)
+	if st.Sent != 2 || st.DroppedBy[DropPermanent] != 1 || st.DroppedBy["kafka_message_rejected"] != 1 || st.Dropped != 2 || st.Failed != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+	if calls := s.calls(); fmt.Sprint(calls) != "[[e0 e1 e2 e3] [e3]]" {
+		t.Fatalf("batches = %v, want only the transient Retry re-sent", calls)
+	}
+}
+
+// Outcomes that do not match the batch are a sink bug: the runner trusts
+// none of them and retries the whole batch.
+func TestRunnerDistrustsMismatchedOutcomes(t *testing.T) {
+	s := &outcomeSink{out: func(call int, batch []Event) ([]Outcome, error) {
+		if call > 1 {
+			return nil, nil
+		}
+		return []Outcome{{Status: Delivered}}, nil
+	}}
+	if st := oneBatchOf4(s, nil); st.Sent != 4 || st.Failed != 1 || st.Retried != 4 {
+		t.Fatalf("stats = %+v, want the 4 events retried then sent", st)
 	}
 }
 
@@ -546,28 +602,12 @@ func TestRunnerShutdownSpillsFailingBatchesInsteadOfRetrying(t *testing.T) {
 	}
 }
 
-func TestRunnerDoesNotDoubleCountSelfCountingSink(t *testing.T) {
-	stats := &Stats{}
-	s := &funcSink{fn: func(_ context.Context, call int, batch []Event) error {
-		if call == 1 { // an internal attempt failed, then 3 of 4 went out
-			stats.Failed.Add(1)
-			stats.Sent.Add(3)
-			return &RetryableError{Remaining: batch[3:], Err: errors.New("leader moved")}
-		}
-		stats.Sent.Add(uint64(len(batch)))
-		return nil
-	}}
-	if st := oneBatchOf4(s, stats); st.Sent != 4 || st.Failed != 1 || st.Retried != 1 {
-		t.Fatalf("stats = %+v, want sent 4 failed 1 retried 1", st)
-	}
-}
-
 // nopSink accepts everything and keeps nothing.
 type nopSink struct{}
 
-func (nopSink) Name() string                         { return "nop" }
-func (nopSink) Write(context.Context, []Event) error { return nil }
-func (nopSink) Close(context.Context) error          { return nil }
+func (nopSink) Name() string                                      { return "nop" }
+func (nopSink) Write(context.Context, []Event) ([]Outcome, error) { return nil, nil }
+func (nopSink) Close(context.Context) error                       { return nil }
 
 // BenchmarkPublish measures Publish on the accepted path (a sink that keeps
 // up) and on the drop path (queue full behind a blocked sink).

@@ -309,16 +309,16 @@ type switchSink struct {
 }
 
 func (s *switchSink) Name() string { return "switch" }
-func (s *switchSink) Write(_ context.Context, b []Event) error {
+func (s *switchSink) Write(_ context.Context, b []Event) ([]Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {
-		return errors.New("connection refused")
+		return nil, errors.New("connection refused")
 	}
 	for _, e := range b {
 		s.got = append(s.got, e.ID)
 	}
-	return nil
+	return nil, nil
 }
 func (s *switchSink) Close(context.Context) error { return nil }
 func (s *switchSink) set(down bool)               { s.mu.Lock(); s.down = down; s.mu.Unlock() }

@@ -36,14 +36,14 @@ func (s *Stdout) Name() string { return KindStdout }
 type flusher interface{ Flush() error }
 
 // Write writes each event's Body followed by "\n", flushing per event. On a
-// write error it returns the events not yet written: as a *RetryableError,
-// or wrapped in ErrPermanent for EPIPE (nobody is reading any more).
-func (s *Stdout) Write(ctx context.Context, batch []Event) error {
+// write error the events not yet written are Retry, with an error wrapping
+// ErrPermanent for EPIPE (nobody is reading any more).
+func (s *Stdout) Write(ctx context.Context, batch []Event) ([]Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, ev := range batch {
 		if err := ctx.Err(); err != nil {
-			return &RetryableError{Remaining: batch[i:], Err: err}
+			return retryRest(batch, i, err)
 		}
 		s.buf = appendLine(s.buf[:0], ev.Body)
 		_, err := s.w.Write(s.buf)
@@ -54,15 +54,15 @@ func (s *Stdout) Write(ctx context.Context, batch []Event) error {
 		}
 		if err != nil {
 			if errors.Is(err, syscall.EPIPE) {
-				return fmt.Errorf("stdout: reader went away: %w: %w", ErrPermanent, err)
+				return retryRest(batch, i, fmt.Errorf("stdout: reader went away: %w: %w", ErrPermanent, err))
 			}
-			return &RetryableError{Remaining: batch[i:], Err: fmt.Errorf("stdout: %w", err)}
+			return retryRest(batch, i, fmt.Errorf("stdout: %w", err))
 		}
 	}
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil // do not keep one huge event's buffer forever
 	}
-	return nil
+	return retryRest(batch, len(batch), nil)
 }
 
 // Close flushes a buffered writer; it never closes w.

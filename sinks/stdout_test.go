@@ -50,7 +50,7 @@ func TestStdoutBrokenPipeIsPermanent(t *testing.T) {
 	}
 	defer pw.Close()
 	pr.Close() // `netsentinel | head` after head exits
-	err = NewStdout(pw).Write(context.Background(), []Event{ev(1), ev(2)})
+	err = countedWrite(t, NewStdout(pw), context.Background(), []Event{ev(1), ev(2)})
 	if !errors.Is(err, ErrPermanent) || !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("err = %v, want permanent EPIPE", err)
 	}
@@ -82,7 +82,7 @@ func (w *failAfter) Write(p []byte) (int, error) {
 func TestStdoutErrorReturnsUnwrittenEvents(t *testing.T) {
 	w := &failAfter{n: 2}
 	batch := []Event{ev(1), ev(2), ev(3), ev(4)}
-	err := NewStdout(w).Write(context.Background(), batch)
+	err := countedWrite(t, NewStdout(w), context.Background(), batch)
 	var re *RetryableError
 	if !errors.As(err, &re) || len(re.Remaining) != 2 || re.Remaining[0].ID != "e3" {
 		t.Fatalf("err = %v, want the last 2 events remaining", err)
@@ -96,7 +96,7 @@ func TestStdoutFlushesBufferedWriterPerEvent(t *testing.T) {
 	var out bytes.Buffer
 	bw := bufio.NewWriterSize(&out, 64<<10)
 	s := NewStdout(bw)
-	if err := s.Write(context.Background(), []Event{ev(1)}); err != nil {
+	if err := countedWrite(t, s, context.Background(), []Event{ev(1)}); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != string(ev(1).Body)+"\n" {

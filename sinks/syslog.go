@@ -396,5 +396,5 @@ func openSyslog(_ context.Context, spec Spec, env Env) (Sink, error) {
 		return nil, badTarget(spec, err)
 	}
 	sc.DeadLetter = env.deadLetterPath(sc.DeadLetter, KindSyslog)
-	return NewSyslog(sc, env.Stats, nil, env.Log)
+	return NewSyslog(sc, nil, env.Log)
 }

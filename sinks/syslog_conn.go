@@ -39,7 +39,6 @@ type Syslog struct {
 	cfg    SyslogConfig
 	hdr    syslogHeader
 	tlsCfg *tls.Config
-	stats  *Stats
 	dl     *DeadLetter
 	ownDL  bool
 	log    *zap.Logger
@@ -51,8 +50,11 @@ type Syslog struct {
 	sent    []syslogRecord // written on the current connection, oldest first
 	sentLen int            // bytes in sent
 	resend  []syslogRecord // to write first on the next connection
-	closed  bool
-	down    bool // logged "connection lost" and not yet "connected"
+	// resentUnreported counts frames re-sent since the last Write; the
+	// next Write reports them (Outcome.Resent).
+	resentUnreported int
+	closed           bool
+	down             bool // logged "connection lost" and not yet "connected"
 
 	wake      chan struct{} // a connection broke
 	stop      chan struct{} // closed by Close
@@ -85,10 +87,10 @@ func (c *syslogConn) isDead() bool {
 }
 
 // NewSyslog builds the sink from cfg (validated here; zero values take the
-// defaults). stats receives the counters; dl receives events that can never
+// defaults). dl receives events that can never
 // be sent (when nil, cfg.DeadLetter is opened if set, else they are counted
 // as dropped). No network I/O happens here: the first Write connects.
-func NewSyslog(cfg SyslogConfig, stats *Stats, dl *DeadLetter, log *zap.Logger) (*Syslog, error) {
+func NewSyslog(cfg SyslogConfig, dl *DeadLetter, log *zap.Logger) (*Syslog, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("syslog sink config: %w: %w", ErrPermanent, err)
 	}
@@ -96,11 +98,8 @@ func NewSyslog(cfg SyslogConfig, stats *Stats, dl *DeadLetter, log *zap.Logger) 
 	if log == nil {
 		log = zap.NewNop()
 	}
-	if stats == nil {
-		stats = &Stats{}
-	}
 	s := &Syslog{
-		cfg: cfg, hdr: newSyslogHeader(cfg), stats: stats, dl: dl, now: time.Now,
+		cfg: cfg, hdr: newSyslogHeader(cfg), dl: dl, now: time.Now,
 		log:    log.With(zap.String("sink", KindSyslog), zap.String("transport", cfg.Network), zap.String("address", cfg.Address)),
 		dialer: net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
 		wake:   make(chan struct{}, 1),
@@ -172,63 +171,69 @@ func (s *Syslog) message(ev Event) ([]byte, error) {
 	return s.hdr.appendSyslog(make([]byte, 0, 128+len(payload)), syslogSeverity(ev, sevName), ts, rule, payload), nil
 }
 
-// deadLetter records ev as never sendable.
-func (s *Syslog) deadLetter(ev Event, reason string) {
+// deadLetter records ev as never sendable and returns its outcome.
+func (s *Syslog) deadLetter(ev Event, reason string) Outcome {
 	if s.dl == nil {
-		s.stats.Drop("syslog_unsendable", 1)
 		s.log.Error("event cannot be sent and no dead_letter file is configured: event dropped",
 			zap.String("event_id", ev.ID), zap.String("reason", reason))
-		return
+		return Outcome{Status: Dropped, Reason: "syslog_unsendable", Err: errors.New(reason)}
 	}
 	if err := s.dl.Write(s.Name(), ev, reason); err != nil {
-		s.stats.Drop("dead_letter_write_failed", 1)
 		s.log.Error("event cannot be sent and the dead-letter write failed: event dropped",
 			zap.String("event_id", ev.ID), zap.String("reason", reason), zap.Error(err))
-		return
+		return Outcome{Status: Dropped, Reason: "dead_letter_write_failed", Err: err}
 	}
-	s.stats.DeadLettered.Add(1)
 	s.log.Warn("event cannot be sent; dead-lettered",
 		zap.String("event_id", ev.ID), zap.String("reason", reason), zap.String("dead_letter", s.dl.Path()))
+	return Outcome{Status: DeadLettered, Err: errors.New(reason)}
 }
 
 // Write sends batch. Events that can never be sent are dead-lettered; on a
-// connection failure the events not written are returned in a
-// *RetryableError. The sink counts Sent itself.
-func (s *Syslog) Write(ctx context.Context, batch []Event) error {
+// connection failure the events not written are Retry. Frames re-sent
+// after a broken connection (here or by the reconnect loop) are reported
+// in the first outcome's Resent.
+func (s *Syslog) Write(ctx context.Context, batch []Event) ([]Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return fmt.Errorf("syslog sink %s: %w: closed", s.cfg.Address, ErrPermanent)
+		return nil, fmt.Errorf("syslog sink %s: %w: closed", s.cfg.Address, ErrPermanent)
 	}
-	events := make([]Event, 0, len(batch))
+	outs := make([]Outcome, len(batch))
+	idx := make([]int, 0, len(batch)) // batch index of each message
 	msgs := make([][]byte, 0, len(batch))
-	for _, ev := range batch {
+	for i, ev := range batch {
 		m, err := s.message(ev)
 		if err != nil {
-			s.deadLetter(ev, err.Error())
+			outs[i] = s.deadLetter(ev, err.Error())
 			continue
 		}
 		if s.cfg.Network == SyslogUDP && len(m) > s.cfg.UDPMaxBytes {
-			s.deadLetter(ev, fmt.Sprintf("message of %d bytes exceeds udp_max_bytes %d", len(m), s.cfg.UDPMaxBytes))
+			outs[i] = s.deadLetter(ev, fmt.Sprintf("message of %d bytes exceeds udp_max_bytes %d", len(m), s.cfg.UDPMaxBytes))
 			continue
 		}
-		events, msgs = append(events, ev), append(msgs, m)
-	}
-	if len(events) == 0 {
-		return nil
+		idx, msgs = append(idx, i), append(msgs, m)
 	}
 	var n int
 	var err error
-	if s.cfg.Network == SyslogUDP {
-		n, err = s.writeUDP(ctx, msgs)
-	} else {
-		n, err = s.writeStream(ctx, msgs)
+	if len(msgs) > 0 {
+		if s.cfg.Network == SyslogUDP {
+			n, err = s.writeUDP(ctx, msgs)
+		} else {
+			n, err = s.writeStream(ctx, msgs)
+		}
 	}
-	s.stats.Sent.Add(uint64(n))
+	if len(outs) > 0 {
+		outs[0].Resent, s.resentUnreported = s.resentUnreported, 0
+	}
 	if err != nil {
-		return &RetryableError{Remaining: events[n:], Err: err}
+		rem := make([]Event, 0, len(idx)-n)
+		for _, i := range idx[n:] {
+			outs[i] = Outcome{Status: Retry, Err: err, Resent: outs[i].Resent}
+			rem = append(rem, batch[i])
+		}
+		return outs, &RetryableError{Remaining: rem, Err: err}
 	}
-	return nil
+	return outs, nil
 }
 
 // writeUDP sends one datagram per message; it returns how many were sent.
@@ -359,7 +364,7 @@ func (s *Syslog) flushResendLocked() error {
 	}
 	s.log.Info("re-sent the events written shortly before the connection broke (at least once: the server may see some twice)",
 		zap.Int("events", len(s.resend)))
-	s.stats.Retried.Add(uint64(len(s.resend)))
+	s.resentUnreported += len(s.resend)
 	now := s.now()
 	recs := s.resend
 	s.resend = nil

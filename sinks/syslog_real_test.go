@@ -31,10 +31,11 @@ func openSyslogTest(t *testing.T, target string, base SyslogConfig) (*Syslog, *S
 	dlPath := filepath.Join(t.TempDir(), "deadletter.ndjson")
 	cfg.DeadLetter = dlPath
 	stats := &Stats{}
-	s, err := NewSyslog(cfg, stats, nil, nil)
+	s, err := NewSyslog(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	trackStats(t, s, stats)
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	return s, stats, dlPath
 }
@@ -87,7 +88,7 @@ func TestSyslogTCPToRsyslog(t *testing.T) {
 	s, stats, _ := openSyslogTest(t, "tcp://"+rs.Addr, SyslogConfig{})
 	evs := syslogTestEvents(t, "tcp", 60)
 	for _, b := range [][]Event{evs[:25], evs[25:]} {
-		if err := s.Write(t.Context(), b); err != nil {
+		if err := countedWrite(t, s, t.Context(), b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -111,7 +112,7 @@ func TestSyslogUDPToRsyslogWithSizeCap(t *testing.T) {
 	doc["message"] = strings.Repeat("x", DefaultSyslogUDPMaxBytes)
 	big := syslogTestEvent(t, doc, "udp-big", 0)
 	batch := append([]Event{big}, evs...)
-	if err := s.Write(t.Context(), batch); err != nil {
+	if err := countedWrite(t, s, t.Context(), batch); err != nil {
 		t.Fatal(err)
 	}
 	msgs := rs.WaitMessages(30*time.Second, func(m []testserver.RsyslogMessage) bool { return len(m) >= len(evs) })
@@ -135,7 +136,7 @@ func TestSyslogCEFEscapingThroughRsyslog(t *testing.T) {
 	rs := testserver.StartRsyslog(t, testserver.RsyslogOptions{Proto: "tcp"})
 	s, _, _ := openSyslogTest(t, "tcp://"+rs.Addr+"?format=cef", SyslogConfig{})
 	ev := Event{ID: "id-1", Body: cefTestDoc(t), Fields: map[string]string{"rule": "suspicious_port", "severity": "3"}}
-	if err := s.Write(t.Context(), []Event{ev}); err != nil {
+	if err := countedWrite(t, s, t.Context(), []Event{ev}); err != nil {
 		t.Fatal(err)
 	}
 	msgs := rs.WaitMessages(30*time.Second, func(m []testserver.RsyslogMessage) bool { return len(m) >= 1 })
@@ -186,7 +187,7 @@ func TestSyslogTLSToRsyslog(t *testing.T) {
 		{"wrong server name", "tls://" + rs.Addr + "?ca_file=" + pki.caFile + "&server_name=siem.example.com", "siem.example.com"},
 	} {
 		s, stats, _ := openSyslogTest(t, c.target, SyslogConfig{})
-		err := s.Write(t.Context(), syslogTestEvents(t, "untrusted", 1))
+		err := countedWrite(t, s, t.Context(), syslogTestEvents(t, "untrusted", 1))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Write error %v, want a refusal mentioning %q", c.name, err, c.want)
 		}
@@ -197,7 +198,7 @@ func TestSyslogTLSToRsyslog(t *testing.T) {
 
 	s, stats, _ := openSyslogTest(t, "tls://"+rs.Addr+"?ca_file="+pki.caFile, SyslogConfig{})
 	evs := syslogTestEvents(t, "tls", 30)
-	if err := s.Write(t.Context(), evs); err != nil {
+	if err := countedWrite(t, s, t.Context(), evs); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(t.Context()); err != nil {

@@ -100,7 +100,7 @@ func syslogTestEvent(t testing.TB, doc map[string]any, prefix string, i int) Eve
 }
 
 func TestSyslogMessageRFC5424(t *testing.T) {
-	s, err := NewSyslog(SyslogConfig{Network: "tcp", Address: "127.0.0.1:1", Hostname: "sensor-test", Facility: "local4"}, nil, nil, nil)
+	s, err := NewSyslog(SyslogConfig{Network: "tcp", Address: "127.0.0.1:1", Hostname: "sensor-test", Facility: "local4"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,7 +109,7 @@ func TestESTLSCAFileAndClientCert(t *testing.T) {
 	if err := h.es.Check(context.Background()); err != nil {
 		t.Fatalf("CA file + client cert: %v", err)
 	}
-	if err := h.es.Write(context.Background(), makeECSAlerts("t", 2)); err != nil {
+	if err := countedWrite(t, h.es, context.Background(), makeECSAlerts("t", 2)); err != nil {
 		t.Fatal(err)
 	}
 

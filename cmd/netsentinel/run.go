@@ -209,7 +209,7 @@ func openOutputs(ctx context.Context, cfg *config.Config, stdout io.Writer, log 
 		sp := ss.Spec
 		stats := &sinks.Stats{}
 		slog := log.Named("sink")
-		s, err := openSink(ctx, sp, sinkEnv(cfg, stdout, stats, slog))
+		s, err := openSink(ctx, sp, sinkEnv(cfg, stdout, slog))
 		if err != nil {
 			return fail(err)
 		}

@@ -15,10 +15,10 @@ import (
 
 // sinkEnv is what the sink kinds' openers take from the config: its sink
 // sections, and dead letters beside the report unless a section names a file.
-func sinkEnv(cfg *config.Config, stdout io.Writer, stats *sinks.Stats, log *zap.Logger) sinks.Env {
+func sinkEnv(cfg *config.Config, stdout io.Writer, log *zap.Logger) sinks.Env {
 	return sinks.Env{
 		Stdout: stdout, File: cfg.File, Elasticsearch: cfg.Elasticsearch, Kafka: cfg.Kafka, Syslog: cfg.Syslog,
-		DeadLetterDir: filepath.Dir(cfg.Output), Stats: stats, Log: log,
+		DeadLetterDir: filepath.Dir(cfg.Output), Log: log,
 	}
 }
 

@@ -116,8 +116,7 @@ func cmdTestOutput(ctx context.Context, cfg *config.Config, timeout time.Duratio
 func sendTest(ctx context.Context, cfg *config.Config, sp sinks.Spec, ev sinks.Event, timeout time.Duration, stdout io.Writer, log *zap.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stats := &sinks.Stats{}
-	s, err := openSink(ctx, sp, sinkEnv(cfg, stdout, stats, log.Named("sink")))
+	s, err := openSink(ctx, sp, sinkEnv(cfg, stdout, log.Named("sink")))
 	if err != nil {
 		return err
 	}
@@ -126,11 +125,19 @@ func sendTest(ctx context.Context, cfg *config.Config, sp sinks.Spec, ev sinks.E
 		defer cancel()
 		_ = s.Close(cctx)
 	}()
-	if err := s.Write(ctx, []sinks.Event{ev}); err != nil {
+	outs, err := s.Write(ctx, []sinks.Event{ev})
+	if err != nil {
 		return err
 	}
-	if n := stats.DeadLettered.Load(); n > 0 {
-		return fmt.Errorf("rejected by the server (written to the dead-letter file)")
+	for _, o := range outs {
+		switch o.Status {
+		case sinks.DeadLettered:
+			return fmt.Errorf("rejected by the server (written to the dead-letter file): %v", o.Err)
+		case sinks.Dropped:
+			return fmt.Errorf("rejected by the server (dropped, %s): %v", o.Reason, o.Err)
+		case sinks.Retry:
+			return fmt.Errorf("not delivered: %v", o.Err)
+		}
 	}
 	return nil
 }

@@ -21,17 +21,27 @@ import (
 // flakySink fails while err is set: a strict double for a sink whose
 // server comes and goes (the real sinks' failures are covered end to end).
 type flakySink struct {
-	mu  sync.Mutex
-	err error
+	mu   sync.Mutex
+	err  error
+	outs []sinks.Outcome // per-event outcomes to return (nil: err's fate)
 }
 
 func (f *flakySink) set(err error) { f.mu.Lock(); f.err = err; f.mu.Unlock() }
 func (f *flakySink) get() error    { f.mu.Lock(); defer f.mu.Unlock(); return f.err }
 
-func (f *flakySink) Name() string                               { return "flaky" }
-func (f *flakySink) Write(context.Context, []sinks.Event) error { return f.get() }
-func (f *flakySink) Close(context.Context) error                { return nil }
-func (f *flakySink) Check(context.Context) error                { return f.get() }
+func (f *flakySink) Name() string { return "flaky" }
+func (f *flakySink) Write(context.Context, []sinks.Event) ([]sinks.Outcome, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.outs, f.err
+}
+func (f *flakySink) setOutcome(o sinks.Outcome) {
+	f.mu.Lock()
+	f.err, f.outs = nil, []sinks.Outcome{o}
+	f.mu.Unlock()
+}
+func (f *flakySink) Close(context.Context) error { return nil }
+func (f *flakySink) Check(context.Context) error { return f.get() }
 
 func TestReadinessFollowsSinkWrites(t *testing.T) {
 	m := New("test", time.Second)
@@ -50,10 +60,10 @@ func TestReadinessFollowsSinkWrites(t *testing.T) {
 	m.SinksOpened()
 	// The kafka stand-in has a Check: not open until it answers or a write succeeds.
 	ev := []sinks.Event{{ID: "1", Body: []byte(`{}`)}}
-	if err := fileW.Write(context.Background(), ev); err != nil {
+	if _, err := fileW.Write(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(context.Background(), ev); err != nil {
+	if _, err := w.Write(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
 	if ok, why := m.Ready(); !ok {
@@ -61,7 +71,7 @@ func TestReadinessFollowsSinkWrites(t *testing.T) {
 	}
 	flaky.set(errors.New("broker down"))
 	for i := range failingAfter {
-		_ = w.Write(context.Background(), ev)
+		_, _ = w.Write(context.Background(), ev)
 		ok, why := m.Ready()
 		if want := i+1 < failingAfter; ok != want {
 			t.Errorf("after %d failed writes: ready %v (%s), want %v", i+1, ok, why, want)
@@ -71,14 +81,26 @@ func TestReadinessFollowsSinkWrites(t *testing.T) {
 		t.Errorf("reason %q does not name the failing sink and its error alone", why)
 	}
 	flaky.set(nil)
-	_ = w.Write(context.Background(), ev)
+	_, _ = w.Write(context.Background(), ev)
 	if ok, why := m.Ready(); !ok {
 		t.Errorf("recovered sink still not ready: %s", why)
 	}
 	flaky.set(fmt.Errorf("rejected: %w", sinks.ErrPermanent))
-	_ = w.Write(context.Background(), ev)
+	_, _ = w.Write(context.Background(), ev)
 	if ok, why := m.Ready(); ok || !strings.Contains(why, "permanently") {
 		t.Errorf("one permanent failure: ready %v %q, want not ready, failing permanently", ok, why)
+	}
+	// Per-event outcomes count too: a dead-lettered event is settled (the
+	// server answered), an event left to retry with a permanent cause is not.
+	flaky.setOutcome(sinks.Outcome{Status: sinks.DeadLettered, Err: errors.New("mapping")})
+	_, _ = w.Write(context.Background(), ev)
+	if ok, why := m.Ready(); !ok {
+		t.Errorf("after a dead-lettered event: not ready: %s", why)
+	}
+	flaky.setOutcome(sinks.Outcome{Status: sinks.Retry, Err: fmt.Errorf("topic gone: %w", sinks.ErrPermanent)})
+	_, _ = w.Write(context.Background(), ev)
+	if ok, why := m.Ready(); ok || !strings.Contains(why, "topic gone") {
+		t.Errorf("event left to retry permanently: ready %v %q, want not ready naming the cause", ok, why)
 	}
 }
 

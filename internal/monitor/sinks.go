@@ -78,10 +78,37 @@ type watched struct {
 	h *Sink
 }
 
-func (w *watched) Write(ctx context.Context, batch []sinks.Event) error {
-	err := w.Sink.Write(ctx, batch)
-	w.h.wrote(err)
-	return err
+func (w *watched) Write(ctx context.Context, batch []sinks.Event) ([]sinks.Outcome, error) {
+	outs, err := w.Sink.Write(ctx, batch)
+	w.h.wrote(writeFailure(outs, err))
+	return outs, err
+}
+
+// writeFailure is why a Write counts as failed for readiness: its error,
+// or the first Retry outcome's (an event left undelivered); nil when every
+// event was settled (delivered, duplicate, dead-lettered or dropped: the
+// sink is talking to its server). A Retry wrapping ErrPermanent wins.
+func writeFailure(outs []sinks.Outcome, err error) error {
+	var retry error
+	for _, o := range outs {
+		if o.Status != sinks.Retry {
+			continue
+		}
+		e := o.Err
+		if e == nil {
+			e = errors.New("event not delivered")
+		}
+		if errors.Is(e, sinks.ErrPermanent) {
+			return e
+		}
+		if retry == nil {
+			retry = e
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return retry
 }
 
 func (s *Sink) wrote(err error) {

@@ -151,12 +151,12 @@ func TestWindowsEachGetAReport(t *testing.T) {
 type blockingSink struct{ release chan struct{} }
 
 func (b *blockingSink) Name() string { return "blocking" }
-func (b *blockingSink) Write(ctx context.Context, _ []sinks.Event) error {
+func (b *blockingSink) Write(ctx context.Context, _ []sinks.Event) ([]sinks.Outcome, error) {
 	select {
 	case <-b.release:
 	case <-ctx.Done():
 	}
-	return ctx.Err()
+	return nil, ctx.Err()
 }
 func (b *blockingSink) Close(context.Context) error { return nil }
 
