@@ -15,7 +15,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "passive, unprivileged network threat sensor",
 		Long: `NetSentinel watches this host's sockets, processes, neighbour table, routes, DNS configuration
 and kernel counters, detects threats, tags each finding with MITRE ATT&CK and ships it as an event
-(ECS or native) to stdout, a rotating file, Elasticsearch or Kafka.
+(ECS or native) to stdout, a rotating file, Elasticsearch, Kafka or syslog (JSON or CEF).
 
 Without a command it runs the sensor: 60 s by default, alerts as NDJSON on stdout, the report in
 ./netsentinel_report.json. Exit status: 0 ok, 1 runtime failure, 2 bad usage or config.`,

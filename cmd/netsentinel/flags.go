@@ -57,7 +57,7 @@ func bindRunFlags(fs *pflag.FlagSet) *runFlags {
 	fs.BoolVar(&c.Once, "once", false, "one collection + detection cycle, then the report, then exit")
 	fs.StringVarP(&c.Output, "output", "o", c.Output, "report `path`; continuous mode adds each window's end time")
 	fs.StringVar(&c.Format, "format", c.Format, "event `format`: ecs or native")
-	fs.StringArrayVar(&rf.sinks, "sink", nil, "sink `SPEC`, repeatable: stdout | file:PATH | elasticsearch:URL[,URL] | kafka:BROKERS/TOPIC (default stdout)")
+	fs.StringArrayVar(&rf.sinks, "sink", nil, "sink `SPEC`, repeatable: stdout | file:PATH | elasticsearch:URL[,URL] | kafka:BROKERS/TOPIC | syslog:tcp|udp|tls://HOST:PORT; options as ?key=value (default stdout)")
 	fs.StringVar(&c.HTTP.Address, "http-address", "", "serve /metrics, /healthz and /readyz on `HOST:PORT` (off by default; e.g. 127.0.0.1:9870)")
 	fs.StringVar(&c.HostProc, "host-proc", "", "proc filesystem `root` (default $HOST_PROC or /proc)")
 	fs.StringVar(&c.HostRoot, "host-root", "", "the monitored host's root `dir` as mounted here, for host.* (default $HOST_ROOT or /)")

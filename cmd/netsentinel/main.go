@@ -2,7 +2,7 @@
 // watches this host's sockets, processes, neighbour table, routes, DNS
 // configuration and kernel counters, detects threats, tags each finding with
 // MITRE ATT&CK and ships it as an event (ECS or native) to stdout, a rotating
-// file, Elasticsearch or Kafka. See README.md.
+// file, Elasticsearch, Kafka or syslog (JSON or CEF). See README.md.
 //
 // main.go holds the exit-status rules and signals; cli.go the command tree.
 package main
