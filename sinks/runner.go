@@ -303,39 +303,33 @@ func (r *Runner) spoolLoop() {
 	defer close(r.spoolDone)
 	batch := make([]Event, 0, spoolBatch)
 	for {
-		batch = batch[:0]
 		select {
 		case ev := <-r.intake:
-			batch = append(batch, ev)
+			batch = r.takeQueued(append(batch[:0], ev))
+			r.putDurable(batch)
 		case <-r.stop:
 			for {
-				batch = batch[:0]
-				for len(batch) < spoolBatch {
-					select {
-					case ev := <-r.intake:
-						batch = append(batch, ev)
-						continue
-					default:
-					}
-					break
-				}
-				if len(batch) == 0 {
+				if batch = r.takeQueued(batch[:0]); len(batch) == 0 {
 					return
 				}
 				r.putDurable(batch)
 			}
 		}
-		for len(batch) < spoolBatch {
-			select {
-			case ev := <-r.intake:
-				batch = append(batch, ev)
-				continue
-			default:
-			}
-			break
-		}
-		r.putDurable(batch)
 	}
+}
+
+// takeQueued appends to batch what the intake queue holds now, without
+// waiting, up to spoolBatch events.
+func (r *Runner) takeQueued(batch []Event) []Event {
+	for len(batch) < spoolBatch {
+		select {
+		case ev := <-r.intake:
+			batch = append(batch, ev)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // putDurable appends to the durable buffer, counting Spooled or drops.
