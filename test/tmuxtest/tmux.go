@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package tmuxtest drives a terminal program inside a private tmux server:
 // start it at a given size, send keys, resize, read the screen
 // (capture-pane) and wait for screen content with a deadline.
