@@ -3,8 +3,10 @@ package dashboard
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -19,8 +21,9 @@ var ErrNotTerminal = errors.New("--dashboard needs a terminal on stdout, and std
 func IsTerminal(f *os.File) bool { return f != nil && term.IsTerminal(f.Fd()) }
 
 // Run shows the dashboard on out, reading keys from in, until the user quits
-// (q, ctrl+c) or ctx is done (the run ended). It returns after restoring the
-// terminal. Polls reach it through feed.
+// (q, ctrl+c), the terminal goes away (in reaches its end: the ssh session or
+// the terminal window closed) or ctx is done (the run ended). It returns
+// after restoring the terminal. Polls reach it through feed.
 func Run(ctx context.Context, feed *Feed, opts Options, in, out *os.File) error {
 	if !IsTerminal(out) {
 		return ErrNotTerminal
@@ -30,8 +33,20 @@ func Run(ctx context.Context, feed *Feed, opts Options, in, out *os.File) error 
 		w, h = 80, 24
 	}
 	m := NewModel(opts, w, h)
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithInput(in), tea.WithOutput(out),
+	// A hung-up terminal reads as end of file, which Bubble Tea takes as "no
+	// more keys" and runs on; the sensor would then run for ever with no
+	// screen (its SIGHUP is "reload"). The end of a terminal's input quits
+	// like q (a file or /dev/null on stdin only means no keys, as before).
+	var input io.Reader // nil: no keys
+	keys := &ttyInput{File: in}
+	if in != nil {
+		input = keys
+	}
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithInput(input), tea.WithOutput(out),
 		tea.WithoutSignalHandler()) // SIGINT/SIGTERM stop the pipeline, which ends ctx
+	if IsTerminal(in) {
+		keys.gone = p.Quit
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -43,6 +58,23 @@ func Run(ctx context.Context, feed *Feed, opts Options, in, out *os.File) error 
 	close(stop)
 	wg.Wait()
 	return err
+}
+
+// ttyInput is the terminal's input that calls gone, once, when it ends (a
+// hangup reads as end of file, or EIO). It stays an *os.File to Bubble Tea,
+// so raw mode and cancellable reads work as on the plain file.
+type ttyInput struct {
+	*os.File
+	gone func()
+	once sync.Once
+}
+
+func (t *ttyInput) Read(b []byte) (int, error) {
+	n, err := t.File.Read(b)
+	if n == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.EIO)) && t.gone != nil {
+		t.once.Do(t.gone)
+	}
+	return n, err
 }
 
 // pump moves polls from the feed to the program, preparing the rows off the

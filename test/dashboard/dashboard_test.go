@@ -267,6 +267,24 @@ func TestDashboardNoColor(t *testing.T) {
 	finalReport(t, dir, "r")
 }
 
+// Closing the terminal (ssh dropped, window closed) ends the run as q does:
+// the sinks drain, the final report is written and the sensor exits; it
+// used to run on for ever with no screen (SIGHUP is "reload").
+func TestDashboardHangup(t *testing.T) {
+	tmuxtest.Require(t)
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "l.log")
+	s := tmuxtest.Start(t, 100, 30, nil, binary, "--dashboard", "--interval", "500ms",
+		"-o", filepath.Join(dir, "r.json"), "--log-file", logf)
+	s.WaitText(30*time.Second, "NetSentinel", "polls 1")
+	s.Hangup(60 * time.Second)
+	finalReport(t, dir, "r")
+	logs, err := os.ReadFile(logf)
+	if err != nil || !strings.Contains(string(logs), "report written") || !strings.Contains(string(logs), `"final": true`) {
+		t.Errorf("log file %s: %v; want the final report written:\n%s", logf, err, logs)
+	}
+}
+
 // Without a terminal, or with the stdout sink, --dashboard is refused with
 // a clear message and exit status 2, before anything runs.
 func TestDashboardRefusals(t *testing.T) {

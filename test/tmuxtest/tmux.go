@@ -212,6 +212,27 @@ func (s *Session) WaitExit(d time.Duration) (int, []string) {
 	return status, s.Screen()
 }
 
+// Hangup closes the terminal under the program, as a dropped ssh session or
+// a closed terminal window does (the server goes: SIGHUP, then end of
+// input), and waits until the program has ended, failing the test after d.
+func (s *Session) Hangup(d time.Duration) {
+	s.t.Helper()
+	pid := s.pane().pid
+	s.tmux("kill-server")
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) || zombie(pid) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ps, _ := exec.Command("ps", "-o", "pid,ppid,stat,wchan:30,cmd", "-p", strconv.Itoa(pid)).CombinedOutput()
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			s.t.Fatalf("the program still ran %s after its terminal closed:\n%s", d, ps)
+		}
+		time.Sleep(50 * time.Millisecond) // a poll step
+	}
+}
+
 // paneInfo is what tmux knows of the pane's process.
 type paneInfo struct {
 	dead           bool
