@@ -21,10 +21,11 @@ import (
 //   - Closed holds each connection once, when it ends: a destroy notification
 //     (final tcp_info counters), a move to TIME_WAIT or CLOSE, or vanishing
 //     from the list. With destroy notifications active, the last two wait
-//     one poll for the notification that carries the final counters. A
-//     destroy notification for a socket never listed (it lived between two
-//     polls) is Closed only, with FirstSeen = the time the watcher saw it
-//     end (the best start time there is for a sub-poll connection).
+//     one poll, and at least destroyGrace, for the notification that
+//     carries the final counters. A destroy notification for a socket never
+//     listed (it lived between two polls) is Closed only, with FirstSeen =
+//     the time the watcher saw it end (the best start time there is for a
+//     sub-poll connection).
 //   - Closed sockets carry the last known PID, inode and uid (the dump of a
 //     TIME_WAIT socket and a destroy notification have neither) and the
 //     highest byte counters seen.
@@ -52,6 +53,12 @@ const defaultTrackerEntries = 1 << 18
 // of the same cookie is not taken for a new connection.
 const closedLinger = 2
 
+// destroyGrace is the least time an end seen in the dump (TIME_WAIT, CLOSE,
+// vanished) waits for its destroy notification, which carries the final
+// counters, besides the one poll: on a loaded host the watcher can lag a
+// short poll interval.
+const destroyGrace = 500 * time.Millisecond
+
 type tupleKey struct {
 	proto         string
 	local, remote netip.AddrPort
@@ -66,9 +73,10 @@ type newRef struct {
 type trackEntry struct {
 	last      Socket // last observation, PID/inode/uid/counters carried over
 	firstSeen time.Time
-	seenGen   uint64 // last poll that listed it
-	endGen    uint64 // poll that saw it end, waiting for a destroy notification (0: none)
-	closedGen uint64 // poll it was reported closed (0: still open)
+	seenGen   uint64    // last poll that listed it
+	endGen    uint64    // poll that saw it end, waiting for a destroy notification (0: none)
+	endAt     time.Time // when that poll ran
+	closedGen uint64    // poll it was reported closed (0: still open)
 }
 
 // newTracker returns an empty tracker.
@@ -174,7 +182,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 			t.newTuple[keyOf(s)] = newRef{sock: i, opened: len(opened) - 1, e: e}
 			if isEndState(s.State) { // opened and ended between two polls
 				if destroyActive {
-					e.endGen = t.gen
+					e.endGen, e.endAt = t.gen, now
 				} else {
 					endNow(e)
 				}
@@ -193,7 +201,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 		}
 		if isEndState(s.State) && !wasEnded && e.endGen == 0 {
 			if destroyActive {
-				e.endGen = t.gen
+				e.endGen, e.endAt = t.gen, now
 			} else {
 				endNow(e)
 			}
@@ -222,12 +230,17 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 		endNow(e)
 	}
 
+	// waited: the end was seen at an earlier poll, at least destroyGrace ago,
+	// and no notification came.
+	waited := func(e *trackEntry) bool {
+		return e.endGen != 0 && e.endGen < t.gen && now.Sub(e.endAt) >= destroyGrace
+	}
 	var opHidden map[int]bool
 	sweep := func(m func(func(*trackEntry))) {
 		m(func(e *trackEntry) {
 			switch {
 			case e.seenGen == t.gen:
-				if e.endGen != 0 && e.endGen < t.gen && e.closedGen == 0 {
+				if waited(e) && e.closedGen == 0 {
 					endNow(e) // no notification came: use the last counters
 				}
 			case e.closedGen != 0:
@@ -236,10 +249,10 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 				}
 			case e.last.State == "SYN_RECV" && t.handover(e, socks, opened, &opHidden):
 				t.remove(e)
-			case !destroyActive || (e.endGen != 0 && e.endGen < t.gen):
+			case !destroyActive || waited(e):
 				endNow(e)
 			case e.endGen == 0:
-				e.endGen = t.gen // vanished: wait one poll for the notification
+				e.endGen, e.endAt = t.gen, now // vanished: wait for the notification
 			}
 		})
 	}

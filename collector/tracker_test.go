@@ -226,3 +226,30 @@ func TestTrackerBoundedMemory(t *testing.T) {
 		}
 	}
 }
+
+// With short polls (a loaded host, or --interval 100ms) the destroy
+// notification can come later than the next poll: an end seen in the dump
+// waits destroyGrace, not only one poll, so the final counters still land.
+func TestTrackerShortPollsWaitTheGraceForTheNotification(t *testing.T) {
+	tr := newTracker()
+	at := func(ms int) time.Time { return poll(0).Add(time.Duration(ms) * time.Millisecond) }
+	tr.Update(at(0), []Socket{est(1, 5, 10)}, nil, true)
+	for ms := 50; ms < int(destroyGrace/time.Millisecond); ms += 50 {
+		if _, cl := tr.Update(at(ms), nil, nil, true); len(cl) != 0 {
+			t.Fatalf("closed %v at +%d ms, before the grace for its notification ran out", cookies(cl), ms)
+		}
+	}
+	_, cl := tr.Update(at(int(destroyGrace/time.Millisecond)), nil, []Socket{destroyedOf(est(1, 0, 0), 777)}, true)
+	if len(cl) != 1 || !cl[0].Destroyed || cl[0].BytesAcked != 777 {
+		t.Fatalf("closed %+v, want socket 1 once with the notification's 777 bytes", cl)
+	}
+	// Without a notification it falls back once the grace is over.
+	tr.Update(at(1000), []Socket{est(2, 6, 20)}, nil, true)
+	tr.Update(at(1050), nil, nil, true)
+	if _, cl := tr.Update(at(1100), nil, nil, true); len(cl) != 0 {
+		t.Fatalf("fallback close %v inside the grace", cookies(cl))
+	}
+	if _, cl := tr.Update(at(1050+int(destroyGrace/time.Millisecond)), nil, nil, true); len(cl) != 1 || cl[0].BytesAcked != 20 {
+		t.Fatalf("fallback close %+v, want socket 2 with its last 20 bytes", cl)
+	}
+}
