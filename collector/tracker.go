@@ -57,7 +57,7 @@ const closedLinger = 2
 // vanished) waits for its destroy notification, which carries the final
 // counters, besides the one poll: on a loaded host the watcher can lag a
 // short poll interval.
-const destroyGrace = time.Second
+const destroyGrace = 750 * time.Millisecond
 
 type tupleKey struct {
 	proto         string
