@@ -101,13 +101,35 @@ fi
 fuzztime=${FUZZTIME:-10s}
 log "fuzzing each target for $fuzztime"
 fuzzed=0
+flaked=0
+# fuzz_one runs one target. Go 1.26's fuzz coordinator can fail a target with a
+# bare "context deadline exceeded" when -fuzztime ends while a worker is still
+# mid-call on a loaded machine (golang/go#75804, fixed in Go 1.27): no input
+# failed and nothing is written to testdata/fuzz. Such a run is retried once;
+# if it recurs it is reported as a flake, not a failure. Any other failure (a
+# failing input, a panic, a t.Error) fails the suite at once.
+fuzz_one() {
+  local pkg=$1 target=$2 try
+  for try in 1 2; do
+    if go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/fuzz.log 2>&1; then
+      return 0
+    fi
+    if ! grep -q 'context deadline exceeded' /tmp/fuzz.log ||
+       grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' /tmp/fuzz.log; then
+      cat /tmp/fuzz.log >&2
+      exit 1
+    fi
+    echo "fuzz $pkg $target: Go fuzz coordinator deadline race (golang/go#75804), no failing input; try $try" >&2
+  done
+  flaked=$((flaked + 1))
+}
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
     echo "fuzz $pkg $target"
-    go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/fuzz.log 2>&1 || { cat /tmp/fuzz.log >&2; exit 1; }
+    fuzz_one "$pkg" "$target"
     fuzzed=$((fuzzed + 1))
   done
 done
-log "all tests passed; fuzzed $fuzzed targets for $fuzztime each"
+log "all tests passed; fuzzed $fuzzed targets for $fuzztime each ($flaked hit only the coordinator's deadline race twice)"
 echo "tests: $passed passed, $failed failed"
