@@ -396,22 +396,37 @@ func openElasticsearch(ctx context.Context, spec Spec, env Env) (Sink, error) {
 	}
 	ec := env.Elasticsearch
 	ec.URL, ec.URLs = urls[0], append(urls[1:], ec.URLs...)
-	dl, err := OpenDeadLetter(env.deadLetterPath(ec.DeadLetter, KindElasticsearch))
+	return openChecked(ctx, env.deadLetterPath(ec.DeadLetter, KindElasticsearch), func(dl *DeadLetter) (*Elasticsearch, error) {
+		return NewElasticsearch(ec, dl, env.Log)
+	})
+}
+
+// startupChecked is a sink that checks its server before the first event.
+type startupChecked interface {
+	Sink
+	CheckStartup(ctx context.Context) error
+}
+
+// openChecked opens the dead-letter file at dlPath, builds the sink on it and
+// runs the sink's startup check (bounded by startupCheckTimeout); whatever
+// fails closes what was opened before it.
+func openChecked[S startupChecked](ctx context.Context, dlPath string, build func(*DeadLetter) (S, error)) (Sink, error) {
+	dl, err := OpenDeadLetter(dlPath)
 	if err != nil {
 		return nil, err
 	}
-	es, err := NewElasticsearch(ec, dl, env.Log)
+	s, err := build(dl)
 	if err != nil {
 		dl.Close()
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
 	defer cancel()
-	if err := es.CheckStartup(cctx); err != nil {
-		es.Close(context.Background())
+	if err := s.CheckStartup(cctx); err != nil {
+		s.Close(context.Background())
 		return nil, err
 	}
-	return es, nil
+	return s, nil
 }
 
 // startupCheckTimeout bounds a network sink's check at open.

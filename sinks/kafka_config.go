@@ -320,20 +320,14 @@ func openKafka(ctx context.Context, spec Spec, env Env) (Sink, error) {
 	}
 	kc := env.Kafka
 	kc.Brokers, kc.Topic = brokers, topic
-	dl, err := OpenDeadLetter(env.deadLetterPath(kc.DeadLetter, KindKafka))
-	if err != nil {
-		return nil, err
+	var built bool
+	s, err := openChecked(ctx, env.deadLetterPath(kc.DeadLetter, KindKafka), func(dl *DeadLetter) (*Kafka, error) {
+		k, err := NewKafka(kc, dl, env.Log)
+		built = err == nil
+		return k, err
+	})
+	if err != nil && built {
+		return nil, fmt.Errorf("kafka: %w", err) // the startup check's error, named as before
 	}
-	k, err := NewKafka(kc, dl, env.Log)
-	if err != nil {
-		dl.Close()
-		return nil, err
-	}
-	cctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
-	defer cancel()
-	if err := k.CheckStartup(cctx); err != nil {
-		k.Close(context.Background())
-		return nil, fmt.Errorf("kafka: %w", err)
-	}
-	return k, nil
+	return s, err
 }
