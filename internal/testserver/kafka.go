@@ -24,12 +24,11 @@ const EnvKafkaBrokerBin = "NETSENTINEL_KAFKABROKER_BIN"
 type KafkaBroker struct {
 	Addr string // 127.0.0.1:PORT
 
-	tb     testing.TB
-	bin    string
-	args   []string
-	port   int
-	cmd    *exec.Cmd
-	exited chan struct{}
+	tb   testing.TB
+	bin  string
+	args []string
+	port int
+	proc
 	stderr *SyncBuffer
 }
 
@@ -90,29 +89,10 @@ func (b *KafkaBroker) start(port int) {
 }
 
 // Stop sends SIGTERM and waits (SIGKILL after 10 s).
-func (b *KafkaBroker) Stop() {
-	if b.cmd == nil {
-		return
-	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(10 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.exited
-	}
-	b.cmd = nil
-}
+func (b *KafkaBroker) Stop() { b.stop(10 * time.Second) }
 
 // Kill ends the broker with SIGKILL, as a crash would.
-func (b *KafkaBroker) Kill() {
-	if b.cmd == nil {
-		return
-	}
-	_ = b.cmd.Process.Kill()
-	<-b.exited
-	b.cmd = nil
-}
+func (b *KafkaBroker) Kill() { b.kill() }
 
 // Restart starts the broker again on the same port.
 func (b *KafkaBroker) Restart() { b.start(b.port) }

@@ -37,12 +37,11 @@ type Rsyslog struct {
 	Addr string // 127.0.0.1:PORT
 	Dir  string
 
-	tb     testing.TB
-	bin    string
-	opts   RsyslogOptions
-	port   int
-	cmd    *exec.Cmd
-	exited chan struct{}
+	tb   testing.TB
+	bin  string
+	opts RsyslogOptions
+	port int
+	proc
 	stderr *SyncBuffer
 }
 
@@ -226,30 +225,11 @@ func (r *Rsyslog) start(port int) error {
 
 // Stop sends SIGTERM (rsyslogd writes what it received, then exits) and
 // waits; SIGKILL after 10 s.
-func (r *Rsyslog) Stop() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.exited:
-	case <-time.After(10 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.exited
-	}
-	r.cmd = nil
-}
+func (r *Rsyslog) Stop() { r.stop(10 * time.Second) }
 
 // Kill ends rsyslogd with SIGKILL, as a crash would: what it held in memory
 // and in its socket buffers is lost.
-func (r *Rsyslog) Kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.exited
-	r.cmd = nil
-}
+func (r *Rsyslog) Kill() { r.kill() }
 
 // Restart starts rsyslogd again on the same port, appending to the same
 // output. A port still held by the old sockets is retried for 10 s.
