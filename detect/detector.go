@@ -31,6 +31,17 @@ type RuleInfo struct {
 	Description    string         `json:"description"`
 	Recommendation string         `json:"recommendation"`
 	Thresholds     map[string]any `json:"thresholds,omitempty"`
+	// Sees states what the rule observes in each sensor mode: as root (or
+	// with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, so every process's fds
+	// are readable) and as an unprivileged user without capabilities,
+	// watching other users' processes. `netsentinel rules` prints both.
+	Sees Visibility `json:"sees"`
+}
+
+// Visibility is what a rule sees per sensor mode (see RuleInfo.Sees).
+type Visibility struct {
+	Privileged   string `json:"privileged"`
+	Unprivileged string `json:"unprivileged"`
 }
 
 // Common is configuration shared by all detectors.
