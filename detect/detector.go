@@ -46,8 +46,8 @@ type Visibility struct {
 
 // Common is configuration shared by all detectors.
 type Common struct {
-	// HomeNet are the internal networks (default RFC 1918 and IPv6 ULA
-	// fc00::/7).
+	// HomeNet are the internal networks (default DefaultHomeNet: RFC 1918,
+	// 100.64.0.0/10 and IPv6 ULA fc00::/7).
 	HomeNet []netip.Prefix
 }
 

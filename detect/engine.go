@@ -31,13 +31,15 @@ const (
 	ProcessCacheTTL = 5 * time.Minute
 )
 
-// DefaultHomeNet returns the default internal networks: RFC 1918 and the IPv6
-// unique-local range.
+// DefaultHomeNet returns the default internal networks: RFC 1918, the
+// shared address space 100.64.0.0/10 (RFC 6598: carrier-grade NAT, and the
+// addresses Tailscale gives its nodes) and the IPv6 unique-local range.
 func DefaultHomeNet() []netip.Prefix {
 	return []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"),
 		netip.MustParsePrefix("172.16.0.0/12"),
 		netip.MustParsePrefix("192.168.0.0/16"),
+		netip.MustParsePrefix("100.64.0.0/10"),
 		netip.MustParsePrefix("fc00::/7"),
 	}
 }

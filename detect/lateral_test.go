@@ -143,3 +143,17 @@ func TestLateralConfigRejectsUnknownTechnique(t *testing.T) {
 		t.Fatal("want error for unknown technique")
 	}
 }
+
+func TestDefaultHomeNetCoversCGNATAndULA(t *testing.T) {
+	env := bldEnv()
+	for a, internal := range map[string]bool{
+		"10.1.2.3": true, "172.31.0.1": true, "192.168.1.1": true,
+		"100.64.0.1": true, "100.101.102.103": true, "100.127.255.254": true, // CGNAT / Tailscale
+		"fd7a:115c:a1e0::1": true, "fc00::1": true, // ULA (Tailscale's IPv6 too)
+		"100.63.255.255": false, "100.128.0.1": false, "198.51.100.7": false, "2001:db8::1": false,
+	} {
+		if got := env.IsInternal(netip.MustParseAddr(a)); got != internal {
+			t.Errorf("IsInternal(%s) = %v, want %v", a, got, internal)
+		}
+	}
+}

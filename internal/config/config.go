@@ -181,7 +181,7 @@ func Default() Config {
 		Namespace:     "default",
 		Detect: DetectConfig{
 			Cooldown: Duration(10 * time.Minute),
-			HomeNet:  []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"},
+			HomeNet:  defaultHomeNet(),
 		},
 	}
 }
@@ -334,4 +334,14 @@ func (c *Config) DetectorConfigs() (map[string]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// defaultHomeNet is detect.DefaultHomeNet as config strings, so the two never
+// drift apart.
+func defaultHomeNet() []string {
+	var out []string
+	for _, p := range detect.DefaultHomeNet() {
+		out = append(out, p.String())
+	}
+	return out
 }
