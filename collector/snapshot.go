@@ -27,7 +27,9 @@ type Socket struct {
 	UID    uint32         `json:"uid"`
 	Cookie uint64         `json:"cookie,omitempty"` // kernel socket cookie: stable identity across polls and destroy events
 	// PID of the owning process; 0 when it cannot be read (another user's
-	// process while unprivileged, or a socket with no owner such as TIME_WAIT).
+	// process while unprivileged). A socket keeps the PID, Inode and UID it
+	// was last seen with through TIME_WAIT and its destroy notification
+	// (which report none); one first seen in those states has none.
 	PID int32 `json:"pid,omitempty"`
 	// tcp_info byte counters (TCP only; zero when unknown).
 	BytesAcked    uint64 `json:"bytes_acked,omitempty"`    // bytes sent and acknowledged by the peer

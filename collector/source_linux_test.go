@@ -179,6 +179,36 @@ func TestSourceClosedCarriesLastKnownPID(t *testing.T) {
 	}
 }
 
+// The client's side of a connection it closed first stays listed in
+// TIME_WAIT (no inode or uid of its own there) with the owner it had.
+func TestSourceTimeWaitListingKeepsItsOwner(t *testing.T) {
+	src := newTestSource(t, Options{ProcRoot: "/proc", DestroyEvents: true})
+	p := openLoopPair(t, "tcp4", "127.0.0.1:0")
+	defer p.close()
+	cliL, cliR := ap(p.client.LocalAddr()), ap(p.client.RemoteAddr())
+	first := findIn(collect(t, src).Sockets, cliL, cliR)
+	me := int32(os.Getpid())
+	if first == nil || first.PID != me || first.Inode == 0 {
+		t.Fatalf("open connection %+v: want it listed with the test's PID %d and an inode", first, me)
+	}
+	p.client.Close() // active close: the client's socket goes to TIME_WAIT
+	p.serv.Close()
+	var tw *Socket
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if s := findIn(collect(t, src).Sockets, cliL, cliR); s != nil && s.State == "TIME_WAIT" {
+			tw = s
+			break
+		}
+	}
+	if tw == nil {
+		t.Fatal("the closed client socket was never listed in TIME_WAIT")
+	}
+	if tw.PID != me || tw.Inode != first.Inode || tw.UID != first.UID {
+		t.Errorf("TIME_WAIT listing pid %d inode %d uid %d, want pid %d inode %d uid %d as when open",
+			tw.PID, tw.Inode, tw.UID, me, first.Inode, first.UID)
+	}
+}
+
 func TestSourceFailingPartsDoNotFailTheSnapshot(t *testing.T) {
 	empty := t.TempDir() // a proc root with nothing in it
 	src := newTestSource(t, Options{ProcRoot: empty, ResolvConf: empty + "/none", DestroyEvents: false})

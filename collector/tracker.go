@@ -26,9 +26,11 @@ import (
 //     listed (it lived between two polls) is Closed only, with FirstSeen =
 //     the time the watcher saw it end (the best start time there is for a
 //     sub-poll connection).
-//   - Closed sockets carry the last known PID, inode and uid (the dump of a
-//     TIME_WAIT socket and a destroy notification have neither) and the
-//     highest byte counters seen.
+//   - A socket keeps the last known PID, inode and uid (the dump of a
+//     TIME_WAIT or orphaned socket and a destroy notification have none):
+//     in the poll's own list (socks is updated in place) and in Closed,
+//     which also carries the highest byte counters seen. A socket first
+//     seen without them (TIME_WAIT at first sight, destroy only) has none.
 //
 // Memory is bounded by MaxEntries; sockets beyond it are listed but not
 // tracked (no Opened/Closed, FirstSeen = poll time) and counted in Untracked.
@@ -193,6 +195,10 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 		e.seenGen = t.gen
 		e.merge(s)
 		s.FirstSeen = e.firstSeen
+		// The listing keeps the owner too (a TIME_WAIT or orphaned socket
+		// has no inode, uid or PID of its own): one connection has one
+		// owner from first sight to its destroy notification.
+		s.PID, s.Inode, s.UID = e.last.PID, e.last.Inode, e.last.UID
 		if e.closedGen != 0 {
 			continue
 		}

@@ -253,3 +253,50 @@ func TestTrackerShortPollsWaitTheGraceForTheNotification(t *testing.T) {
 		t.Fatalf("fallback close %+v, want socket 2 with its last 20 bytes", cl)
 	}
 }
+
+// One connection has one owner from first sight to its destroy notification:
+// the TIME_WAIT listings (no PID, inode or uid of their own) and the closed
+// socket carry the PID, inode and uid it was last seen with.
+func TestTrackerListingKeepsOwnerThroughTimeWaitAndDestroy(t *testing.T) {
+	tr := newTracker()
+	c := est(9, 13, 700)
+	c.UID = 1001
+	tr.Update(poll(0), []Socket{c}, nil, true)
+	tw := timeWait(c)
+	var closed []Socket
+	for i := 1; i <= 3; i++ {
+		list := []Socket{tw}
+		var destroyed []Socket
+		if i == 2 { // within the grace: the notification closes it
+			destroyed = []Socket{destroyedOf(c, 700)}
+		}
+		_, cl := tr.Update(poll(i), list, destroyed, true)
+		closed = append(closed, cl...)
+		got := list[0]
+		if got.PID != 13 || got.Inode != c.Inode || got.UID != 1001 || got.State != "TIME_WAIT" {
+			t.Errorf("poll %d: TIME_WAIT listing pid %d inode %d uid %d state %s, want pid 13 inode %d uid 1001",
+				i, got.PID, got.Inode, got.UID, got.State, c.Inode)
+		}
+	}
+	if len(closed) != 1 || closed[0].PID != 13 || closed[0].UID != 1001 || !closed[0].Destroyed {
+		t.Errorf("closed %+v: want the connection once, destroyed, with pid 13 uid 1001", closed)
+	}
+	// A socket first seen in TIME_WAIT has no owner to keep.
+	fresh := []Socket{timeWait(est(10, 14, 0))}
+	tr.Update(poll(4), fresh, nil, true)
+	if fresh[0].PID != 0 || fresh[0].Inode != 0 {
+		t.Errorf("first seen in TIME_WAIT: pid %d inode %d, want none", fresh[0].PID, fresh[0].Inode)
+	}
+}
+
+// A listed socket whose owner changes (an fd handed to another process)
+// takes the new owner.
+func TestTrackerListingTakesANewOwner(t *testing.T) {
+	tr := newTracker()
+	tr.Update(poll(0), []Socket{est(3, 20, 0)}, nil, false)
+	list := []Socket{est(3, 21, 0)}
+	tr.Update(poll(1), list, nil, false)
+	if list[0].PID != 21 {
+		t.Errorf("pid %d, want the new owner 21", list[0].PID)
+	}
+}
