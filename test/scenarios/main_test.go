@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 type result struct {
 	order     int
 	Scenario  string
+	Mode      string // "root" or "unprivileged" (the sensor's)
 	Detected  string // "yes", "NO", or for the baseline "0 alerts"
 	Technique string
 	Latency   string
@@ -64,8 +65,8 @@ func record(r result) {
 }
 
 // recordDetection records a detection row; latency < 0 means not detected.
-func recordDetection(scenario, technique string, latency time.Duration, note string) {
-	r := result{Scenario: scenario, Technique: technique, Note: note, Detected: "yes",
+func recordDetection(scenario string, m mode, technique string, latency time.Duration, note string) {
+	r := result{Scenario: scenario, Mode: m.String(), Technique: technique, Note: note, Detected: "yes",
 		Latency: fmt.Sprintf("%.1f s", latency.Seconds())}
 	if latency < 0 {
 		r.Detected, r.Latency = "NO", "—"
@@ -83,9 +84,11 @@ func writeResults(path string) error {
 	fmt.Fprintf(&b, "Poll interval %s; latency is measured from the moment the behaviour became observable\n", pollInterval)
 	b.WriteString("(tool started / connection made / threshold-crossing connection) to the alert's arrival on stdout;\n")
 	fmt.Fprintf(&b, "the suite requires it to be at most two poll intervals plus %s slack (process start-up, nsenter, pipe).\n\n", latencySlack)
-	b.WriteString("| Scenario | Detected | Technique | Latency | Notes |\n|---|---|---|---|---|\n")
+	b.WriteString("Every scenario runs twice: the sensor as root, and as an unprivileged user (uid 65534, no\n")
+	b.WriteString("capabilities) while the attack runs as root. \"not visible\" rows say what that sensor cannot see.\n\n")
+	b.WriteString("| Scenario | Sensor | Detected | Technique | Latency | Notes |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.Scenario, r.Detected, r.Technique, r.Latency, r.Note)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.Scenario, r.Mode, r.Detected, r.Technique, r.Latency, r.Note)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o600)
 }

@@ -81,6 +81,7 @@ type sensor struct {
 	resolv  string // the resolv.conf the sensor watches
 	relays  string // the Tor relay list the sensor loads
 	stopped bool
+	mode    mode
 }
 
 // sensorOptions tune one scenario's sensor.
@@ -89,6 +90,9 @@ type sensorOptions struct {
 	resolver string
 	// relays are the Tor relay list entries.
 	relays []string
+	// mode is root or unprivileged (zero value: unprivileged; scenarios
+	// pass the mode eachMode gives them).
+	mode mode
 }
 
 // startSensor runs netsentinel in the monitored host with a config written
@@ -97,8 +101,8 @@ type sensorOptions struct {
 // snapshot to DIR/<name>.ndjson.gz.
 func startSensor(t *testing.T, topo *netns.Topology, name string, o sensorOptions) *sensor {
 	t.Helper()
-	dir := t.TempDir()
-	s := &sensor{t: t, topo: topo, dir: dir, report: filepath.Join(dir, "report.json"),
+	dir := sensorDir(t, o.mode)
+	s := &sensor{t: t, topo: topo, dir: dir, mode: o.mode, report: filepath.Join(dir, "report.json"),
 		stderr: filepath.Join(dir, "stderr.log"), resolv: filepath.Join(dir, "resolv.conf"),
 		relays: filepath.Join(dir, "tor-relays.txt")}
 	if o.resolver == "" {
@@ -116,10 +120,11 @@ detect:
 `, s.resolv, s.relays)
 	cfgPath := filepath.Join(dir, "netsentinel.yaml")
 	writeFile(t, cfgPath, cfg)
+	chownForSensor(t, o.mode, s.resolv, s.relays, cfgPath)
 
 	args := []string{"-d", "0", "--window", "10m", "--interval", pollInterval.String(), "-o", s.report,
 		"--log-format", "json", "--log-level", "debug", "-c", cfgPath}
-	if rd := os.Getenv("NETSENTINEL_RECORD_DIR"); rd != "" {
+	if rd := os.Getenv("NETSENTINEL_RECORD_DIR"); rd != "" && o.mode.Privileged {
 		if err := os.MkdirAll(rd, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +132,8 @@ detect:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
-	s.cmd = topo.HostCmd(ctx, binary, args...)
+	name0, args := sensorCommand(o.mode, binary, args)
+	s.cmd = topo.HostCmd(ctx, name0, args...)
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +152,7 @@ detect:
 	// The first poll is the baseline (processes already running are not
 	// "spawned"): wait until it is done, however slow the machine.
 	s.waitLog(t, `"msg":"poll"`, 30*time.Second)
+	checkSensorIdentity(t, o.mode, s.cmd.Process.Pid)
 	return s
 }
 
@@ -206,7 +213,7 @@ func (s *sensor) expect(t *testing.T, scenario, technique string, since time.Tim
 	if lat < 0 {
 		lat = 0
 	}
-	recordDetection(scenario, technique, lat, note)
+	recordDetection(scenario, s.mode, technique, lat, note)
 	t.Logf("%s: %s after %.2f s", scenario, describe(e), lat.Seconds())
 	if lat > maxLatency {
 		t.Errorf("%s: alert %.2f s after the behaviour became observable, want <= %s (2 polls + %s slack)",
