@@ -33,8 +33,9 @@ import (
 //
 // Processes whose fd directory is unreadable (EACCES) are not walked again
 // until their PID is reused. The fds 0, 1 and 2 of every process it walks, and
-// of every new process, are checked for TCP/UDP sockets: those inodes are set
-// as Process.StdioSockets (a shell whose stdin is a socket is a reverse shell).
+// of every new process, are read: Process.Stdio says what they point to
+// (socket, pipe, FIFO, pty ...) and Process.StdioSockets lists the TCP/UDP
+// socket inodes among them (a shell whose stdin is a socket is a reverse shell).
 //
 // Memory is bounded by the number of live sockets and processes. A pidCache
 // is not safe for concurrent use.
@@ -71,10 +72,12 @@ type owner struct {
 type pidState struct {
 	start      time.Time
 	epoch      uint32
-	lastGain   uint32   // gen when a walk last found a new socket of it
-	born       uint32   // gen when the process was first listed
-	stdio      []uint64 // TCP/UDP socket inodes on fds 0-2 at the last walk
-	unreadable bool     // fd directory denied
+	lastGain   uint32    // gen when a walk last found a new socket of it
+	born       uint32    // gen when the process was first listed
+	stdio      []uint64  // TCP/UDP socket inodes on fds 0-2 at the last walk
+	fds        []StdioFD // fds 0-2 at the last walk, nil when unremarkable
+	base, cp   *Process  // the table's value and the copy handed out with stdio set
+	unreadable bool      // fd directory denied
 }
 
 // youngGens is how many calls after it was first listed a process counts as
@@ -257,17 +260,24 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 	c.prune(socks)
 	c.stats.GivenUp = len(c.givenUp)
 
-	// Stdio sockets: hand out copies, never modify the table's values.
+	// Stdio: hand out copies, never modify the table's values; a copy is
+	// kept while the table's value and the fds stay the same.
 	if !listed {
 		for pid, st := range c.procs {
-			if len(st.stdio) == 0 {
+			if len(st.fds) == 0 {
 				continue
 			}
-			if p := procs[pid]; p != nil {
+			p := procs[pid]
+			if p == nil {
+				continue
+			}
+			if st.cp == nil || st.base != p {
 				cp := *p
 				cp.StdioSockets = st.stdio
-				procs[pid] = &cp
+				cp.Stdio = st.fds
+				st.base, st.cp = p, &cp
 			}
+			procs[pid] = st.cp
 		}
 	}
 }
@@ -305,7 +315,6 @@ func (c *pidCache) walk(pid int32) int {
 	defer unix.Close(dirfd)
 	c.stats.Walked++
 	found := 0
-	var stdio []uint64
 	// Bounded: getdents returns 0 at the end of the directory.
 	for {
 		n, err := unix.Getdents(dirfd, c.dirbuf)
@@ -335,16 +344,22 @@ func (c *pidCache) walk(pid int32) int {
 					found++
 				}
 			}
-			if fd := fdNum(name); fd >= 0 && fd <= 2 && c.isInetSocket(ino) {
-				stdio = append(stdio, ino)
-			}
 		}
 	}
-	st.stdio = stdio
+	c.setStdio(st, c.readStdioFDs(dirfd))
 	return found
 }
 
-// readStdio records the TCP/UDP sockets on fds 0-2 of pid.
+// setStdio records what fds 0-2 of a process point to.
+func (c *pidCache) setStdio(st *pidState, fds []StdioFD) {
+	if !slices.Equal(fds, st.fds) {
+		st.cp = nil
+	}
+	st.fds = fds
+	st.stdio = stdioSockets(fds)
+}
+
+// readStdio records what fds 0-2 of pid point to.
 func (c *pidCache) readStdio(pid int32) {
 	st := c.procs[pid]
 	if st == nil || st.unreadable {
@@ -358,13 +373,7 @@ func (c *pidCache) readStdio(pid int32) {
 		return
 	}
 	defer unix.Close(dirfd)
-	var stdio []uint64
-	for _, name := range [...][]byte{[]byte("0\x00"), []byte("1\x00"), []byte("2\x00")} {
-		if ino, ok := c.readSocketLink(dirfd, name); ok && c.isInetSocket(ino) {
-			stdio = append(stdio, ino)
-		}
-	}
-	st.stdio = stdio
+	c.setStdio(st, c.readStdioFDs(dirfd))
 }
 
 // isInetSocket reports whether ino is a socket of the current dump (known or

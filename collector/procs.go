@@ -17,12 +17,19 @@ type procStat struct {
 	Comm  string // the command name, at most 15 bytes, as the kernel keeps it
 	State byte   // R, S, D, Z, T, ...
 	PPID  int32
+	PGID  int32 // field 5, the process group
+	// Session is field 6, the session ID (the PID of the session leader).
+	Session int32
+	// TTY is field 7, tty_nr: the controlling terminal's device number in
+	// the kernel's old encoding (see TTYDevice); 0 when there is none.
+	TTY uint32
 	// StartTicks is field 22: the start time in clock ticks after boot.
 	StartTicks uint64
 }
 
-// parseProcStat parses /proc/<pid>/stat. The command name sits between the
-// first '(' and the LAST ')': it may itself hold spaces and parentheses, as in
+// parseProcStat parses /proc/<pid>/stat without allocating (beyond the
+// command name). The command name sits between the first '(' and the LAST
+// ')': it may itself hold spaces and parentheses, as in
 // "42 (my (evil) proc) S 1 ...".
 func parseProcStat(data []byte) (procStat, error) {
 	var st procStat
@@ -31,26 +38,22 @@ func parseProcStat(data []byte) (procStat, error) {
 	if open < 0 || closing < open {
 		return st, fmt.Errorf("stat: %w: no (comm)", ErrFileParse)
 	}
-	pid, err := strconv.ParseInt(string(bytes.TrimSpace(data[:open])), 10, 32)
-	if err != nil || pid < 0 {
+	pid, ok := parseDecimal(bytes.TrimSpace(data[:open]), 1<<31-1)
+	if !ok {
 		return st, fmt.Errorf("stat: %w: bad pid %q", ErrFileParse, bytes.TrimSpace(data[:open]))
 	}
 	st.PID = int32(pid)
-	st.Comm = validUTF8(string(data[open+1 : closing]))
 	// Fields after the comm, starting with field 3 (state); only the
-	// state, ppid and starttime are needed.
-	const startField = 22 - 3
-	var state, ppidField, startField22 []byte
+	// state, ppid, pgrp, session, tty_nr and starttime are needed.
+	const (
+		ppidField  = 4 - 3 // then pgrp (5) and session (6)
+		ttyField   = 7 - 3
+		startField = 22 - 3
+	)
+	var fields [startField + 1][]byte
 	n := 0
 	for field := range bytes.FieldsSeq(data[closing+1:]) {
-		switch n {
-		case 0:
-			state = field
-		case 1:
-			ppidField = field
-		case startField:
-			startField22 = field
-		}
+		fields[n] = field
 		n++
 		if n > startField {
 			break
@@ -59,20 +62,68 @@ func parseProcStat(data []byte) (procStat, error) {
 	if n <= startField {
 		return st, fmt.Errorf("stat: %w: %d fields after comm, want at least %d", ErrFileParse, n, startField+1)
 	}
-	if len(state) != 1 {
-		return st, fmt.Errorf("stat: %w: bad state %q", ErrFileParse, state)
+	if len(fields[0]) != 1 {
+		return st, fmt.Errorf("stat: %w: bad state %q", ErrFileParse, fields[0])
 	}
-	st.State = state[0]
-	ppid, err := strconv.ParseInt(string(ppidField), 10, 32)
-	if err != nil || ppid < 0 {
-		return st, fmt.Errorf("stat: %w: bad ppid %q", ErrFileParse, ppidField)
+	st.State = fields[0][0]
+	var ids [3]int32 // ppid, pgrp, session
+	for i, name := range [...]string{"ppid", "pgrp", "session"} {
+		v, ok := parseDecimal(fields[ppidField+i], 1<<31-1)
+		if !ok {
+			return st, fmt.Errorf("stat: %w: bad %s %q", ErrFileParse, name, fields[ppidField+i])
+		}
+		ids[i] = int32(v)
 	}
-	st.PPID = int32(ppid)
-	st.StartTicks, err = strconv.ParseUint(string(startField22), 10, 64)
-	if err != nil {
-		return st, fmt.Errorf("stat: %w: bad starttime %q", ErrFileParse, startField22)
+	st.PPID, st.PGID, st.Session = ids[0], ids[1], ids[2]
+	// tty_nr is printed as a signed int; a device number never is negative.
+	tty, ok := parseDecimal(fields[ttyField], 1<<32-1)
+	if !ok {
+		return st, fmt.Errorf("stat: %w: bad tty_nr %q", ErrFileParse, fields[ttyField])
 	}
+	st.TTY = uint32(tty)
+	st.StartTicks, ok = parseDecimal(fields[startField], 1<<64-1)
+	if !ok {
+		return st, fmt.Errorf("stat: %w: bad starttime %q", ErrFileParse, fields[startField])
+	}
+	st.Comm = validUTF8(string(data[open+1 : closing]))
 	return st, nil
+}
+
+// parseDecimal parses an unsigned decimal of at most max, without
+// allocating; no sign, no spaces, no empty string.
+func parseDecimal(b []byte, max uint64) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if v > (max-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, true
+}
+
+// TTYDevice splits a tty_nr (Process.TTY) into the device's major and minor
+// numbers (the kernel's old_encode_dev: minor bits 0-7 and 20-31, major bits
+// 8-19).
+func TTYDevice(tty uint32) (major, minor uint32) {
+	return (tty >> 8) & 0xfff, (tty & 0xff) | ((tty >> 12) & 0xfff00)
+}
+
+// PTSIndex returns N when tty_nr is the pseudo-terminal /dev/pts/N (Unix98
+// pty slaves, majors 136-143).
+func PTSIndex(tty uint32) (int, bool) {
+	major, minor := TTYDevice(tty)
+	if tty == 0 || major < 136 || major > 143 {
+		return 0, false
+	}
+	return int((major-136)<<20 | minor), true
 }
 
 // procStatus is what the collector uses of /proc/<pid>/status.

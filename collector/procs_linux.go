@@ -36,7 +36,8 @@ const maxUserCache = 1 << 16
 // Refresh (a child caught between fork and exec still shows its parent's
 // command line), and each Refresh re-reads the stat file of up to Revalidate
 // known processes in turn, re-reading everything when the start time (PID
-// reuse) or the command name (exec) changed.
+// reuse), the command name (exec), the process group, session or
+// controlling terminal (setsid, setpgid) changed.
 //
 // A procTable is not safe for concurrent use.
 type procTable struct {
@@ -172,7 +173,8 @@ func (t *procTable) read(pid int32, old *procEntry) (*procEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", statPath, err)
 	}
-	if old != nil && !old.young && old.startTicks == st.StartTicks && old.comm == st.Comm {
+	if old != nil && !old.young && old.startTicks == st.StartTicks && old.comm == st.Comm &&
+		old.proc.PGID == st.PGID && old.proc.Session == st.Session && old.proc.TTY == st.TTY {
 		return old, nil
 	}
 
@@ -208,6 +210,9 @@ func (t *procTable) read(pid int32, old *procEntry) (*procEntry, error) {
 		UID:       uid,
 		User:      t.userName(uid),
 		StartTime: bootOffset(t.bootTime, st.StartTicks),
+		PGID:      st.PGID,
+		Session:   st.Session,
+		TTY:       st.TTY,
 	}
 	if old != nil && old.startTicks == st.StartTicks && sameProcess(old.proc, p) {
 		p = old.proc // settled with nothing changed: keep the shared value
@@ -219,7 +224,8 @@ func (t *procTable) read(pid int32, old *procEntry) (*procEntry, error) {
 
 func sameProcess(a, b *Process) bool {
 	return a.PPID == b.PPID && a.Name == b.Name && a.Exe == b.Exe && a.UID == b.UID &&
-		a.User == b.User && a.StartTime.Equal(b.StartTime) && slices.Equal(a.Cmdline, b.Cmdline)
+		a.User == b.User && a.StartTime.Equal(b.StartTime) && slices.Equal(a.Cmdline, b.Cmdline) &&
+		a.PGID == b.PGID && a.Session == b.Session && a.TTY == b.TTY
 }
 
 func bootOffset(bootTime time.Time, ticks uint64) time.Time {

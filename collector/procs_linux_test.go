@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/netsentinel/netsentinel/internal/fsutil"
 )
@@ -70,16 +73,20 @@ func TestProcTableFixture(t *testing.T) {
 	boot := time.Unix(1700000000, 0)
 	want := map[int32]*Process{
 		1: {PID: 1, PPID: 0, Name: "systemd", Exe: "/usr/lib/systemd/systemd",
-			Cmdline: []string{"/sbin/init", "splash"}, UID: 0, User: "root", StartTime: boot.Add(120 * time.Millisecond)},
+			Cmdline: []string{"/sbin/init", "splash"}, UID: 0, User: "root", StartTime: boot.Add(120 * time.Millisecond),
+			PGID: 1, Session: 1},
 		4242: {PID: 4242, PPID: 1, Name: "my (evil) proc", Exe: "/tmp/.x/evil (deleted)",
-			Cmdline: []string{"./evil", "-c", "", "echo hi"}, UID: 1000, User: "alice", StartTime: boot.Add(3600 * time.Second)},
+			Cmdline: []string{"./evil", "-c", "", "echo hi"}, UID: 1000, User: "alice", StartTime: boot.Add(3600 * time.Second),
+			PGID: 4242, Session: 4242},
 		777: {PID: 777, PPID: 1, Name: "systemd-journald", Exe: "/usr/lib/systemd/systemd-journald",
-			Cmdline: []string{"/lib/systemd/systemd-journald"}, UID: 0, User: "root", StartTime: boot.Add(2500 * time.Millisecond)},
-		99: {PID: 99, PPID: 4242, Name: "defunct", UID: 1000, User: "alice", StartTime: boot.Add(4000 * time.Second)},
+			Cmdline: []string{"/lib/systemd/systemd-journald"}, UID: 0, User: "root", StartTime: boot.Add(2500 * time.Millisecond),
+			PGID: 777, Session: 777},
+		99: {PID: 99, PPID: 4242, Name: "defunct", UID: 1000, User: "alice", StartTime: boot.Add(4000 * time.Second),
+			PGID: 99, Session: 99},
 		// setuid: real uid 1000, effective 0
 		31337: {PID: 31337, PPID: 4242, Name: "python3", Exe: "/usr/bin/python3.11",
 			Cmdline: []string{"python3", "-c", "import os\nos.system(\"id\")", "\uFFFDbad-utf8"}, UID: 0, User: "root",
-			StartTime: boot.Add(5000 * time.Second)},
+			StartTime: boot.Add(5000 * time.Second), PGID: 31337, Session: 4242, TTY: 136<<8 | 1}, // /dev/pts/1
 	}
 	if len(procs) != len(want) {
 		t.Errorf("got %d processes, want %d", len(procs), len(want))
@@ -242,6 +249,12 @@ func TestProcTableRealProc(t *testing.T) {
 	}
 	if want := filepath.Base(os.Args[0]); self.Name != want {
 		t.Errorf("name = %q, want %q", self.Name, want)
+	}
+	if pgid, _ := syscall.Getpgid(0); self.PGID != int32(pgid) {
+		t.Errorf("pgid = %d, want %d", self.PGID, pgid)
+	}
+	if sid, _ := unix.Getsid(0); self.Session != int32(sid) {
+		t.Errorf("session = %d, want %d", self.Session, sid)
 	}
 	if self.UID != uint32(os.Geteuid()) {
 		t.Errorf("uid = %d, want %d", self.UID, os.Geteuid())

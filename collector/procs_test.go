@@ -29,22 +29,32 @@ func TestParseProcStat(t *testing.T) {
 		{
 			name: "real line",
 			data: "6374 (cat) R 6370 6370 3700 0 -1 4194304 102 0 0 0 0 0 0 0 20 0 1 0 299349 3133440 390 18446744073709551615 93841861693440 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
-			want: procStat{PID: 6374, Comm: "cat", State: 'R', PPID: 6370, StartTicks: 299349},
+			want: procStat{PID: 6374, Comm: "cat", State: 'R', PPID: 6370, PGID: 6370, Session: 3700, StartTicks: 299349},
 		},
 		{
 			name: "comm with spaces and parentheses",
 			data: string(readFixture(t, "proc", "4242", "stat")),
-			want: procStat{PID: 4242, Comm: "my (evil) proc", State: 'S', PPID: 1, StartTicks: 360000},
+			want: procStat{PID: 4242, Comm: "my (evil) proc", State: 'S', PPID: 1, PGID: 4242, Session: 4242, StartTicks: 360000},
 		},
 		{
 			name: "comm that looks like fields",
 			data: "12 (x) R 999 1 1) S 7 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0\n",
-			want: procStat{PID: 12, Comm: "x) R 999 1 1", State: 'S', PPID: 7, StartTicks: 4242},
+			want: procStat{PID: 12, Comm: "x) R 999 1 1", State: 'S', PPID: 7, PGID: 1, Session: 1, StartTicks: 4242},
 		},
 		{
 			name: "comm with a newline and invalid UTF-8",
 			data: "13 (a\nb\xff) S 2 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0 0\n",
 			want: procStat{PID: 13, Comm: "a\nb\uFFFD", State: 'S', PPID: 2, StartTicks: 77},
+		},
+		{
+			name: "shell on /dev/pts/3 (tty_nr 34819) in its own session",
+			data: "2001 (bash) S 2000 2001 2001 34819 2001 4194560 0 0 0 0 0 0 0 0 20 0 1 0 9000 0 0\n",
+			want: procStat{PID: 2001, Comm: "bash", State: 'S', PPID: 2000, PGID: 2001, Session: 2001, TTY: 34819, StartTicks: 9000},
+		},
+		{
+			name: "largest values",
+			data: "2147483647 (x) S 2147483647 2147483647 2147483647 4294967295 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 18446744073709551615 0 0\n",
+			want: procStat{PID: 1<<31 - 1, Comm: "x", State: 'S', PPID: 1<<31 - 1, PGID: 1<<31 - 1, Session: 1<<31 - 1, TTY: 1<<32 - 1, StartTicks: 1<<64 - 1},
 		},
 		{name: "empty", data: "", wantErr: true},
 		{name: "no closing parenthesis", data: "1 (init S 0 1 1", wantErr: true},
@@ -52,6 +62,15 @@ func TestParseProcStat(t *testing.T) {
 		{name: "bad pid", data: "x1 (init) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", wantErr: true},
 		{name: "bad ppid", data: "1 (init) S -4 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", wantErr: true},
 		{name: "bad starttime", data: "1 (init) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 -5 0 0", wantErr: true},
+		{name: "bad pgrp", data: "1 (init) S 0 x 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", wantErr: true},
+		{name: "negative session", data: "1 (init) S 0 1 -1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", wantErr: true},
+		{name: "negative tty_nr", data: "1 (init) S 0 1 1 -3 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", wantErr: true},
+		{name: "tty_nr beyond 32 bits", data: "1 (init) S 0 1 1 4294967296 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", wantErr: true},
+		{name: "pid beyond 31 bits", data: "2147483648 (init) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", wantErr: true},
+		{name: "pgrp with a sign", data: "1 (init) S 0 +1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", wantErr: true},
+		{name: "starttime beyond 64 bits", data: "1 (init) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 18446744073709551616 0 0", wantErr: true},
+		{name: "state of two letters", data: "1 (init) SS 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", wantErr: true},
+		{name: "only the comm", data: "1 (init)", wantErr: true},
 		{name: "malformed fixture", data: string(readFixture(t, "proc", "500", "stat")), wantErr: true},
 	}
 	for _, tt := range tests {
@@ -70,6 +89,47 @@ func TestParseProcStat(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// The stat parser runs for every new process and every revalidation: it
+// allocates only the command name.
+func TestParseProcStatAllocations(t *testing.T) {
+	data := []byte("2001 (bash) S 2000 2001 2001 34819 2001 4194560 0 0 0 0 0 0 0 0 20 0 1 0 9000 0 0 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n")
+	var st procStat
+	allocs := testing.AllocsPerRun(100, func() {
+		var err error
+		if st, err = parseProcStat(data); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 1 {
+		t.Errorf("parseProcStat allocates %.0f times per call, want at most 1 (the comm)", allocs)
+	}
+	if st.TTY != 34819 {
+		t.Errorf("tty_nr %d", st.TTY)
+	}
+}
+
+func TestPTSIndex(t *testing.T) {
+	for _, tc := range []struct {
+		tty  uint32
+		n    int
+		ok   bool
+		name string
+	}{
+		{0, 0, false, "no terminal"},
+		{136 << 8, 0, true, "/dev/pts/0"},
+		{136<<8 | 3, 3, true, "/dev/pts/3"},
+		// minor 300 = 0x12c: low byte 0x2c, bits 8-19 of the minor at 20-31
+		{136<<8 | 0x2c | 0x1<<20, 300, true, "/dev/pts/300"},
+		{4<<8 | 1, 0, false, "/dev/tty1"},
+		{5<<8 | 1, 0, false, "/dev/console"},
+	} {
+		n, ok := PTSIndex(tc.tty)
+		if n != tc.n || ok != tc.ok {
+			t.Errorf("%s: PTSIndex(%d) = %d, %v; want %d, %v", tc.name, tc.tty, n, ok, tc.n, tc.ok)
+		}
 	}
 }
 

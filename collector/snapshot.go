@@ -13,6 +13,7 @@ package collector
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -52,9 +53,53 @@ type Process struct {
 	UID       uint32    `json:"uid"`
 	User      string    `json:"user,omitempty"`
 	StartTime time.Time `json:"start_time"`
-	// FDSockets lists inodes of sockets open on fds 0, 1 and 2 (stdin, stdout,
-	// stderr) when readable; used to spot reverse shells.
+	// PGID, Session and TTY come from /proc/<pid>/stat, which every user can
+	// read: the process group, the session (its leader's PID) and the
+	// controlling terminal as tty_nr (0: none; PTSIndex decodes /dev/pts/N).
+	PGID    int32  `json:"pgid,omitempty"`
+	Session int32  `json:"session,omitempty"`
+	TTY     uint32 `json:"tty_nr,omitempty"`
+	// StdioSockets lists inodes of TCP/UDP sockets open on fds 0, 1 and 2
+	// (stdin, stdout, stderr) when readable; used to spot reverse shells.
 	StdioSockets []uint64 `json:"stdio_sockets,omitempty"`
+	// Stdio is what fds 0, 1 and 2 point to when the fd directory is
+	// readable (the sensor's own user, or privileged) and at least one of
+	// them is a socket, pipe, FIFO or terminal; nil otherwise (Linux only).
+	Stdio []StdioFD `json:"stdio,omitempty"`
+}
+
+// StdioFD is what one of a process's fds 0-2 points to.
+type StdioFD struct {
+	FD   int    `json:"fd"`
+	Kind string `json:"kind"` // one of the StdioKind constants
+	// Inode is the socket's, pipe's or FIFO's inode (kinds socket, unix,
+	// pipe, fifo): two processes holding the same pipe inode are its two ends.
+	Inode uint64 `json:"inode,omitempty"`
+	// Path is the fd's target for kinds pty ("/dev/pts/3"), tty, fifo and
+	// file.
+	Path string `json:"path,omitempty"`
+}
+
+// Kinds of StdioFD.
+const (
+	StdioSocket = "socket" // a TCP or UDP socket of the dump
+	StdioUnix   = "unix"   // any other socket (unix, netlink, ...)
+	StdioPipe   = "pipe"   // an anonymous pipe
+	StdioFIFO   = "fifo"   // a named pipe (mkfifo)
+	StdioPTY    = "pty"    // a pseudo-terminal slave, /dev/pts/N
+	StdioTTY    = "tty"    // another terminal device (/dev/tty*, /dev/console)
+	StdioPTMX   = "ptmx"   // a pseudo-terminal master (/dev/ptmx)
+	StdioNull   = "null"   // /dev/null
+	StdioFile   = "file"   // anything else
+)
+
+// PTS returns N when the fd is the pseudo-terminal /dev/pts/N.
+func (f StdioFD) PTS() (int, bool) {
+	if f.Kind != StdioPTY {
+		return 0, false
+	}
+	n, ok := parseDecimal([]byte(strings.TrimPrefix(f.Path, "/dev/pts/")), 1<<31-1)
+	return int(n), ok
 }
 
 // Neighbor is one ARP/NDP neighbour table entry.
