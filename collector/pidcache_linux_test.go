@@ -74,6 +74,8 @@ func runHelper(mode string) error {
 			c.Close()
 		}
 		return nil
+	case "neigh-watch":
+		return neighHelper(in)
 	case "unprivileged-collect":
 		// Report, as JSON, what this (unprivileged) process sees, with a
 		// listener of its own.

@@ -102,14 +102,31 @@ func (f StdioFD) PTS() (int, bool) {
 	return int(n), ok
 }
 
-// Neighbor is one ARP/NDP neighbour table entry.
+// Neighbor is one ARP (IPv4) or NDP (IPv6) neighbour table entry.
 type Neighbor struct {
 	IP        netip.Addr `json:"ip"`
 	MAC       string     `json:"mac"` // lower-case colon form; "" when incomplete
 	Device    string     `json:"device"`
-	Flags     uint32     `json:"flags"`
+	Flags     uint32     `json:"flags"` // ATF_COM (0x2) and ATF_PERM (0x4), as /proc/net/arp prints them
 	Complete  bool       `json:"complete"`
 	Permanent bool       `json:"permanent"`
+
+	// State is the kernel's NUD state ("REACHABLE", "STALE", "FAILED" ...)
+	// when read through rtnetlink; empty from /proc/net/arp.
+	State string `json:"state,omitempty"`
+	// Router is the NTF_ROUTER flag: the neighbour announced itself as an
+	// IPv6 router.
+	Router bool `json:"router,omitempty"`
+}
+
+// NeighborEvent is one change of the neighbour table the kernel announced
+// (rtnetlink RTM_NEWNEIGH / RTM_DELNEIGH) since the previous poll, in the
+// order received, so a change reverted before the poll is still seen.
+// Repeats of an entry's MAC (state changes only) are left out.
+type NeighborEvent struct {
+	Time    time.Time `json:"time"`
+	Deleted bool      `json:"deleted,omitempty"`
+	Neighbor
 }
 
 // Route is a default gateway.
@@ -162,6 +179,12 @@ type Stats struct {
 	DestroyEvents     int           `json:"destroy_events"`
 	DestroyEventsLost uint64        `json:"destroy_events_lost"`
 	Errors            []string      `json:"errors,omitempty"` // one line per failing source; the rest of the snapshot is still valid
+
+	// NeighborEvents is len(Snapshot.NeighborEvents); NeighborEventsLost
+	// counts neighbour notifications lost since the previous poll (socket
+	// overflow or a full buffer).
+	NeighborEvents     int    `json:"neighbor_events"`
+	NeighborEventsLost uint64 `json:"neighbor_events_lost"`
 }
 
 // Snapshot is everything one poll saw. Time is the clock detectors use.
@@ -182,6 +205,10 @@ type Snapshot struct {
 	Counters    Counters           `json:"counters"`
 	System      SystemMetrics      `json:"system"`
 	Stats       Stats              `json:"stats"`
+
+	// NeighborEvents are the neighbour changes announced since the previous
+	// poll, oldest first, all received before ARP (IPv4 and IPv6) was read.
+	NeighborEvents []NeighborEvent `json:"neighbor_events,omitempty"`
 }
 
 // Source produces snapshots. Collect must be safe to call repeatedly from one

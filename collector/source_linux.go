@@ -56,6 +56,7 @@ func NewSource(opts Options, log *zap.Logger) (Source, error) {
 	if opts.DestroyEvents {
 		s.openDestroy()
 	}
+	s.openNeigh()
 	log.Info("linux source ready", zap.String("proc_root", procRoot),
 		zap.Bool("sock_diag", s.diag != nil), zap.Bool("destroy_events", s.destroy != nil))
 	return s, nil
@@ -77,6 +78,8 @@ type linuxSource struct {
 	lastSockets         int
 	destroyBuf          []Socket
 	failing             map[string]string // source → last error logged
+
+	neigh neighSource // the neighbour table and its change notifications
 }
 
 func (s *linuxSource) openDiag() {
@@ -92,6 +95,8 @@ func (s *linuxSource) openDestroy() {
 	}
 	s.destroy, s.destroyErr = openDestroyWatcher(0)
 }
+
+func (s *linuxSource) openNeigh() { s.neigh.open() }
 
 // Collect takes one snapshot.
 func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
@@ -159,10 +164,20 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 		s.destroyBuf = nil // do not pin a burst's memory
 	}
 
-	// The small /proc sources.
-	if snap.ARP, err = readARP(s.procRoot); err != nil {
+	// The neighbour table: rtnetlink events since the last poll, then the
+	// table itself (IPv4 and IPv6), or /proc/net/arp (IPv4) without netlink.
+	s.openNeigh()
+	var neighErr error
+	snap.ARP, snap.NeighborEvents, snap.Stats.NeighborEventsLost, neighErr, err = s.neigh.collect(s.procRoot)
+	snap.Stats.NeighborEvents = len(snap.NeighborEvents)
+	if neighErr != nil {
+		errs["neighbor_events"] = neighErr
+	}
+	if err != nil {
 		errs["arp"] = err
 	}
+
+	// The small /proc sources.
 	if snap.Gateways, err = readDefaultRoutes(s.procRoot); err != nil {
 		errs["routes"] = err
 	}
@@ -206,7 +221,7 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 // recordErrors names each failing part in the snapshot, in a stable order,
 // and logs a part only when it starts failing, changes error, or recovers.
 func (s *linuxSource) recordErrors(snap *Snapshot, errs map[string]error) {
-	for _, name := range [...]string{"sockets", "processes", "destroy_events", "tracker", "arp", "routes", "resolv_conf", "counters", "system"} {
+	for _, name := range [...]string{"sockets", "processes", "destroy_events", "tracker", "arp", "neighbor_events", "routes", "resolv_conf", "counters", "system"} {
 		err := errs[name]
 		if err == nil {
 			if _, was := s.failing[name]; was {
@@ -231,6 +246,7 @@ func (s *linuxSource) Close() error {
 		errs = append(errs, s.destroy.Close())
 		s.destroy = nil
 	}
+	errs = append(errs, s.neigh.close())
 	if s.diag != nil {
 		errs = append(errs, s.diag.Close())
 		s.diag = nil
