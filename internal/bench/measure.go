@@ -1,0 +1,113 @@
+//go:build linux
+
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Plan is what one round runs.
+type Plan struct {
+	Polls    int           // agent polls (the agent runs Polls*Interval)
+	Interval time.Duration // poll interval of the agent and the comparators
+	Gopsutil bool          // also run gopsutil's listing
+	Once     bool          // also run `netsentinel --once` (start-up + first poll)
+}
+
+// Round is one interleaved round: the whole agent, then the bare dump and
+// gopsutil with as many dumps as the agent polled, then --once.
+type Round struct {
+	Agent, Bare, PS, Once Result
+	AgentPolls            int // polls in the agent's report
+	Sockets               int // sockets in the bare dump's last dump
+}
+
+// RunRound runs one round in n; dir is a scratch directory for reports.
+func (n *Namespace) RunRound(ctx context.Context, bins Binaries, dir string, p Plan) (Round, error) {
+	var r Round
+	var err error
+	report := filepath.Join(dir, "report.json")
+	r.Agent, err = n.Run(ctx, dir, bins.Agent, "-d", (time.Duration(p.Polls) * p.Interval).String(),
+		"--interval", p.Interval.String(), "-o", report, "--log-level", "warn")
+	if err != nil {
+		return r, err
+	}
+	if r.AgentPolls, err = reportPolls(report); err != nil {
+		return r, err
+	}
+	polls := strconv.Itoa(r.AgentPolls)
+	r.Bare, err = n.Run(ctx, dir, bins.SockDump, "-n", polls, "-interval", p.Interval.String())
+	if err != nil {
+		return r, err
+	}
+	var dumps, last, total int
+	if _, err := fmt.Sscanf(string(r.Bare.Stdout), "dumps %d messages_last %d messages_total %d", &dumps, &last, &total); err != nil {
+		return r, fmt.Errorf("sockdump printed %q: %w", r.Bare.Stdout, err)
+	}
+	r.Sockets = last
+	if p.Gopsutil {
+		if r.PS, err = n.Run(ctx, dir, bins.PSConns, "-n", polls, "-interval", p.Interval.String()); err != nil {
+			return r, err
+		}
+	}
+	if p.Once {
+		r.Once, err = n.Run(ctx, dir, bins.Agent, "--once", "-o", filepath.Join(dir, "once.json"), "--log-level", "warn")
+		if err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// reportPolls reads collection_statistics.polls from an agent report.
+func reportPolls(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("agent report: %w", err)
+	}
+	var rep struct {
+		Collection struct {
+			Polls int `json:"polls"`
+		} `json:"collection_statistics"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return 0, fmt.Errorf("agent report %s: %w", path, err)
+	}
+	if rep.Collection.Polls < 1 {
+		return 0, fmt.Errorf("agent report %s: no polls", path)
+	}
+	return rep.Collection.Polls, nil
+}
+
+// Steady measures the agent's CPU share once it is past its first polls: it
+// runs the agent for warm+window and samples its CPU time at warm and at
+// warm+window. The result is CPU seconds per second (1.0 = one core).
+func (n *Namespace) Steady(ctx context.Context, bins Binaries, dir string, interval, warm, window time.Duration) (float64, error) {
+	res, err := n.RunSampled(ctx, dir, []time.Duration{warm, warm + window},
+		bins.Agent, "-d", (warm + window + interval).String(), "--interval", interval.String(),
+		"-o", filepath.Join(dir, "steady.json"), "--log-level", "warn")
+	if err != nil {
+		return 0, err
+	}
+	return (res.Samples[1] - res.Samples[0]).Seconds() / window.Seconds(), nil
+}
+
+// Median returns the median of f over rs (the lower middle for an even count).
+func Median[T any](rs []T, f func(T) float64) float64 {
+	v := make([]float64, 0, len(rs))
+	for _, r := range rs {
+		v = append(v, f(r))
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[(len(v)-1)/2]
+}

@@ -1,0 +1,146 @@
+//go:build linux
+
+// Command sockdump is the benchmark's floor (issue 11): it dumps every TCP
+// socket (IPv4 and IPv6, with tcp_info) and every UDP socket (IPv4 and IPv6)
+// of its network namespace over NETLINK_SOCK_DIAG, N times, and counts the
+// messages. It parses nothing and keeps nothing, so its CPU time is the
+// kernel's dump plus the syscalls: what any sensor must pay to see every
+// socket with its byte counters.
+//
+// It is self-contained on purpose (no import of the collector): a change to
+// the agent's netlink code cannot change the floor it is compared with.
+//
+//	sockdump -n 12 -interval 1s
+//
+// prints one line: dumps, messages of the last dump, total messages.
+package main
+
+import (
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	sockDiagByFamily = 20
+	nlmsgError       = 2
+	nlmsgDone        = 3
+	inetDiagInfo     = 2
+)
+
+// targets are the four dumps of one poll, as the agent asks for them.
+var targets = [...]struct{ family, proto, ext uint8 }{
+	{unix.AF_INET, unix.IPPROTO_TCP, 1 << (inetDiagInfo - 1)},
+	{unix.AF_INET6, unix.IPPROTO_TCP, 1 << (inetDiagInfo - 1)},
+	{unix.AF_INET, unix.IPPROTO_UDP, 0},
+	{unix.AF_INET6, unix.IPPROTO_UDP, 0},
+}
+
+func main() {
+	n := flag.Int("n", 12, "number of dumps")
+	interval := flag.Duration("interval", 0, "pause so that dumps start this far apart (0: back to back)")
+	flag.Parse()
+	if *n < 1 {
+		fmt.Fprintln(os.Stderr, "sockdump: -n must be at least 1")
+		os.Exit(2)
+	}
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		fail("open netlink socket", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		fail("bind netlink socket", err)
+	}
+	tv := unix.Timeval{Sec: 5}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		fail("set receive timeout", err)
+	}
+	buf := make([]byte, 64<<10)
+	req := make([]byte, 16+56)
+	var seq uint32
+	total, last := 0, 0
+	start := time.Now()
+	for i := 0; i < *n; i++ {
+		if *interval > 0 {
+			if d := time.Until(start.Add(time.Duration(i) * *interval)); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		last = 0
+		for _, t := range targets {
+			seq++
+			buildRequest(req, seq, t.family, t.proto, t.ext)
+			if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+				fail("send request", err)
+			}
+			m, err := readDump(fd, buf, seq)
+			if err != nil {
+				fail(fmt.Sprintf("dump family %d proto %d", t.family, t.proto), err)
+			}
+			last += m
+		}
+		total += last
+	}
+	fmt.Printf("dumps %d messages_last %d messages_total %d\n", *n, last, total)
+}
+
+func fail(what string, err error) {
+	fmt.Fprintf(os.Stderr, "sockdump: %s: %v\n", what, err)
+	os.Exit(1)
+}
+
+// buildRequest writes a SOCK_DIAG_BY_FAMILY dump request (nlmsghdr +
+// inet_diag_req_v2, every state, zero sockid) into req (72 bytes).
+func buildRequest(req []byte, seq uint32, family, proto, ext uint8) {
+	ne := binary.NativeEndian
+	clear(req)
+	ne.PutUint32(req[0:], uint32(len(req)))
+	ne.PutUint16(req[4:], sockDiagByFamily)
+	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	ne.PutUint32(req[8:], seq)
+	req[16], req[17], req[18] = family, proto, ext
+	ne.PutUint32(req[20:], 0xffffffff)
+}
+
+// readDump receives one dump to NLMSG_DONE and counts its sock_diag
+// messages, walking only the netlink headers.
+func readDump(fd int, buf []byte, seq uint32) (int, error) {
+	ne := binary.NativeEndian
+	count := 0
+	for i := 0; ; i++ {
+		if i > 1<<24 {
+			return count, fmt.Errorf("no NLMSG_DONE after %d receives", i)
+		}
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return count, err
+		}
+		b := buf[:n]
+		for len(b) >= 16 {
+			mlen := ne.Uint32(b[0:4])
+			if mlen < 16 || int(mlen) > len(b) {
+				return count, fmt.Errorf("bad netlink message length %d", mlen)
+			}
+			if ne.Uint32(b[8:12]) == seq {
+				switch ne.Uint16(b[4:6]) {
+				case nlmsgDone:
+					return count, nil
+				case nlmsgError:
+					if mlen >= 20 && ne.Uint32(b[16:20]) != 0 {
+						return count, fmt.Errorf("netlink error %d", -int32(ne.Uint32(b[16:20])))
+					}
+				case sockDiagByFamily:
+					count++
+				}
+			}
+			b = b[min(int(mlen+3)&^3, len(b)):]
+		}
+	}
+}
