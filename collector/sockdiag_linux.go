@@ -22,6 +22,10 @@ type sockDiag struct {
 	seq uint32
 	buf []byte // receive buffer, reused
 	req []byte // request buffer, reused
+	// tcpCompat: 0 untried, 1 the kernel answers TCPDIAG_GETSOCK (one dump
+	// and one hash walk for both TCP families), -1 it does not (two
+	// SOCK_DIAG_BY_FAMILY dumps, one per family).
+	tcpCompat int8
 
 	rawHook func([]byte) // tests: sees each received buffer (fixture recording)
 }
@@ -33,7 +37,8 @@ const dumpRecvBuf = 64 << 10
 // allTCPStates asks for every TCP state (bit n = state n).
 const allStates = 0xffffffff
 
-// dumpTargets are the four dumps of one poll.
+// dumpTargets are the four dumps of one poll when the kernel does not answer
+// TCPDIAG_GETSOCK; when it does (see Dump), the first two are one dump.
 var dumpTargets = [...]struct{ family, proto, ext uint8 }{
 	{afInet, ipprotoTCP, 1 << (inetDiagInfo - 1)},
 	{afInet6, ipprotoTCP, 1 << (inetDiagInfo - 1)},
@@ -71,7 +76,23 @@ func (d *sockDiag) Dump(dst []Socket) ([]Socket, error) {
 		return dst, errors.New("sock_diag: dump on closed socket")
 	}
 	var errs []error
-	for _, t := range dumpTargets {
+	targets := dumpTargets[:]
+	if d.tcpCompat >= 0 {
+		n0 := len(dst)
+		var err error
+		dst, err = d.dumpTCPCompat(dst)
+		switch {
+		case err == nil:
+			d.tcpCompat = 1
+			targets = targets[2:] // TCP done: UDP v4 and v6 left
+		case d.tcpCompat == 0 && len(dst) == n0 && errors.Is(err, ErrNetlinkError):
+			d.tcpCompat = -1 // not answered here: one dump per family from now on
+		default:
+			errs = append(errs, fmt.Errorf("sock_diag: dump tcp (both families): %w", err))
+			targets = targets[2:]
+		}
+	}
+	for _, t := range targets {
 		var err error
 		dst, err = d.dumpOne(dst, t.family, t.proto, t.ext, false)
 		if err != nil {
@@ -79,6 +100,21 @@ func (d *sockDiag) Dump(dst []Socket) ([]Socket, error) {
 		}
 	}
 	return dst, errors.Join(errs...)
+}
+
+// dumpTCPCompat lists every TCP socket of both families with one
+// TCPDIAG_GETSOCK request: the kernel walks its TCP hash once instead of
+// once per family (each walk visits every socket of the other family too).
+func (d *sockDiag) dumpTCPCompat(dst []Socket) ([]Socket, error) {
+	d.seq++
+	if d.seq == 0 {
+		d.seq = 1
+	}
+	d.req = appendTCPCompatRequest(d.req[:0], d.seq, allStates, 1<<(inetDiagInfo-1))
+	if err := unix.Sendto(d.fd, d.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return dst, fmt.Errorf("send request: %w", err)
+	}
+	return d.readDump(dst, ipprotoTCP, false)
 }
 
 // count runs the same four dumps as Dump but only walks the netlink headers:
@@ -138,6 +174,11 @@ func (d *sockDiag) dumpOne(dst []Socket, family, proto, ext uint8, destroyed boo
 	if err := d.send(family, proto, ext); err != nil {
 		return dst, err
 	}
+	return d.readDump(dst, proto, destroyed)
+}
+
+// readDump receives the replies to the last request up to NLMSG_DONE.
+func (d *sockDiag) readDump(dst []Socket, proto uint8, destroyed bool) ([]Socket, error) {
 	// Bounded: a dump ends with NLMSG_DONE; a receive timeout or error ends it too.
 	for {
 		n, err := d.recv()

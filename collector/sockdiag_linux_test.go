@@ -212,6 +212,58 @@ func TestSockDiagCountMatchesDump(t *testing.T) {
 	}
 }
 
+// TestSockDiagTCPCompatMatchesPerFamilyDumps: the one-walk TCPDIAG_GETSOCK
+// dump (used when the kernel answers it, as this one must) lists the same
+// TCP sockets, with the same details, as one SOCK_DIAG_BY_FAMILY dump per
+// family.
+func TestSockDiagTCPCompatMatchesPerFamilyDumps(t *testing.T) {
+	d, err := openSockDiag()
+	if err != nil {
+		t.Fatalf("openSockDiag: %v", err)
+	}
+	defer d.Close()
+	p4 := openLoopPair(t, "tcp4", "127.0.0.1:0")
+	defer p4.close()
+	p6 := openLoopPair(t, "tcp6", "[::1]:0")
+	defer p6.close()
+	p4.exchange(t, 4000)
+	p6.exchange(t, 6000)
+	ours := map[netip.AddrPort]bool{}
+	for _, p := range []*loopPair{p4, p6} {
+		ours[ap(p.ln.Addr())], ours[ap(p.client.LocalAddr())], ours[ap(p.serv.LocalAddr())] = true, true, true
+	}
+	pick := func(socks []Socket) map[uint64]Socket {
+		m := map[uint64]Socket{}
+		for _, s := range socks {
+			if s.Proto == "tcp" && ours[s.Local] {
+				m[s.Cookie] = s
+			}
+		}
+		return m
+	}
+	compat, err := d.Dump(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.tcpCompat != 1 {
+		t.Fatalf("this kernel did not answer TCPDIAG_GETSOCK (tcpCompat %d): the agent would walk the TCP hash once per family", d.tcpCompat)
+	}
+	d.tcpCompat = -1
+	perFamily, err := d.Dump(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := pick(compat), pick(perFamily)
+	if len(a) != 6 || len(b) != 6 {
+		t.Fatalf("our 6 sockets: %d in the compat dump, %d in the per-family dumps", len(a), len(b))
+	}
+	for c, s := range a {
+		if b[c] != s {
+			t.Errorf("cookie %d: compat %+v, per family %+v", c, s, b[c])
+		}
+	}
+}
+
 var recordNetlink = flag.Bool("record-netlink", false, "re-record testdata/netlink fixtures from this kernel")
 
 // TestRecordNetlinkFixtures records real kernel replies for the parser tests:

@@ -11,6 +11,7 @@ package collector
 //	inet_diag_sockid sport be16 | dport be16 | src [16]byte | dst [16]byte | if u32 | cookie [2]u32 (48 bytes)
 //	inet_diag_msg   family u8 | state u8 | timer u8 | retrans u8 | sockid | expires u32 | rqueue u32 | wqueue u32 | uid u32 | inode u32 (72 bytes)
 //	inet_diag_req_v2 family u8 | protocol u8 | ext u8 | pad u8 | states u32 | sockid (56 bytes)
+//	inet_diag_req   family u8 | src_len u8 | dst_len u8 | ext u8 | sockid | states u32 | dbs u32 (60 bytes)
 //	rtattr          len u16 | type u16 | payload, padded to 4 bytes
 
 import (
@@ -29,6 +30,10 @@ const (
 	nlmsgDone        = 3
 	nlmsgOverrun     = 4
 	sockDiagByFamily = 20
+	// tcpDiagGetSock is the old TCP request (TCPDIAG_GETSOCK, struct
+	// inet_diag_req): the kernel dumps IPv4 and IPv6 sockets in one walk of
+	// the TCP hash (it asks with family AF_UNSPEC); replies carry this type.
+	tcpDiagGetSock = 18
 
 	nlmFRequest = 0x1
 	nlmFRoot    = 0x100
@@ -37,6 +42,7 @@ const (
 
 	inetDiagMsgLen = 72
 	inetDiagReqLen = 56
+	inetDiagReqV1  = 60
 
 	inetDiagInfo     = 2  // INET_DIAG_INFO: struct tcp_info
 	inetDiagProtocol = 10 // INET_DIAG_PROTOCOL: u8 IPPROTO_*
@@ -127,6 +133,23 @@ func appendDiagRequest(b []byte, seq uint32, family, proto uint8, states uint32,
 	return append(b, make([]byte, 48)...) // zero sockid: match all
 }
 
+// appendTCPCompatRequest appends a TCPDIAG_GETSOCK dump request: every TCP
+// socket of both address families in the given states, with the extensions
+// in ext.
+func appendTCPCompatRequest(b []byte, seq uint32, states uint32, ext uint8) []byte {
+	const total = nlmsgHdrLen + inetDiagReqV1
+	ne := binary.NativeEndian
+	b = ne.AppendUint32(b, total)
+	b = ne.AppendUint16(b, tcpDiagGetSock)
+	b = ne.AppendUint16(b, nlmFRequest|nlmFDump)
+	b = ne.AppendUint32(b, seq)
+	b = ne.AppendUint32(b, 0)
+	b = append(b, 0, 0, 0, ext)        // family (ignored: both), src_len, dst_len, ext
+	b = append(b, make([]byte, 48)...) // zero sockid: match all
+	b = ne.AppendUint32(b, states)     // idiag_states
+	return ne.AppendUint32(b, 0)       // idiag_dbs
+}
+
 // diagBatch is the result of parsing one buffer of netlink messages.
 type diagBatch struct {
 	Done     bool // NLMSG_DONE seen: the dump is complete
@@ -181,7 +204,7 @@ func parseDiagMessages(buf []byte, defProto uint8, seq uint32, destroyed bool, d
 			return dst, res, ErrNetlinkOverrun
 		case nlmsgNoop:
 			continue
-		case sockDiagByFamily:
+		case sockDiagByFamily, tcpDiagGetSock:
 			res.Messages++
 			dst = append(dst, Socket{})
 			s := &dst[len(dst)-1]
@@ -289,7 +312,7 @@ func countDiagMessages(buf []byte, seq uint32) (diagBatch, error) {
 				if mlen >= nlmsgHdrLen+4 && ne.Uint32(buf[16:20]) != 0 {
 					return res, fmt.Errorf("%w: errno %d", ErrNetlinkError, -int32(ne.Uint32(buf[16:20])))
 				}
-			case sockDiagByFamily:
+			case sockDiagByFamily, tcpDiagGetSock:
 				res.Messages++
 			}
 		}

@@ -216,6 +216,44 @@ func TestAppendDiagRequest(t *testing.T) {
 	}
 }
 
+func TestAppendTCPCompatRequest(t *testing.T) {
+	b := appendTCPCompatRequest(nil, 9, 0xffffffff, 1<<(inetDiagInfo-1))
+	ne := binary.NativeEndian
+	if len(b) != nlmsgHdrLen+inetDiagReqV1 || ne.Uint32(b) != uint32(len(b)) || ne.Uint16(b[4:]) != tcpDiagGetSock || ne.Uint16(b[6:]) != nlmFRequest|nlmFDump || ne.Uint32(b[8:]) != 9 {
+		t.Fatalf("header % x", b[:16])
+	}
+	// inet_diag_req: family, src_len, dst_len, ext, sockid (48), states, dbs.
+	if b[16] != 0 || b[19] != 2 || ne.Uint32(b[16+4+48:]) != 0xffffffff || ne.Uint32(b[16+4+48+4:]) != 0 {
+		t.Errorf("request body % x", b[16:])
+	}
+}
+
+// TestParseTCPCompatReply: a TCPDIAG_GETSOCK reply is an inet_diag_msg like
+// SOCK_DIAG_BY_FAMILY's, under the request's message type.
+func TestParseTCPCompatReply(t *testing.T) {
+	v4 := make([]byte, inetDiagMsgLen)
+	v4[0], v4[1] = afInet, 1
+	copy(v4[8:12], []byte{127, 0, 0, 1})
+	v6 := make([]byte, inetDiagMsgLen)
+	v6[0], v6[1] = afInet6, 10
+	v6[23] = 1
+	buf := append(nlmsg(tcpDiagGetSock, 3, v4), nlmsg(tcpDiagGetSock, 3, v6)...)
+	buf = append(buf, nlmsg(nlmsgDone, 3, make([]byte, 4))...)
+	socks, res, err := parseDiagMessages(buf, ipprotoTCP, 3, false, nil)
+	if err != nil || !res.Done || res.Messages != 2 || len(socks) != 2 {
+		t.Fatalf("err %v done %v messages %d sockets %d", err, res.Done, res.Messages, len(socks))
+	}
+	if s := socks[0]; s.Proto != "tcp" || s.Family != 4 || s.State != "ESTABLISHED" || s.Local.Addr().String() != "127.0.0.1" {
+		t.Errorf("v4 socket %+v", s)
+	}
+	if s := socks[1]; s.Proto != "tcp" || s.Family != 6 || s.State != "LISTEN" || s.Local.Addr().String() != "::1" {
+		t.Errorf("v6 socket %+v", s)
+	}
+	if n, err := countDiagMessages(buf, 3); err != nil || n.Messages != 2 || !n.Done {
+		t.Errorf("count: %+v %v", n, err)
+	}
+}
+
 func FuzzParseDiagMessages(f *testing.F) {
 	for _, name := range []string{"tcp4_dump.bin", "tcp6_dump.bin", "udp4_dump.bin", "udp6_dump.bin", "destroy_tcp6.bin", "destroy_udp6.bin"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "netlink", name))
