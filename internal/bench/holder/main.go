@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -78,6 +79,11 @@ func main() {
 	}
 	fmt.Printf("ready %d\n", len(client))
 	_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
+	// Unreachable connections would be closed by their finalizers at the
+	// next garbage collection (at the latest the periodic one, every two
+	// minutes): keep every one alive until here.
+	runtime.KeepAlive(client)
+	runtime.KeepAlive(server)
 	ln.Close()
 }
 
