@@ -42,21 +42,66 @@ type RelayList struct {
 	Addrs    []netip.Addr
 	Bad      []BadLine // the first maxBadLines bad entries
 	BadCount int       // every bad entry
-	Format   string    // "plain" or "onionoo"
+	Format   string    // "plain", "onionoo" or "consensus"
 }
 
-// ParseRelayList parses a Tor relay list: either plain text, one address per
-// line ("192.0.2.1", "192.0.2.1:9001", "[2001:db8::1]:443"; blank lines and
-// "#" comments ignored), or an Onionoo details document ({"relays": [...]})
-// whose or_addresses ("ip:port", "[ipv6]:port") and dir_address are used,
-// skipping relays marked "running": false. Bad entries are reported in the
-// result, not as an error; a document that is not a list at all is an error.
+// ParseRelayList parses a Tor relay list: plain text, one address per line
+// ("192.0.2.1", "192.0.2.1:9001", "[2001:db8::1]:443"; blank lines and "#"
+// comments ignored); an Onionoo details document ({"relays": [...]}) whose
+// or_addresses ("ip:port", "[ipv6]:port") and dir_address are used, skipping
+// relays marked "running": false; or a Tor network-status consensus as Tor
+// caches it (cached-consensus, cached-microdesc-consensus; CollecTor's
+// "@type network-status-..." header allowed), whose "r" lines (IPv4 address)
+// and "a" lines (other OR addresses) are used. Bad entries are reported in
+// the result, not as an error; a document that is not a list at all is an
+// error.
 func ParseRelayList(data []byte) (RelayList, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		return parseOnionoo(trimmed)
 	}
+	if bytes.HasPrefix(trimmed, []byte("network-status-version ")) || bytes.HasPrefix(trimmed, []byte("@type network-status-")) {
+		return parseConsensus(data), nil
+	}
 	return parsePlainRelays(data), nil
+}
+
+// parseConsensus reads the router entries of a consensus: "r nickname
+// identity [digest] date time IP ORPort DirPort" (the digest is absent in a
+// microdescriptor consensus; the address is always third from the end) and
+// "a ADDR:PORT" lines.
+func parseConsensus(data []byte) RelayList {
+	c := newRelayCollector("consensus")
+	n := 0
+	for line := range bytes.Lines(data) {
+		n++
+		if len(line) < 2 || line[1] != ' ' || (line[0] != 'r' && line[0] != 'a') {
+			continue
+		}
+		s := strings.TrimSpace(string(line))
+		f := strings.Fields(s)
+		var addr string
+		switch {
+		case f[0] == "r" && len(f) >= 8:
+			addr = f[len(f)-3]
+			if _, err := strconv.ParseUint(f[len(f)-2], 10, 16); err != nil {
+				c.bad("line "+strconv.Itoa(n), s, errors.New("bad ORPort"))
+				continue
+			}
+		case f[0] == "a" && len(f) == 2:
+			addr = f[1]
+		default:
+			c.bad("line "+strconv.Itoa(n), s, fmt.Errorf("malformed %q line", f[0]))
+			continue
+		}
+		a, err := parseRelayAddr(addr)
+		if err != nil {
+			c.bad("line "+strconv.Itoa(n), s, err)
+			continue
+		}
+		c.add(a)
+	}
+	return c.RelayList
 }
 
 type relayCollector struct {
@@ -196,8 +241,10 @@ func checkedRelayList(source string, data []byte) (RelayList, error) {
 	return rl, nil
 }
 
-// FetchRelayList downloads a relay list (plain or Onionoo details) from url
-// within timeout. Only HTTP 200 is accepted.
+// FetchRelayList downloads a relay list (plain, Onionoo details or a
+// consensus) from url within timeout, at most MaxRelayListBytes. Only HTTP
+// 200 is accepted; https certificates are verified by client (the
+// detector's client uses the system roots).
 func FetchRelayList(ctx context.Context, client *http.Client, url string, timeout time.Duration) (RelayList, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

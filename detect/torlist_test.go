@@ -2,6 +2,8 @@ package detect
 
 import (
 	"context"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -125,5 +127,73 @@ func TestFetchRelayList(t *testing.T) {
 	}
 	if _, _, err := FetchRelayList(context.Background(), srv.Client(), srv.URL+"/empty", 5*time.Second); err == nil {
 		t.Error("empty download accepted")
+	}
+}
+
+func TestParseRelayListConsensus(t *testing.T) {
+	for _, c := range []struct {
+		file    string
+		want    []netip.Addr
+		badLine []string
+	}{
+		{"testdata/tor/cached-consensus", addrs("198.51.100.31", "203.0.113.32", "2001:db8:2::32"), []string{"line 22", "line 24"}},
+		{"testdata/tor/cached-microdesc-consensus", addrs("198.51.100.31", "2001:db8:2::31", "198.51.100.33"), nil},
+	} {
+		rl, err := LoadRelayFile(c.file)
+		if err != nil {
+			t.Fatalf("%s: %v", c.file, err)
+		}
+		if rl.Format != "consensus" || !reflect.DeepEqual(rl.Addrs, c.want) {
+			t.Errorf("%s: format %q addrs %v, want consensus %v", c.file, rl.Format, rl.Addrs, c.want)
+		}
+		var bad []string
+		for _, b := range rl.Bad {
+			bad = append(bad, b.Where)
+		}
+		if !reflect.DeepEqual(bad, c.badLine) || rl.BadCount != len(c.badLine) {
+			t.Errorf("%s: bad %+v, want %v", c.file, rl.Bad, c.badLine)
+		}
+	}
+}
+
+// A consensus served over HTTPS: fetched with a client that trusts the
+// server, refused by the detector's own client (system roots only).
+func TestFetchRelayListTLS(t *testing.T) {
+	body, err := os.ReadFile("testdata/tor/cached-microdesc-consensus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/consensus", func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
+	mux.HandleFunc("/huge", func(w http.ResponseWriter, r *http.Request) {
+		chunk := []byte(strings.Repeat("# padding padding padding padding padding padding padding padding\n", 1<<14))
+		for sent := 0; sent <= MaxRelayListBytes; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	srv := httptest.NewUnstartedServer(mux)          // loopback only
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	srv.StartTLS()
+	defer srv.Close()
+
+	rl, _, err := FetchRelayList(context.Background(), srv.Client(), srv.URL+"/consensus", 5*time.Second)
+	if err != nil || rl.Format != "consensus" || len(rl.Addrs) != 3 {
+		t.Fatalf("trusted TLS: %+v, %v", rl, err)
+	}
+	if _, _, err := FetchRelayList(context.Background(), srv.Client(), srv.URL+"/huge", 10*time.Second); err == nil ||
+		!strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversized download: err = %v", err)
+	}
+	d, err := newTor(*torCfg(func(c *TorConfig) { c.RelayURL = srv.URL + "/consensus" }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.refresh(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted certificate accepted: err = %v", err)
+	}
+	if d.relays.Load().len() != 0 {
+		t.Error("relays published from an unverified server")
 	}
 }
