@@ -48,7 +48,26 @@ type TorConfig struct {
 	// SocksPorts are local listener ports that mean a Tor SOCKS proxy.
 	SocksPorts []string `yaml:"socks_ports"`
 	// ProcessNames are process names (comm or executable base name) of Tor.
+	// Any other name counts too when its command line carries Tor options
+	// or names a torrc (see torproc.go).
 	ProcessNames []string `yaml:"process_names"`
+	// TransportNames are Tor pluggable-transport clients (comm or executable
+	// base name). A child of a Tor process counts as its transport whatever
+	// its name.
+	TransportNames []string `yaml:"transport_names"`
+	// ReadTorrc: read the torrc a command line names (-f, --torrc-file,
+	// --defaults-torrc) when the sensor can, for its Bridge, SocksPort and
+	// transport lines. Regular files only, at most 256 KiB, once per process.
+	ReadTorrc bool `yaml:"read_torrc"`
+	// ProxyMinHosts is how many distinct external hosts, on ProxyPorts, a
+	// process that serves a local client on its own listener must reach for
+	// the socks_proxy rule. 0 disables the rule.
+	ProxyMinHosts int `yaml:"proxy_min_hosts"`
+	// ProxyPorts are the remote ports counted as TLS-ish fan-out.
+	ProxyPorts []string `yaml:"proxy_ports"`
+	// ProxyAllowNames are forward proxies run on purpose (comm or executable
+	// base name) that socks_proxy ignores.
+	ProxyAllowNames []string `yaml:"proxy_allow_names"`
 	// RelayList is a file of relay addresses: one IP (or ip:port) per line,
 	// or an Onionoo details JSON document. Empty: no file.
 	RelayList string `yaml:"relay_list"`
@@ -66,19 +85,27 @@ func init() { registerConfig(RuleTor, defaultTorConfig, newTor) }
 
 func defaultTorConfig() *TorConfig {
 	return &TorConfig{
-		Ports:        []string{"9001", "9030", "9050", "9051", "9150", "9151"},
-		SocksPorts:   []string{"9050", "9150"},
-		ProcessNames: []string{"tor"},
-		RelayTimeout: DefaultRelayTimeout,
-		RelayRefresh: DefaultRelayRefresh,
+		Ports:           []string{"9001", "9030", "9050", "9051", "9150", "9151"},
+		SocksPorts:      []string{"9050", "9150"},
+		ProcessNames:    []string{"tor"},
+		TransportNames:  append([]string(nil), DefaultTransportNames...),
+		ReadTorrc:       true,
+		ProxyMinHosts:   DefaultProxyMinHosts,
+		ProxyPorts:      []string{"443", "8443", "9001", "9443"},
+		ProxyAllowNames: []string{"squid", "apt-cacher-ng", "tinyproxy", "cntlm"},
+		RelayTimeout:    DefaultRelayTimeout,
+		RelayRefresh:    DefaultRelayRefresh,
 	}
 }
 
 type torDetector struct {
-	cfg   TorConfig
-	ports PortSet
-	socks PortSet
-	names map[string]bool
+	cfg        TorConfig
+	ports      PortSet
+	socks      PortSet
+	names      map[string]bool
+	cls        *torClassifier
+	proxyPorts PortSet
+	proxyAllow map[string]bool
 
 	fileAddrs []netip.Addr
 	relays    atomic.Pointer[relaySet]
@@ -104,6 +131,19 @@ func newTor(cfg TorConfig) (*torDetector, error) {
 	for _, n := range cfg.ProcessNames {
 		if n = strings.TrimSpace(n); n != "" {
 			d.names[n] = true
+		}
+	}
+	d.cls = newTorClassifier(cfg.ProcessNames, cfg.TransportNames, cfg.ReadTorrc)
+	if d.proxyPorts, err = ParsePorts(cfg.ProxyPorts); err != nil {
+		return nil, fmt.Errorf("proxy_ports: %w", err)
+	}
+	if cfg.ProxyMinHosts < 0 {
+		return nil, fmt.Errorf("proxy_min_hosts %d: must be 0 (off) or more", cfg.ProxyMinHosts)
+	}
+	d.proxyAllow = map[string]bool{}
+	for _, n := range cfg.ProxyAllowNames {
+		if n = strings.TrimSpace(n); n != "" {
+			d.proxyAllow[n] = true
 		}
 	}
 	if cfg.RelayURL != "" {
@@ -277,58 +317,143 @@ func (d *torDetector) Rules() []RuleInfo {
 		ThreatType: ThreatTor,
 		Technique:  "T1090.003",
 		Severity:   SeverityHigh,
-		Description: "A running Tor process (with its SOCKS listeners and relay connections), a connection to a " +
-			"Tor port, a connection to an address on the relay list (any port), or a SOCKS listener on a Tor " +
-			"port. One alert per connection, listing every reason that applied.",
+		Description: "A Tor process by behaviour, under any name: Tor options on its command line (--SocksPort, " +
+			"--UseBridges, --Bridge, ClientTransportPlugin ...), a torrc it is started with (-f; read when readable " +
+			"for its Bridge, SocksPort and transport lines), or a Tor name; a pluggable transport (obfs4proxy, " +
+			"lyrebird, snowflake-client, meek, or any child of a Tor process), with its bridge connections (443 " +
+			"included); a connection to a Tor port or to an address on the relay list (any port); a SOCKS listener " +
+			"on a Tor port. One alert per Tor process or connection, listing every reason that applied.",
 		Recommendation: Recommendation(ThreatTor),
 		Thresholds: map[string]any{
-			"ports":          portsAsInts(d.ports),
-			"socks_ports":    portsAsInts(d.socks),
-			"process_names":  sortedKeys(d.names),
-			"relay_list":     d.cfg.RelayList,
-			"relay_url":      d.cfg.RelayURL,
-			"relay_refresh":  d.cfg.RelayRefresh.String(),
-			"relay_entries":  d.relays.Load().len(),
-			"relay_timeout":  d.cfg.RelayTimeout.String(),
-			"relay_cache":    d.cfg.RelayCache,
-			"relay_max_size": MaxRelayListBytes,
+			"ports":           portsAsInts(d.ports),
+			"socks_ports":     portsAsInts(d.socks),
+			"process_names":   sortedKeys(d.names),
+			"transport_names": sortedKeys(d.cls.transports),
+			"read_torrc":      d.cfg.ReadTorrc,
+			"relay_list":      d.cfg.RelayList,
+			"relay_url":       d.cfg.RelayURL,
+			"relay_refresh":   d.cfg.RelayRefresh.String(),
+			"relay_entries":   d.relays.Load().len(),
+			"relay_timeout":   d.cfg.RelayTimeout.String(),
+			"relay_cache":     d.cfg.RelayCache,
+			"relay_max_size":  MaxRelayListBytes,
 		},
-	}}
+		Sees: Visibility{
+			Privileged: "Every Tor process and pluggable transport by name, command line and torrc, with its " +
+				"listeners and relay/bridge connections; every connection to a Tor port or listed relay, with its process.",
+			Unprivileged: "Tor processes and transports of every user (command lines are world-readable; a torrc " +
+				"only if readable, as /etc/tor/torrc is). Another user's sockets have no owner: a socket is tied " +
+				"to a Tor process only when its uid matches and it is a bridge or SocksPort of that process's " +
+				"config; other Tor-port and listed-relay connections alert without a process.",
+		},
+	}, d.proxyRule()}
 }
 
-func (d *torDetector) isTor(p *collector.Process) bool {
-	if p == nil {
+// torProc gathers what one Tor process (with its transports) is doing in
+// this snapshot.
+type torProc struct {
+	pid        int32
+	signs      *torSigns
+	listeners  []string
+	socks      bool
+	dests      map[string]bool
+	conns      int
+	relayHits  int
+	bridgeHits map[string]bool
+	transports []string // "obfs4proxy (pid 12)"
+	byUID      int      // sockets tied by uid and config
+}
+
+// torGroups indexes the Tor processes of a snapshot: each Tor process, and
+// each of its children (pluggable transports) as a member of its group.
+type torGroups struct {
+	procs  map[int32]*torProc
+	member map[int32]int32 // pid -> group pid
+}
+
+func (d *torDetector) groups(snap *collector.Snapshot) torGroups {
+	g := torGroups{procs: map[int32]*torProc{}, member: map[int32]int32{}}
+	standalonePT := map[int32]*torSigns{}
+	for pid, p := range snap.Processes {
+		s := d.cls.classify(p)
+		switch {
+		case s == nil:
+		case s.isTor():
+			g.procs[pid] = &torProc{pid: pid, signs: s, dests: map[string]bool{}, bridgeHits: map[string]bool{}}
+			g.member[pid] = pid
+		default:
+			standalonePT[pid] = s
+		}
+	}
+	for pid, p := range snap.Processes {
+		if p == nil || g.procs[pid] != nil {
+			continue
+		}
+		if parent := g.procs[p.PPID]; parent != nil && p.PPID != pid {
+			g.member[pid] = p.PPID
+			parent.transports = append(parent.transports, fmt.Sprintf("%s (pid %d)", p.Name, pid))
+			delete(standalonePT, pid)
+		}
+	}
+	for pid, s := range standalonePT {
+		g.procs[pid] = &torProc{pid: pid, signs: s, dests: map[string]bool{}, bridgeHits: map[string]bool{}}
+		g.member[pid] = pid
+	}
+	d.cls.prune(snap)
+	return g
+}
+
+// owner returns the group of socket s: by its pid, or for a socket without a
+// readable owner by uid when it is a bridge connection or SocksPort listener
+// of exactly one Tor process of that uid.
+func (g torGroups) owner(snap *collector.Snapshot, s *collector.Socket) (*torProc, bool) {
+	if s.PID > 0 {
+		if gp, ok := g.member[s.PID]; ok {
+			return g.procs[gp], false
+		}
+		return nil, false
+	}
+	var found *torProc
+	for _, tp := range g.procs {
+		p := snap.Processes[tp.pid]
+		if p == nil || p.UID != s.UID || !tp.signs.configured(s) {
+			continue
+		}
+		if found != nil {
+			return nil, false // ambiguous
+		}
+		found = tp
+	}
+	return found, found != nil
+}
+
+// configured reports whether s is a SocksPort listener or a bridge
+// connection named in the process's command line or torrc.
+func (s *torSigns) configured(sock *collector.Socket) bool {
+	if IsListener(sock) {
+		for _, p := range s.socksPorts {
+			if sock.Proto == "tcp" && sock.Local.Port() == p {
+				return true
+			}
+		}
 		return false
 	}
-	return d.names[p.Name] || (p.Exe != "" && d.names[filepath.Base(p.Exe)])
+	return s.isBridge(sock.Remote)
 }
 
-// torProc gathers what one Tor process is doing in this snapshot.
-type torProc struct {
-	pid       int32
-	listeners []string
-	socks     bool
-	dests     map[string]bool
-	conns     int
-	relayHits int
+func (s *torSigns) isBridge(ap netip.AddrPort) bool {
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	for _, b := range s.bridges {
+		if b == ap {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	relays := d.relays.Load()
-	procs := map[int32]*torProc{}
-	group := func(pid int32) *torProc {
-		g := procs[pid]
-		if g == nil {
-			g = &torProc{pid: pid, dests: map[string]bool{}}
-			procs[pid] = g
-		}
-		return g
-	}
-	for pid, p := range snap.Processes {
-		if d.isTor(p) {
-			group(pid)
-		}
-	}
+	g := d.groups(snap)
 
 	var out []Alert
 	seen := map[string]bool{}
@@ -338,18 +463,19 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return
 		}
 		seen[key] = true
-		owner := env.Process(snap, s.PID)
-		torOwned := d.isTor(owner)
+		tp, byUID := g.owner(snap, s)
 		if IsListener(s) {
 			if !s.Local.IsValid() {
 				return
 			}
 			socks := s.Proto == "tcp" && d.socks.Has(s.Local.Port())
 			switch {
-			case torOwned:
-				g := group(s.PID)
-				g.listeners = append(g.listeners, s.Proto+"/"+s.Local.String())
-				g.socks = g.socks || socks
+			case tp != nil:
+				tp.listeners = append(tp.listeners, s.Proto+"/"+s.Local.String())
+				tp.socks = tp.socks || socks || tp.signs.configured(s)
+				if byUID {
+					tp.byUID++
+				}
 			case socks:
 				out = append(out, d.listenAlert(snap, env, s))
 			}
@@ -369,19 +495,21 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		if relayHit {
 			reasons = append(reasons, "relay_address")
 		}
-		if torOwned {
-			reasons = append(reasons, "tor_process")
-		}
-		if len(reasons) == 0 {
+		if tp == nil && len(reasons) == 0 {
 			return
 		}
 		env.Claim(s, RuleSuspiciousPort)
-		if torOwned {
-			g := group(s.PID)
-			g.conns++
-			g.dests[s.Remote.String()] = true
+		if tp != nil {
+			tp.conns++
+			tp.dests[s.Remote.String()] = true
 			if relayHit {
-				g.relayHits++
+				tp.relayHits++
+			}
+			if tp.signs.isBridge(s.Remote) {
+				tp.bridgeHits[s.Remote.String()] = true
+			}
+			if byUID {
+				tp.byUID++
 			}
 			return
 		}
@@ -394,15 +522,15 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		visit(&snap.Closed[i], true)
 	}
 
-	pids := make([]int32, 0, len(procs))
-	for pid := range procs {
+	pids := make([]int32, 0, len(g.procs))
+	for pid := range g.procs {
 		pids = append(pids, pid)
 	}
 	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
 	for _, pid := range pids {
-		out = append(out, d.procAlert(snap, env, procs[pid], relays))
+		out = append(out, d.procAlert(snap, env, g.procs[pid], relays))
 	}
-	return out
+	return append(out, d.proxies(snap, env, g)...)
 }
 
 func (d *torDetector) base(snap *collector.Snapshot, env *Env, pid int32) Alert {
@@ -466,24 +594,36 @@ func (d *torDetector) procAlert(snap *collector.Snapshot, env *Env, g *torProc, 
 	a := d.base(snap, env, g.pid)
 	name := ProcessKey(snap, env, g.pid)
 	a.Entity = "process:" + name + ":" + strconv.Itoa(int(g.pid))
-	reasons := []string{"tor_process"}
+	reasons := append([]string(nil), g.signs.reasons...)
 	if g.socks {
 		reasons = append(reasons, "socks_listener")
 	}
 	if g.relayHits > 0 {
 		reasons = append(reasons, "relay_address")
 	}
+	if len(g.bridgeHits) > 0 {
+		reasons = append(reasons, "bridge_connection")
+	}
+	if len(g.transports) > 0 && !containsString(reasons, "pluggable_transport") {
+		reasons = append(reasons, "pluggable_transport")
+	}
 	sort.Strings(reasons)
 	sort.Strings(g.listeners)
-	dests := make([]string, 0, len(g.dests))
-	for k := range g.dests {
-		dests = append(dests, k)
-	}
-	sort.Strings(dests)
+	sort.Strings(g.transports)
+	dests := sortedKeys(g.dests)
 	if len(dests) > maxTorDestinations {
 		dests = dests[:maxTorDestinations]
 	}
-	a.Message = fmt.Sprintf("Tor process %s (pid %d) running: %d listeners, %d connections", name, g.pid, len(g.listeners), g.conns)
+	bridges := sortedKeys(g.bridgeHits)
+	what := "Tor process"
+	if !g.signs.isTor() {
+		what = "Tor pluggable transport"
+	}
+	a.Message = fmt.Sprintf("%s %s (pid %d) running (%s): %d listeners, %d connections", what, name, g.pid,
+		strings.Join(reasons, ", "), len(g.listeners), g.conns)
+	if len(bridges) > 0 {
+		a.Message += ", bridge " + strings.Join(bridges, ", ")
+	}
 	a.Evidence = map[string]any{
 		"reasons":          reasons,
 		"process_names":    sortedKeys(d.names),
@@ -491,6 +631,37 @@ func (d *torDetector) procAlert(snap *collector.Snapshot, env *Env, g *torProc, 
 		"connections":      g.conns,
 		"destinations":     dests,
 		"relay_connection": g.relayHits,
+	}
+	s := g.signs
+	if len(s.options) > 0 {
+		a.Evidence["tor_options"] = s.options
+	}
+	if s.torrc != "" {
+		a.Evidence["torrc"] = s.torrc
+		a.Evidence["torrc_read"] = s.torrcRead
+		if len(s.torrcKeys) > 0 {
+			a.Evidence["torrc_keywords"] = s.torrcKeys
+		}
+	}
+	if len(s.bridges) > 0 {
+		cfg := make([]string, len(s.bridges))
+		for i, b := range s.bridges {
+			cfg[i] = b.String()
+		}
+		a.Evidence["configured_bridges"] = cfg
+	}
+	if len(bridges) > 0 {
+		a.Evidence["bridge_connections"] = bridges
+	}
+	if len(s.transports) > 0 {
+		a.Evidence["client_transports"] = s.transports
+	}
+	if len(g.transports) > 0 {
+		a.Evidence["transport_processes"] = g.transports
+	}
+	if g.byUID > 0 {
+		a.Evidence["sockets_tied_by_uid"] = g.byUID
+		a.Evidence["sockets_tied_by_uid_note"] = "socket owner not readable; tied by uid and the process's configured bridge/SocksPort"
 	}
 	relayEvidence(a.Evidence, relays)
 	if len(g.listeners) > 0 || g.conns > 0 {

@@ -59,12 +59,12 @@ func TestTor(t *testing.T) {
 				sock("tcp", "ESTABLISHED", "10.0.0.5:41001", "203.0.113.10:443", 500),
 			},
 			procs: true,
-			want:  []want{{"process:tor:500", "tor", []string{"relay_address", "socks_listener", "tor_process"}}},
+			want:  []want{{"process:tor:500", "tor", []string{"relay_address", "socks_listener", "tor_options", "tor_process"}}},
 		},
 		{
 			name:  "tor process running with no sockets yet",
 			procs: true,
-			want:  []want{{"process:tor:500", "tor", []string{"tor_process"}}},
+			want:  []want{{"process:tor:500", "tor", []string{"tor_options", "tor_process"}}},
 		},
 		{
 			name: "client of the local SOCKS port alerts with its own process; tor's accepted side does not",
@@ -76,7 +76,7 @@ func TestTor(t *testing.T) {
 			procs: true,
 			want: []want{
 				{"conn:curl:127.0.0.1:9050", "curl", []string{"tor_port"}},
-				{"process:tor:500", "tor", []string{"socks_listener", "tor_process"}},
+				{"process:tor:500", "tor", []string{"socks_listener", "tor_options", "tor_process"}},
 			},
 		},
 		{
@@ -121,7 +121,7 @@ func TestTor(t *testing.T) {
 				sock("tcp", "ESTABLISHED", "10.0.0.5:9001", "198.51.100.50:45000", 500),
 			},
 			procs: true,
-			want:  []want{{"process:tor:500", "tor", []string{"tor_process"}}},
+			want:  []want{{"process:tor:500", "tor", []string{"tor_options", "tor_process"}}},
 		},
 	}
 	cfg := torCfg(func(c *TorConfig) { c.RelayList = "testdata/tor/relays.txt" })
