@@ -122,16 +122,240 @@ func TestExfilBoundedMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := bldEnv()
-	for i := 0; i < 200; i++ {
+	for i := 0; i < 60; i++ {
 		s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
 		for j := 0; j < 1000; j++ {
 			n := i*1000 + j
 			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED", Local: bldAP("10.0.0.5:40000"), Cookie: uint64(n + 1),
 				Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(n >> 16), byte(n >> 8), byte(n)}), 443), PID: int32(n), BytesAcked: 1000})
+			// Every user stages 60 MB on an internal host and uploads.
+			for _, dst := range []netip.Addr{netip.AddrFrom4([4]byte{10, 1, byte(n >> 8), byte(n)}), netip.AddrFrom4([4]byte{198, 51, 100, byte(n)})} {
+				s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED", Local: bldAP("10.0.0.5:40001"), Cookie: uint64(1<<40 + n<<1 + int(dst.As4()[0]&1)),
+					Remote: netip.AddrPortFrom(dst, 22), Inode: 7, UID: uint32(n), BytesAcked: 60_000_000})
+			}
 		}
 		d.Detect(s, env)
-		if d.last.Len() > 5000 || d.sums.Len() > 1000 {
-			t.Fatalf("last %d sums %d over cap", d.last.Len(), d.sums.Len())
+		if d.last.Len() > 5000 || d.sums.Len() > 1000 || d.staged.Len() > 1000 || d.covered.Len() > 1000 {
+			t.Fatalf("last %d sums %d staged %d covered %d over cap", d.last.Len(), d.sums.Len(), d.staged.Len(), d.covered.Len())
 		}
+	}
+}
+
+// exfUp is an upload connection of pid (uid) to remote with acked bytes.
+func exfUp(local, remote string, pid int32, uid uint32, cookie, acked uint64) collector.Socket {
+	s := exfSock(local, remote, pid, cookie, acked, 100)
+	s.UID, s.Inode = uid, cookie+1000
+	return s
+}
+
+// exfProc adds a process with a process group and uid.
+func exfProc(s *collector.Snapshot, pid, pgid int32, uid uint32, name string) {
+	p := bldProc(s, pid, pgid, name)
+	p.PGID, p.UID = pgid, uid
+}
+
+func TestExfilAcrossDestinations(t *testing.T) {
+	const mb = 1_000_000
+	cases := []struct {
+		name   string
+		steps  int
+		snap   func(i int) *collector.Snapshot
+		entity string // "" = silence
+		scope  string
+		minB   uint64
+		ndst   int
+	}{
+		{
+			name: "one process, rotating object-storage addresses, short connections", steps: 7,
+			entity: "process:python3", scope: ScopeProcess, minB: 50 * mb, ndst: 5,
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				exfProc(s, 50, 50, 1000, "python3")
+				if i > 0 { // each poll one 10 MB connection to the next address, closed by the next poll
+					c := exfUp(fmt.Sprintf("10.0.0.5:%d", 42000+i), fmt.Sprintf("203.0.113.%d:443", 100+i), 50, 1000, uint64(i), 10*mb)
+					c.State, c.Destroyed, c.FirstSeen = "CLOSE", true, s.Time
+					s.Closed = append(s.Closed, c)
+				}
+				return s
+			},
+		},
+		{
+			name: "one process group, a different tool per upload", steps: 6,
+			entity: "group:pgid:60", scope: ScopeGroup, minB: 50 * mb, ndst: 5,
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				tools := []string{"curl", "ncat", "socat", "python3", "rclone", "wget"}
+				exfProc(s, int32(61+i), 60, 1000, tools[i])
+				if i > 0 {
+					s.Sockets = append(s.Sockets, exfUp(fmt.Sprintf("10.0.0.5:%d", 42000+i), fmt.Sprintf("198.51.100.%d:443", 10+i), int32(61+i), 1000, uint64(i), 12*mb))
+				}
+				return s
+			},
+		},
+		{
+			name: "one user, several groups and tools", steps: 5,
+			entity: "user:uid:1000", scope: ScopeUser, minB: 50 * mb, ndst: 4,
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				tools := []string{"curl", "ncat", "socat", "python3", "rclone"}
+				exfProc(s, int32(71+i), int32(71+i), 1000, tools[i])
+				if i > 0 {
+					s.Sockets = append(s.Sockets, exfUp(fmt.Sprintf("10.0.0.5:%d", 42000+i), fmt.Sprintf("198.51.100.%d:443", 10+i), int32(71+i), 1000, uint64(i), 15*mb))
+				}
+				return s
+			},
+		},
+		{
+			name: "another user's unowned sockets add up by uid", steps: 5,
+			entity: "user:uid:33", scope: ScopeUser, minB: 50 * mb, ndst: 4,
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				if i > 0 {
+					s.Sockets = append(s.Sockets, exfUp(fmt.Sprintf("10.0.0.5:%d", 42000+i), fmt.Sprintf("198.51.100.%d:443", 10+i), 0, 33, uint64(i), 15*mb))
+				}
+				return s
+			},
+		},
+		{
+			name: "uploads of different users do not add up", steps: 5,
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				if i > 0 {
+					s.Sockets = append(s.Sockets, exfUp(fmt.Sprintf("10.0.0.5:%d", 42000+i), fmt.Sprintf("198.51.100.%d:443", 10+i), 0, uint32(1000+i), uint64(i), 15*mb))
+				}
+				return s
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := newExfil(*defaultExfilConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := bldEnv()
+			var all []Alert
+			for i := 0; i < tc.steps; i++ {
+				all = append(all, d.Detect(tc.snap(i), env)...)
+			}
+			if tc.entity == "" {
+				if len(all) != 0 {
+					t.Fatalf("want silence, got %+v", all)
+				}
+				return
+			}
+			// The detector repeats an alert each poll while over the
+			// threshold (the engine's cooldown keeps one): one entity only.
+			for _, a := range all {
+				if a.Entity != tc.entity {
+					t.Fatalf("want alerts for %q only, got %+v", tc.entity, all)
+				}
+			}
+			if len(all) == 0 {
+				t.Fatalf("no alert %q", tc.entity)
+			}
+			a := all[0]
+			if a.Technique != "T1048" || a.Evidence["scope"] != tc.scope || a.Evidence["bytes_sent"].(uint64) < tc.minB ||
+				a.Evidence["distinct_destinations"] != tc.ndst || !a.Dest.IsValid() {
+				t.Errorf("alert %+v", a)
+			}
+		})
+	}
+}
+
+// One upload to one destination crosses every scope at once: it raises one
+// alert, the (process, destination) one.
+func TestExfilOneUploadOneAlert(t *testing.T) {
+	d, err := newExfil(*defaultExfilConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := bldEnv()
+	var all []Alert
+	for i := 0; i < 30; i++ {
+		s := bldSnap(bldT0.Add(time.Duration(i)*2*time.Second), exfUp("10.0.0.5:40000", "198.51.100.20:443", 50, 0, 1, uint64(i)*20_000_000))
+		exfProc(s, 50, 50, 0, "rclone")
+		all = append(all, d.Detect(s, env)...)
+	}
+	if len(all) == 0 || all[0].Entity != "rclone|198.51.100.20" {
+		t.Fatalf("want the destination alert first, got %+v", all)
+	}
+	for _, a := range all {
+		if a.Entity != "rclone|198.51.100.20" {
+			t.Errorf("a wider scope alerted for the same upload: %s", a.Message)
+		}
+	}
+}
+
+// staging is uid's transfer to an internal host (over two polls), then
+// upload MB to external destinations by uploader's uid.
+func stagingSnaps(stageMB, uploadMB uint64, uploaderUID uint32) func(i int) *collector.Snapshot {
+	const mb = 1_000_000
+	return func(i int) *collector.Snapshot {
+		s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+		exfProc(s, 80, 80, 0, "rsync")
+		exfProc(s, 81, 81, uploaderUID, "curl")
+		switch {
+		case i == 1 || i == 2:
+			s.Sockets = append(s.Sockets, exfUp("10.0.0.5:40000", "10.0.0.8:22", 80, 0, 1, uint64(i)*stageMB/2*mb))
+		case i >= 4 && uploadMB > 0:
+			s.Sockets = append(s.Sockets, exfUp("10.0.0.5:40001", "203.0.113.77:443", 81, uploaderUID, 2, uint64(i-3)*uploadMB/4*mb))
+		}
+		return s
+	}
+}
+
+func TestStagedExfil(t *testing.T) {
+	cases := []struct {
+		name          string
+		stage, upload uint64
+		uid           uint32
+		staged        bool
+		plainAllowed  bool
+	}{
+		{name: "staging host, then a 20 MB external upload by the same user", stage: 100, upload: 20, uid: 0, staged: true},
+		{name: "staging host, then a 200 MB upload: one staged alert, no plain one", stage: 100, upload: 200, uid: 0, staged: true},
+		{name: "nightly 100 MB backup to an internal host alone is silent", stage: 100, upload: 0, uid: 0},
+		{name: "backup, then a small external request is silent", stage: 100, upload: 4, uid: 0},
+		{name: "backup by root, upload by another user is not staged", stage: 100, upload: 20, uid: 1000},
+		{name: "a small internal transfer is no staging", stage: 20, upload: 20, uid: 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := newExfil(*defaultExfilConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := bldEnv()
+			var all []Alert
+			snaps := stagingSnaps(tc.stage, tc.upload, tc.uid)
+			for i := 0; i < 9; i++ {
+				all = append(all, d.Detect(snaps(i), env)...)
+			}
+			if !tc.staged {
+				if len(all) != 0 {
+					t.Fatalf("want silence, got %+v", all)
+				}
+				return
+			}
+			if len(all) != 1 || all[0].RuleID != RuleStagedExfiltration {
+				t.Fatalf("want one staged_exfiltration alert, got %+v", all)
+			}
+			a := all[0]
+			ev := a.Evidence
+			if ev["staging_host"] != "10.0.0.8" || ev["staging_process"] != "rsync" || ev["upload_process"] != "curl" ||
+				fmt.Sprint(ev["upload_destinations"]) != "[203.0.113.77]" || a.Dest.Addr().String() != "203.0.113.77" ||
+				a.Technique != "T1048" || a.Process == nil || a.Process.Name != "curl" {
+				t.Errorf("alert %+v", a)
+			}
+		})
+	}
+}
+
+func TestExfilConfigRejectsUnknownScope(t *testing.T) {
+	c := defaultExfilConfig()
+	c.Scopes = []string{"process", "host"}
+	if _, err := newExfil(*c); err == nil {
+		t.Fatal("want error for an unknown scope")
 	}
 }
