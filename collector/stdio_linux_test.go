@@ -87,7 +87,8 @@ func TestStdioKindsAndTerminal(t *testing.T) {
 	var procs map[int32]*Process
 	for i := 0; i < 100; i++ { // until the child has exec'd and the table lists it
 		procs = refreshProcs(t, pt)
-		if p := procs[child]; p != nil && p.Name == "sleep" && procs[int32(quiet.Process.Pid)] != nil {
+		// Between fork and exec a child still has the test's stdio.
+		if p, q := procs[child], procs[int32(quiet.Process.Pid)]; p != nil && p.Name == "sleep" && q != nil && q.Name == "sleep" {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
