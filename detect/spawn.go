@@ -44,6 +44,9 @@ type SpawnConfig struct {
 	// OfficeParents and OfficeChildren: the original's direct parent rule.
 	OfficeParents  []string `yaml:"office_parents"`
 	OfficeChildren []string `yaml:"office_children"`
+	// RelayAllow names remote-access agents that relay shells over an
+	// outbound connection by design (rule reverse_shell ignores them).
+	RelayAllow []string `yaml:"relay_allow"`
 	// MaxDepth is how many ancestors are examined.
 	MaxDepth int `yaml:"max_depth"`
 	// MaxTracked caps the remembered processes (pid + start time).
@@ -61,6 +64,7 @@ func defaultSpawnConfig() *SpawnConfig {
 		JavaAppMarkers: []string{"tomcat", "catalina", "jboss", "wildfly", "kafka", "elasticsearch", "jenkins"},
 		OfficeParents:  []string{"winword", "excel", "outlook", "acrobat", "chrome", "firefox", "iexplore"},
 		OfficeChildren: []string{"cmd.exe", "powershell", "bash", "sh", "nc", "ncat", "netcat"},
+		RelayAllow:     []string{"amazon-ssm-agent", "ssm-session-worker", "teleport", "gitlab-runner", "runner.worker"},
 		MaxDepth:       8,
 		MaxTracked:     65536,
 	}
@@ -77,6 +81,7 @@ type processSpawn struct {
 	cfg                             SpawnConfig
 	shells, interps, netcat         map[string]bool
 	web, db, mail, officeP, officeC map[string]bool
+	relayAllow                      map[string]bool
 	seen                            *Window[spawnKey, struct{}]
 	started                         bool
 }
@@ -88,7 +93,7 @@ func newSpawn(c SpawnConfig) (*processSpawn, error) {
 	return &processSpawn{
 		cfg: c, shells: lowerSet(c.Shells), interps: lowerSet(c.Interpreters), netcat: lowerSet(c.Netcat),
 		web: lowerSet(c.WebServers), db: lowerSet(c.Databases), mail: lowerSet(c.MailServers),
-		officeP: lowerSet(c.OfficeParents), officeC: lowerSet(c.OfficeChildren),
+		officeP: lowerSet(c.OfficeParents), officeC: lowerSet(c.OfficeChildren), relayAllow: lowerSet(c.RelayAllow),
 		// Every live process is touched each snapshot, so the TTL only drops
 		// exited ones.
 		seen: NewWindow[spawnKey, struct{}](c.MaxTracked, time.Hour),
@@ -107,11 +112,30 @@ func (d *processSpawn) Rules() []RuleInfo {
 			Thresholds: map[string]any{"max_depth": d.cfg.MaxDepth, "shells": d.cfg.Shells, "interpreters": d.cfg.Interpreters,
 				"netcat": d.cfg.Netcat, "web_servers": d.cfg.WebServers, "databases": d.cfg.Databases,
 				"mail_servers": d.cfg.MailServers, "java_app_markers": d.cfg.JavaAppMarkers},
+			Sees: Visibility{
+				Privileged: "Every process's command line and parent chain, at each poll; with the netlink process connector (CAP_NET_ADMIN) " +
+					"also processes that exec and exit between two polls (a web shell's sh -c id).",
+				Unprivileged: "The same command lines and parent chains (/proc/<pid>/cmdline and stat are readable by every user) at each " +
+					"poll; a child that lives less than a poll (sh -c id under nginx or php-fpm) is missed: the process connector needs CAP_NET_ADMIN.",
+			},
 		},
 		{
 			ID: RuleReverseShell, Name: "Reverse shell", ThreatType: ThreatReverse, Technique: "T1059.004",
-			Severity:    SeverityCritical,
-			Description: "A shell or interpreter whose stdin/stdout/stderr is a connected network socket.",
+			Severity: SeverityCritical,
+			Description: "A shell or interpreter whose stdin/stdout/stderr is a connected network socket; or one relayed to the network " +
+				"without a socket on its stdio: on a pty whose session is held by a process with an outbound connection (socat EXEC:...,pty, " +
+				"Python pty relays), reading a pipe or socketpair fed by such a process (mkfifo + nc, nc | sh | nc, socat EXEC), " +
+				"whatever the relay's or the shell's name.",
+			Thresholds: map[string]any{"relay_allow": d.cfg.RelayAllow},
+			Sees: Visibility{
+				Privileged: "Every process's fds: shells with a TCP/UDP socket on stdio, and shells on a pty, pipe or socketpair whose " +
+					"relay (session leader's parent, the pipe's other end, or the parent) owns an outbound connection to a non-loopback host; " +
+					"relay_allow agents excepted.",
+				Unprivileged: "Other users' fds and socket owners are unreadable: a shell on a pty (stat tty/session), or in a pipeline or " +
+					"under a parent, is tied to a relay of the connection's user whose command line names its address and port (socat " +
+					"TCP:a:p, nc a p, gawk /inet/tcp/0/a/p, python connect). Missed: a shell with the socket itself on stdio (bash >& " +
+					"/dev/tcp after its launcher exits, perl exec /bin/sh) and relays that read the address from a file or DNS name.",
+			},
 		},
 	}
 }
@@ -236,6 +260,14 @@ func reverseIdiom(cmd []string) string {
 		return "interactive shell with redirected descriptors (bash -i >&)"
 	case has(line, "socket") && (has(line, "subprocess") || has(line, "pty.spawn") || has(line, "dup2")) && (has(line, " -c ") || has(line, " -e ") || has(line, " -r ")):
 		return "interpreter one-liner wiring a socket to a shell"
+	case has(line, "/inet/tcp/") || has(line, "/inet/udp/") || has(line, "/inet4/") || has(line, "/inet6/"):
+		return "awk /inet/ network coprocess"
+	case (has(line, "socket(") || has(line, "io::socket") || has(line, "tcpsocket") || has(line, "udpsocket") ||
+		has(line, "fsockopen") || has(line, "socket_create") || has(line, "socket.tcp") || has(line, "-rsocket")) &&
+		(has(line, "exec") || has(line, "system") || has(line, "popen") || has(line, "spawn") || has(line, "proc_open") ||
+			has(line, "passthru") || has(line, "/bin/sh") || has(line, "stdin")) &&
+		(hasFlag("-e", "-r", "-c", "-mio", "-rsocket") || has(line, " -e") || has(line, " -r")):
+		return "interpreter one-liner running commands from a socket (perl/ruby/php/lua)"
 	}
 	return ""
 }
@@ -254,6 +286,7 @@ func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
 
 	var out []Alert
 	var sockIdx map[uint64]*collector.Socket
+	var rev *revIndex
 	for _, pid := range pids {
 		p := snap.Processes[pid]
 		k := spawnKey{pid, p.StartTime.UnixNano()}
@@ -263,6 +296,7 @@ func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		kind, kname := d.kind(p)
 
 		// Reverse shells, at any time (the engine's cooldown de-duplicates).
+		onSocket := false
 		if (kind == "shell" || kind == "interpreter") && len(p.StdioSockets) > 0 {
 			if sockIdx == nil {
 				sockIdx = map[uint64]*collector.Socket{}
@@ -285,7 +319,17 @@ func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
 					Evidence: map[string]any{"stdio_socket_inode": ino, "remote": s.Remote.String(), "kind": kind},
 					Entity:   fmt.Sprintf("rev:%d@%d", pid, k.start), Recommendation: Recommendation(ThreatReverse),
 				})
+				onSocket = true
 				break
+			}
+		}
+		// Relayed through a pty, a pipe or a socketpair (revshell.go).
+		if !onSocket && d.relayCandidate(p, kind) {
+			if rev == nil {
+				rev = newRevIndex(snap, env)
+			}
+			if a := d.relayedShell(rev, p, kind, kname, k.start); a != nil {
+				out = append(out, *a)
 			}
 		}
 		if !isNew {
