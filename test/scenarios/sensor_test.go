@@ -93,6 +93,8 @@ type sensorOptions struct {
 	// mode is root or unprivileged (zero value: unprivileged; scenarios
 	// pass the mode eachMode gives them).
 	mode mode
+	// detectors is YAML added under detect.detectors (indented 4 spaces).
+	detectors string
 }
 
 // startSensor runs netsentinel in the monitored host with a config written
@@ -117,7 +119,7 @@ detect:
   detectors:
     tor:
       relay_list: %q
-`, s.resolv, s.relays)
+%s`, s.resolv, s.relays, o.detectors)
 	cfgPath := filepath.Join(dir, "netsentinel.yaml")
 	writeFile(t, cfgPath, cfg)
 	chownForSensor(t, o.mode, s.resolv, s.relays, cfgPath)
