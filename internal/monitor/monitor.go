@@ -48,6 +48,7 @@ type Monitor struct {
 	noPID       prometheus.Gauge
 	processes   prometheus.Gauge
 	destroyLost prometheus.Counter
+	neighLost   prometheus.Counter
 	lastReport  prometheus.Gauge
 }
 
@@ -79,9 +80,10 @@ func New(version string, interval time.Duration) *Monitor {
 	m.noPID = prometheus.NewGauge(prometheus.GaugeOpts{Name: "netsentinel_sockets_without_pid", Help: "Sockets at the last poll whose owning process could not be read (another user's, without the capabilities)."})
 	m.processes = prometheus.NewGauge(prometheus.GaugeOpts{Name: "netsentinel_processes", Help: "Processes seen at the last poll."})
 	m.destroyLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "netsentinel_destroy_events_lost_total", Help: "Socket-destroy notifications the kernel dropped (short connections possibly missed)."})
+	m.neighLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "netsentinel_neighbor_events_lost_total", Help: "Neighbour-table (ARP/NDP) change notifications lost (a change reverted within a poll possibly missed)."})
 	m.lastReport = prometheus.NewGauge(prometheus.GaugeOpts{Name: "netsentinel_last_report_timestamp_seconds", Help: "Unix time the last report was written; 0 before the first."})
 	for _, c := range []prometheus.Collector{m.alerts, m.polls, m.pollErrors, m.pollSeconds,
-		m.sockets, m.noPID, m.processes, m.destroyLost, m.lastReport} {
+		m.sockets, m.noPID, m.processes, m.destroyLost, m.neighLost, m.lastReport} {
 		f(c)
 	}
 	f(sinkCollector{m})
@@ -108,6 +110,7 @@ func (m *Monitor) Polled(st collector.Stats) {
 	m.noPID.Set(float64(st.SocketsNoPID))
 	m.processes.Set(float64(st.Processes))
 	m.destroyLost.Add(float64(st.DestroyEventsLost))
+	m.neighLost.Add(float64(st.NeighborEventsLost))
 }
 
 // PollFailed records a failed poll.

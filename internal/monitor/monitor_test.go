@@ -159,3 +159,24 @@ func TestEndpointStatusCodes(t *testing.T) {
 		t.Errorf("a second listener on %s: %v, want an error naming http.address", srv.Addr(), err)
 	}
 }
+
+// Lost neighbour notifications add up across polls in their counter.
+func TestNeighbourEventsLostCounter(t *testing.T) {
+	m := New("test", time.Second)
+	defer m.Close()
+	m.Polled(collector.Stats{NeighborEventsLost: 3})
+	m.Polled(collector.Stats{NeighborEventsLost: 2})
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "netsentinel_neighbor_events_lost_total" {
+			if got := mf.GetMetric()[0].GetCounter().GetValue(); got != 5 {
+				t.Errorf("counter %v, want 5", got)
+			}
+			return
+		}
+	}
+	t.Error("netsentinel_neighbor_events_lost_total not registered")
+}
