@@ -199,8 +199,8 @@ func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socke
 		}
 	}
 	dst := beaconKey{proto: s.Proto, dst: netip.AddrPortFrom(ra, s.Remote.Port())}
-	proc := ProcessKey(snap, env, s.PID)
-	if proc == "unknown" {
+	proc := OwnerKey(snap, env, s)
+	if proc == UnknownOwner {
 		if o, ok := d.owner.Get(dst); ok {
 			proc = *o
 		}
@@ -216,7 +216,7 @@ func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socke
 func (d *beacon) adopt(k beaconKey, now time.Time) {
 	dst := beaconKey{proto: k.proto, dst: k.dst}
 	d.owner.Put(dst, k.proc, now)
-	unk := beaconKey{proc: "unknown", proto: k.proto, dst: k.dst}
+	unk := beaconKey{proc: UnknownOwner, proto: k.proto, dst: k.dst}
 	if u, ok := d.keys.Get(unk); ok {
 		st := d.keys.Touch(k, now, nil)
 		for _, e := range u.events {
@@ -274,7 +274,7 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return // open before the sensor started: start time unknown
 		}
 		t, res := d.stamp(snap, s, poll)
-		if k.proc != "unknown" {
+		if k.proc != UnknownOwner {
 			d.adopt(k, now)
 		}
 		st := d.keys.Touch(k, now, nil)

@@ -71,3 +71,9 @@ func (d *processSpawn) takeState(old Detector) {
 		d.seen, d.started = carry(d.seen, o.seen), o.started
 	}
 }
+
+func (d *suspiciousPort) takeState(old Detector) {
+	if o, ok := old.(*suspiciousPort); ok {
+		d.alerted = carry(d.alerted, o.alerted)
+	}
+}

@@ -131,11 +131,22 @@ func (d *suspiciousDNS) Rules() []RuleInfo {
 				"or a process opening DNS sockets at a high rate.",
 			Thresholds: map[string]any{"rate_window": d.cfg.RateWindow.String(), "max_sockets_per_window": d.cfg.MaxSocketsPerWindow,
 				"doh_resolvers": d.cfg.DoHResolvers, "doh_ports": d.cfg.DoHPorts, "extra_resolvers": d.cfg.ExtraResolvers},
+			Sees: Visibility{
+				Privileged: "Every DNS, DoT and DoH socket with its process (resolver and browser exemptions by name); " +
+					"query sockets shorter than a poll through destroy notifications, which carry no owner, so their rate " +
+					"counts under an unknown owner.",
+				Unprivileged: "The same sockets; another user's socket has no process: exemptions go by uid (the uid of " +
+					"any running resolver or browser), the rate counts per uid, and DoH by such a socket is low severity.",
+			},
 		},
 		{
 			ID: RuleDNSHijack, Name: "Resolver configuration changed", ThreatType: ThreatDNSHijack, Technique: "T1071.004",
 			Severity:    SeverityHigh,
 			Description: "The nameservers in the resolver configuration changed while the sensor was running.",
+			Sees: Visibility{
+				Privileged:   "The resolver configuration file, read at every poll: a change reverted within one poll is missed.",
+				Unprivileged: "The same (the file is world-readable).",
+			},
 		},
 	}
 }
@@ -191,7 +202,7 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		port := s.Remote.Port()
 		ra := s.Remote.Addr().Unmap()
 		name := procName(snap, env, s.PID)
-		pkey := ProcessKey(snap, env, s.PID)
+		pkey := OwnerKey(snap, env, s)
 		isDNS := port == 53 || (port == 853 && s.Proto == "tcp")
 		if isDNS && fresh {
 			st := d.rates.Touch(pkey, now, nil)
@@ -210,6 +221,7 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 				return
 			}
 			seenKeys[entity] = true
+			OwnerEvidence(snap, s, ev)
 			out = append(out, Alert{
 				ThreatType: ThreatSuspiciousDNS, Technique: "T1071.004", Severity: sev, Message: msg,
 				Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: netip.AddrPortFrom(ra, port),

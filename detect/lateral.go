@@ -153,6 +153,9 @@ func (d *lateral) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return
 		}
 		pk := ProcessKey(snap, env, pid)
+		if pid <= 0 {
+			pk = OwnerKey(snap, env, s) // the socket's uid, never one pool for every unreadable owner
+		}
 		if client != "" && d.attack[client] {
 			pk = client // python3 running psexec.py is psexec.py
 		}

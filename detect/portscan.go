@@ -164,7 +164,7 @@ func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return
 		}
 		if s.Proto == "tcp" && s.State == "SYN_SENT" && s.Remote.IsValid() {
-			key := ProcessKey(snap, env, s.PID)
+			key := OwnerKey(snap, env, s)
 			if s.PID > 0 {
 				key = fmt.Sprintf("%s[%d]", key, s.PID)
 			}

@@ -2,7 +2,9 @@ package detect
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/netsentinel/netsentinel/collector"
 )
@@ -32,7 +34,18 @@ func init() {
 type suspiciousPort struct {
 	ports     PortSet
 	listening bool
+	// alerted holds the connections already alerted (protocol and both
+	// endpoints, which a connection keeps through TIME_WAIT and its destroy
+	// notification): each is alerted once, however its owner is read later.
+	alerted *Window[string, struct{}]
 }
+
+// Bounds of the per-connection memory: a connection is remembered while
+// listed, and this long after its last sighting.
+const (
+	maxAlertedConns = 1 << 16
+	alertedConnTTL  = 10 * time.Minute
+)
 
 func newSuspiciousPort(c SuspiciousPortConfig) (*suspiciousPort, error) {
 	ports, err := ParsePorts(c.Ports)
@@ -44,7 +57,8 @@ func newSuspiciousPort(c SuspiciousPortConfig) (*suspiciousPort, error) {
 			return nil, fmt.Errorf("ports: %d is a Tor port, alerted by the tor detector; remove it here", p)
 		}
 	}
-	return &suspiciousPort{ports: ports, listening: c.Listening}, nil
+	return &suspiciousPort{ports: ports, listening: c.Listening,
+		alerted: NewWindow[string, struct{}](maxAlertedConns, alertedConnTTL)}, nil
 }
 
 func (d *suspiciousPort) Name() string { return RuleSuspiciousPort }
@@ -60,21 +74,27 @@ func (d *suspiciousPort) Rules() []RuleInfo {
 			"listener on such a port, with the owning process. Tor ports are left to the tor detector.",
 		Recommendation: Recommendation(ThreatSuspiciousPort),
 		Thresholds:     map[string]any{"ports": portsAsInts(d.ports), "listening": d.listening},
+		Sees: Visibility{
+			Privileged: "Every TCP/UDP socket and listener of the network namespace with its process (name, command line, " +
+				"parent), one alert per connection, also for connections shorter than a poll (destroy notifications; " +
+				"their process only if a poll listed them).",
+			Unprivileged: "The same sockets and ports; the process only for the sensor's own user: another user's " +
+				"socket is reported and keyed by its uid and user name, and a connection shorter than a poll has no uid.",
+		},
 	}}
 }
 
 func (d *suspiciousPort) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	var out []Alert
-	seen := map[string]bool{}
+	listeners := map[string]bool{}
 	visit := func(s *collector.Socket, closed bool) {
-		key := ConnKey(s)
-		if seen[key] {
-			return
-		}
-		seen[key] = true
 		if IsListener(s) {
 			if d.listening && s.Local.IsValid() && d.ports.Has(s.Local.Port()) {
-				out = append(out, d.listenAlert(snap, env, s))
+				a := d.listenAlert(snap, env, s)
+				if !listeners[a.Entity] {
+					listeners[a.Entity] = true
+					out = append(out, a)
+				}
 			}
 			return
 		}
@@ -90,6 +110,14 @@ func (d *suspiciousPort) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		if s.Remote.Addr().Unmap().IsLoopback() {
 			return
 		}
+		// One alert per connection: its later listings (TIME_WAIT, closed)
+		// only keep it remembered.
+		k := tupleKey(s.Proto, s.Local, s.Remote)
+		if _, done := d.alerted.Get(k); done {
+			d.alerted.Touch(k, snap.Time, nil)
+			return
+		}
+		d.alerted.Put(k, struct{}{}, snap.Time)
 		out = append(out, d.outAlert(snap, env, s, closed))
 	}
 	for i := range snap.Sockets {
@@ -98,6 +126,7 @@ func (d *suspiciousPort) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	for i := range snap.Closed {
 		visit(&snap.Closed[i], true)
 	}
+	d.alerted.Expire(snap.Time)
 	return out
 }
 
@@ -113,22 +142,24 @@ func (d *suspiciousPort) base(s *collector.Socket, snap *collector.Snapshot, env
 	}
 }
 
+// outAlert describes one outbound connection. Its entity names the
+// connection (owner, local port, destination), so that each connection is
+// one alert and the cooldown never hides another connection behind it.
 func (d *suspiciousPort) outAlert(snap *collector.Snapshot, env *Env, s *collector.Socket, closed bool) Alert {
 	a := d.base(s, snap, env)
 	a.Dest = s.Remote
 	a.Direction = Direction(snap, env, s)
 	port := s.Remote.Port()
-	a.Entity = "out:" + ProcessKey(snap, env, s.PID) + ":" + s.Remote.Addr().Unmap().String() + ":" + strconv.Itoa(int(port))
-	a.Message = fmt.Sprintf("%s connection to %s on suspicious port %d by %s", s.Proto, s.Remote, port, describeProc(a.Process, s.PID))
+	dst := netip.AddrPortFrom(s.Remote.Addr().Unmap(), port)
+	a.Entity = "out:" + OwnerKey(snap, env, s) + ":" + strconv.Itoa(int(s.Local.Port())) + "->" + dst.String()
+	a.Message = fmt.Sprintf("%s connection to %s on suspicious port %d by %s", s.Proto, dst, port, describeOwner(snap, a.Process, s))
 	a.Evidence = map[string]any{
 		"port":      int(port),
 		"state":     s.State,
 		"port_list": portsAsInts(d.ports),
 		"closed":    closed,
 	}
-	if s.PID == 0 {
-		a.Evidence["process_unknown"] = "socket owner not readable (another user's process or no owner)"
-	}
+	OwnerEvidence(snap, s, a.Evidence)
 	return a
 }
 
@@ -137,16 +168,14 @@ func (d *suspiciousPort) listenAlert(snap *collector.Snapshot, env *Env, s *coll
 	a.Direction = DirIngress
 	port := s.Local.Port()
 	a.Entity = "listen:" + s.Proto + ":" + strconv.Itoa(int(port))
-	a.Message = fmt.Sprintf("%s listener on suspicious port %d (%s) by %s", s.Proto, port, s.Local, describeProc(a.Process, s.PID))
+	a.Message = fmt.Sprintf("%s listener on suspicious port %d (%s) by %s", s.Proto, port, s.Local, describeOwner(snap, a.Process, s))
 	a.Evidence = map[string]any{
 		"port":      int(port),
 		"listening": true,
 		"local":     s.Local.String(),
 		"port_list": portsAsInts(d.ports),
 	}
-	if s.PID == 0 {
-		a.Evidence["process_unknown"] = "socket owner not readable (another user's process or no owner)"
-	}
+	OwnerEvidence(snap, s, a.Evidence)
 	return a
 }
 

@@ -73,7 +73,7 @@ func TestSuspiciousPort(t *testing.T) {
 		{
 			name:    "outbound to RAT port with process context",
 			sockets: []collector.Socket{sock("tcp", "ESTABLISHED", "10.0.0.5:41000", "198.51.100.7:4444", 300)},
-			want:    []want{{"out:nc:198.51.100.7:4444", "nc", "bash", DirEgress, "tcp", 4444}},
+			want:    []want{{"out:nc:41000->198.51.100.7:4444", "nc", "bash", DirEgress, "tcp", 4444}},
 		},
 		{
 			name:    "listener on a RAT port",
@@ -90,7 +90,7 @@ func TestSuspiciousPort(t *testing.T) {
 		{
 			name:    "range 6666-6669 covers IRC 6667",
 			sockets: []collector.Socket{sock("tcp", "ESTABLISHED", "10.0.0.5:41001", "198.51.100.9:6667", 420)},
-			want:    []want{{"out:irssi:198.51.100.9:6667", "irssi", "bash", DirEgress, "tcp", 6667}},
+			want:    []want{{"out:irssi:41001->198.51.100.9:6667", "irssi", "bash", DirEgress, "tcp", 6667}},
 		},
 		{
 			name: "loopback SOCKS proxy: the listener alerts, not each local client",
@@ -104,12 +104,12 @@ func TestSuspiciousPort(t *testing.T) {
 		{
 			name:    "connected UDP",
 			sockets: []collector.Socket{sock("udp", "ESTABLISHED", "10.0.0.5:40000", "198.51.100.7:5555", 300)},
-			want:    []want{{"out:nc:198.51.100.7:5555", "nc", "bash", DirEgress, "udp", 5555}},
+			want:    []want{{"out:nc:40000->198.51.100.7:5555", "nc", "bash", DirEgress, "udp", 5555}},
 		},
 		{
 			name:   "closed socket without owner still alerts, without process",
 			closed: []collector.Socket{sock("tcp", "CLOSE", "10.0.0.5:41002", "198.51.100.7:12345", 0)},
-			want:   []want{{"out:unknown:198.51.100.7:12345", "", "", DirEgress, "tcp", 12345}},
+			want:   []want{{"out:unknown:41002->198.51.100.7:12345", "", "", DirEgress, "tcp", 12345}},
 		},
 		{
 			name:    "ordinary HTTPS is silent",
@@ -159,13 +159,16 @@ func TestSuspiciousPortEvidenceAndCooldown(t *testing.T) {
 	at := t0
 	run := func() []Alert {
 		snap := hostSnap(at)
-		snap.Sockets = []collector.Socket{sock("tcp", "ESTABLISHED", "10.0.0.5:41000", "198.51.100.7:4444", 300)}
+		snap.Sockets = []collector.Socket{
+			sock("tcp", "ESTABLISHED", "10.0.0.5:41000", "198.51.100.7:4444", 300),
+			sock("tcp", "LISTEN", "0.0.0.0:31337", "", 400),
+		}
 		at = at.Add(2 * time.Minute)
 		return alertsByRule(e.Run(snap), RuleSuspiciousPort)
 	}
 	first := run()
-	if len(first) != 1 {
-		t.Fatalf("first poll: %d alerts", len(first))
+	if len(first) != 2 {
+		t.Fatalf("first poll: %d alerts, want the connection and the listener", len(first))
 	}
 	a := first[0]
 	if !reflect.DeepEqual(a.Process.Args, []string{"nc", "198.51.100.7", "4444"}) || a.Process.Executable != "/usr/bin/nc.openbsd" || a.Process.User != "alice" {
@@ -180,14 +183,106 @@ func TestSuspiciousPortEvidenceAndCooldown(t *testing.T) {
 	if !strings.Contains(a.Message, "nc (pid 300)") || !strings.Contains(a.Message, "4444") {
 		t.Errorf("message %q", a.Message)
 	}
+	if _, ok := a.Evidence["process_unknown"]; ok {
+		t.Errorf("owned socket's evidence says the owner is unknown: %v", a.Evidence)
+	}
 	for i := 0; i < 4; i++ { // t0+2m .. t0+8m: suppressed
 		if got := run(); len(got) != 0 {
 			t.Fatalf("poll %d inside cooldown alerted: %+v", i+2, got)
 		}
 	}
-	again := run() // t0+10m
-	if len(again) != 1 || again[0].Count != 5 || again[0].ID == a.ID {
+	// t0+10m: the standing listener is raised again with its count; the
+	// connection, alerted once already, is not.
+	again := run()
+	if len(again) != 1 || again[0].Entity != "listen:tcp:31337" || again[0].Count != 5 || again[0].ID == first[1].ID {
 		t.Fatalf("after cooldown: %+v", again)
+	}
+}
+
+// One connection is one alert per rule, whatever its owner looks like along
+// the way: seen with its process, then in TIME_WAIT and in its destroy
+// notification without one (issue 10: "by ncat (pid 13)" then "by an unknown
+// process"); or seen first without an owner and later with one.
+func TestSuspiciousPortOneAlertPerConnection(t *testing.T) {
+	e := portEngine(t, nil, nil)
+	est := sock("tcp", "ESTABLISHED", "10.0.0.5:41000", "198.51.100.7:4444", 300)
+	est.Inode, est.UID, est.Cookie = 5001, 1000, 77
+	tw := est
+	tw.State, tw.PID, tw.Inode, tw.UID = "TIME_WAIT", 0, 0, 0
+	gone := tw
+	gone.State, gone.Destroyed = "CLOSE", true
+	second := sock("tcp", "ESTABLISHED", "10.0.0.5:41010", "198.51.100.7:4444", 300)
+	second.Inode, second.UID, second.Cookie = 5002, 1000, 78
+	unowned := second
+	unowned.PID = 0
+
+	var got []Alert
+	for i, step := range []struct{ socks, closed []collector.Socket }{
+		{socks: []collector.Socket{est}},
+		{socks: []collector.Socket{tw}},
+		{socks: []collector.Socket{tw}, closed: []collector.Socket{gone}},
+		{socks: []collector.Socket{unowned}}, // a second connection, owner not read yet
+		{socks: []collector.Socket{second}},  // read at the next poll
+	} {
+		snap := hostSnap(t0.Add(time.Duration(i) * time.Second))
+		snap.Sockets, snap.Closed = step.socks, step.closed
+		got = append(got, alertsByRule(e.Run(snap), RuleSuspiciousPort)...)
+	}
+	if len(got) != 2 {
+		for _, a := range got {
+			t.Logf("alert %s: %s", a.Entity, a.Message)
+		}
+		t.Fatalf("%d alerts for two connections, want one each", len(got))
+	}
+	if got[0].Entity != "out:nc:41000->198.51.100.7:4444" || got[0].Process == nil || got[0].Process.PID != 300 {
+		t.Errorf("first connection: entity %q process %+v, want nc (pid 300)", got[0].Entity, got[0].Process)
+	}
+	if got[1].Entity != "out:uid:1000:41010->198.51.100.7:4444" || got[1].Source.Port() != 41010 {
+		t.Errorf("second connection: entity %q source %v, want keyed by uid 1000 from port 41010", got[1].Entity, got[1].Source)
+	}
+}
+
+// A socket whose owner cannot be read is keyed by its uid, not pooled with
+// every other unreadable socket, and its evidence says so and names the user.
+func TestSuspiciousPortUnownedKeyedByUID(t *testing.T) {
+	e := portEngine(t, nil, nil)
+	snap := hostSnap(t0)
+	snap.Processes[500] = &collector.Process{PID: 500, PPID: 1, Name: "php-fpm", UID: 33, User: "www-data"}
+	a := sock("tcp", "ESTABLISHED", "10.0.0.5:41000", "198.51.100.7:4444", 0)
+	a.Inode, a.UID = 9001, 33
+	b := sock("tcp", "ESTABLISHED", "10.0.0.5:41001", "198.51.100.7:4444", 0)
+	b.Inode, b.UID = 9002, 1000
+	c := sock("tcp", "LISTEN", "0.0.0.0:31337", "", 0)
+	c.Inode, c.UID = 9003, 4242
+	snap.Sockets = []collector.Socket{a, b, c}
+	got := alertsByRule(e.Run(snap), RuleSuspiciousPort)
+	want := map[string]struct {
+		uid  uint32
+		user string
+		msg  string
+	}{
+		"out:uid:33:41000->198.51.100.7:4444":   {33, "www-data", "by a process of user www-data (uid 33)"},
+		"out:uid:1000:41001->198.51.100.7:4444": {1000, "alice", "by a process of user alice (uid 1000)"},
+		"listen:tcp:31337":                      {4242, "", "by a process of uid 4242"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d alerts, want %d: %+v", len(got), len(want), got)
+	}
+	for _, g := range got {
+		w, ok := want[g.Entity]
+		if !ok {
+			t.Errorf("unexpected entity %q", g.Entity)
+			continue
+		}
+		if g.Process != nil || g.Evidence["owner_uid"] != w.uid || g.Evidence["process_unknown"] == nil {
+			t.Errorf("%s: process %+v evidence %v, want no process, owner_uid %d and a process_unknown note", g.Entity, g.Process, g.Evidence, w.uid)
+		}
+		if u, _ := g.Evidence["owner_user"].(string); u != w.user {
+			t.Errorf("%s: owner_user %q, want %q", g.Entity, u, w.user)
+		}
+		if !strings.Contains(g.Message, w.msg) {
+			t.Errorf("%s: message %q, want %q in it", g.Entity, g.Message, w.msg)
+		}
 	}
 }
 
@@ -211,7 +306,7 @@ func TestSuspiciousPortConfig(t *testing.T) {
 		sock("tcp", "LISTEN", "0.0.0.0:8081", "", 400),
 	}
 	got := alertsByRule(e.Run(snap), RuleSuspiciousPort)
-	if len(got) != 1 || got[0].Entity != "out:nc:198.51.100.7:8081" {
+	if len(got) != 1 || got[0].Entity != "out:nc:41001->198.51.100.7:8081" {
 		t.Fatalf("custom ports: %+v", got)
 	}
 }

@@ -193,6 +193,12 @@ func (d *threatIntel) Rules() []RuleInfo {
 		Technique: "T1071", Severity: SeverityHigh,
 		Description: "A socket's peer is in a configured list of known C2 addresses (IP or CIDR per line).",
 		Thresholds:  map[string]any{"lists": lists, "entries": d.set.total},
+		Sees: Visibility{
+			Privileged: "Every socket's peer address (open, and closed between polls through destroy notifications) " +
+				"with its process.",
+			Unprivileged: "Every socket's peer address as well; another user's socket is reported by its uid and " +
+				"user name, without a process.",
+		},
 	}}
 }
 
@@ -211,7 +217,7 @@ func (d *threatIntel) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return
 		}
 		ra := s.Remote.Addr().Unmap()
-		pkey := ProcessKey(snap, env, s.PID)
+		pkey := OwnerKey(snap, env, s)
 		entity := strings.Join(lists, ",") + "|" + ra.String() + "|" + pkey
 		if done[entity] {
 			return
@@ -219,12 +225,13 @@ func (d *threatIntel) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		done[entity] = true
 		out = append(out, Alert{
 			RuleID: RuleThreatIntel, ThreatType: ThreatIntelMatch, Technique: "T1071", Severity: SeverityHigh,
-			Message:   fmt.Sprintf("connection to %s listed in threat-intel list %s (%s) by %s", ra, strings.Join(lists, ", "), p, pkey),
+			Message:   fmt.Sprintf("connection to %s listed in threat-intel list %s (%s) by %s", ra, strings.Join(lists, ", "), p, describeOwner(snap, ProcessContext(snap, env, s.PID), s)),
 			Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
 			Process:  ProcessContext(snap, env, s.PID),
 			Evidence: map[string]any{"lists": lists, "matched": p.String(), "state": s.State},
 			Entity:   entity, Recommendation: Recommendation(ThreatIntelMatch),
 		})
+		OwnerEvidence(snap, s, out[len(out)-1].Evidence)
 	}
 	for i := range snap.Sockets {
 		check(&snap.Sockets[i])

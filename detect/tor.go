@@ -555,7 +555,7 @@ func (d *torDetector) connAlert(snap *collector.Snapshot, env *Env, s *collector
 	a.Transport, a.Source, a.Dest = s.Proto, s.Local, s.Remote
 	a.Direction = Direction(snap, env, s)
 	sort.Strings(reasons)
-	a.Entity = "conn:" + ProcessKey(snap, env, s.PID) + ":" + s.Remote.Addr().Unmap().String() + ":" + strconv.Itoa(int(s.Remote.Port()))
+	a.Entity = "conn:" + OwnerKey(snap, env, s) + ":" + s.Remote.Addr().Unmap().String() + ":" + strconv.Itoa(int(s.Remote.Port()))
 	a.Message = fmt.Sprintf("%s connection to %s looks like Tor (%s) by %s", s.Proto, s.Remote, strings.Join(reasons, ", "), describeProc(a.Process, s.PID))
 	a.Evidence = map[string]any{
 		"reasons":   reasons,

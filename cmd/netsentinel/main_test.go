@@ -90,6 +90,32 @@ func TestRulesJSON(t *testing.T) {
 	}
 }
 
+// The table prints, under each rule, what it sees as root and as an
+// unprivileged user; the rule rows stay aligned.
+func TestRulesTableSaysWhatEachRuleSees(t *testing.T) {
+	code, out, stderr := runCLI(t, "rules")
+	if code != 0 {
+		t.Fatalf("rules: exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if !strings.HasPrefix(lines[0], "RULE ") || (len(lines)-1)%3 != 0 {
+		t.Fatalf("want a header then three lines per rule, got:\n%s", out)
+	}
+	col := strings.Index(lines[0], "TECHNIQUE")
+	for i := 1; i < len(lines); i += 3 {
+		row, root, unpriv := lines[i], lines[i+1], lines[i+2]
+		if len(row) <= col || row[col-1] != ' ' || row[col] == ' ' {
+			t.Errorf("row %q: technique not in the TECHNIQUE column (%d)", row, col)
+		}
+		if !strings.HasPrefix(root, "    as root: ") || !strings.HasPrefix(unpriv, "    as unprivileged: ") {
+			t.Errorf("rule %q: sees lines %q / %q", row, root, unpriv)
+		}
+		if id := strings.Fields(row)[0]; id == detect.RuleSuspiciousPort && (strings.Contains(root, "(not stated)") || !strings.Contains(unpriv, "uid")) {
+			t.Errorf("suspicious_port sees: %q / %q", root, unpriv)
+		}
+	}
+}
+
 // Replaying a recording is deterministic: same alerts, same order, and the
 // report counts them. stdout carries only JSON events.
 func TestReplayDeterministic(t *testing.T) {

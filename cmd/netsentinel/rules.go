@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -71,13 +72,40 @@ func cmdRules(format, cfgPath string, stdout io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(views)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	return writeRulesTable(stdout, views)
+}
+
+// writeRulesTable prints one aligned row per rule, each followed by what the
+// rule sees as root and as an unprivileged user (two indented lines, kept
+// out of the alignment so the long sentences do not widen the columns).
+func writeRulesTable(w io.Writer, views []ruleView) error {
+	var rows bytes.Buffer
+	tw := tabwriter.NewWriter(&rows, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RULE\tTECHNIQUE\tTACTIC\tSEVERITY\tTHRESHOLDS")
 	for _, v := range views {
 		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\n", v.ID, v.Technique, v.TechniqueName,
 			strings.Join(v.Tactics, ", "), severityName(v.Severity), thresholds(v.Thresholds))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(rows.String(), "\n")
+	var out strings.Builder
+	out.WriteString(lines[0])
+	for i, v := range views {
+		out.WriteString(lines[i+1])
+		fmt.Fprintf(&out, "    as root:         %s\n", orNotStated(v.Sees.Privileged))
+		fmt.Fprintf(&out, "    as unprivileged: %s\n", orNotStated(v.Sees.Unprivileged))
+	}
+	_, err := io.WriteString(w, out.String())
+	return err
+}
+
+func orNotStated(s string) string {
+	if s == "" {
+		return "(not stated)"
+	}
+	return s
 }
 
 func thresholds(m map[string]any) string {
