@@ -37,10 +37,12 @@ const (
 	relayPipe     = "pipe"          // the other end of a stdio pipe (same inode)
 	relayParent   = "parent"        // the parent, feeding the shell's stdio
 	relayPipeline = "pipeline peer" // same process group or parent as the shell (unprivileged)
+	relaySelf     = "self"          // an interpreter holding the connection itself, with a reverse-shell idiom (gawk /inet/, perl IO::Socket)
 )
 
 // revIndex indexes one snapshot for relay look-ups.
 type revIndex struct {
+	kind     func(p *collector.Process) (string, string)
 	snap     *collector.Snapshot
 	env      *Env
 	byPID    map[int32][]*collector.Socket
@@ -186,6 +188,13 @@ func (x *revIndex) relays(p *collector.Process) *relayFound {
 		}
 		return nil
 	}
+	// The interpreter is its own relay: gawk's /inet/tcp coprocess, a perl
+	// or ruby one-liner reading commands from its socket and running them.
+	if kind, _ := x.kind(p); (kind == "interpreter" || isAwk(p)) && reverseIdiom(p.Cmdline) != "" {
+		if tie, ok := x.conn(p); ok {
+			return &relayFound{relay: p, role: relaySelf, fd: -1, via: "its own connection", tie: tie}
+		}
+	}
 	if p.Stdio != nil {
 		var out *relayFound
 		stdinFed := false // stdin from a pipe, FIFO or socketpair, not a terminal or file
@@ -238,11 +247,18 @@ func (x *revIndex) relays(p *collector.Process) *relayFound {
 	if p.TTY != 0 {
 		return nil // a console or serial terminal
 	}
-	if got := try(parent, relayParent, -1, "parent"); got != nil {
+	// A process that names the endpoint itself is the holder or the
+	// pipeline's builder (sh -c "... | nc a p"), not a relayed shell; its
+	// launcher (timeout, sudo) names it too.
+	own := strings.Join(p.Cmdline, " ")
+	plausible := func(got *relayFound) bool {
+		return got != nil && !(got.tie.inferred && namesEndpoint(own, got.tie.sock.Remote))
+	}
+	if got := try(parent, relayParent, -1, "parent"); plausible(got) {
 		return got
 	}
 	for _, q := range x.pipePeers(p, false) {
-		if got := try(q, relayPipeline, -1, "pipeline"); got != nil {
+		if got := try(q, relayPipeline, -1, "pipeline"); plausible(got) {
 			return got
 		}
 	}
@@ -293,7 +309,11 @@ func shellShaped(p *collector.Process) bool {
 	if strings.HasPrefix(p.Cmdline[0], "-") && len(p.Cmdline[0]) > 1 {
 		return true
 	}
+	// Only the leading options: "timeout 25 sh -c ..." is not itself a shell.
 	for _, a := range p.Cmdline[1:] {
+		if !strings.HasPrefix(a, "-") {
+			break
+		}
 		if a == "-i" || a == "-li" || a == "-il" || a == "-c" {
 			return true
 		}
@@ -306,8 +326,15 @@ func shellShaped(p *collector.Process) bool {
 // whatever its name.
 func (d *processSpawn) relayCandidate(p *collector.Process, kind string) bool {
 	_, onPTS := collector.PTSIndex(p.TTY)
-	return kind == "shell" || kind == "interpreter" || shellShaped(p) || (onPTS && p.Session == p.PID)
+	return kind == "shell" || kind == "interpreter" || shellShaped(p) || (onPTS && p.Session == p.PID) || isAwk(p)
 }
+
+// isAwk: awk runs shell commands (system(), |&) and gawk opens /inet/ sockets.
+func isAwk(p *collector.Process) bool {
+	return anyIn(awkNames, names(p)) != ""
+}
+
+var awkNames = map[string]bool{"awk": true, "gawk": true, "mawk": true, "nawk": true, "original-awk": true}
 
 // relayedShell returns the alert for p (a relayCandidate) when it is relayed
 // to the network without a socket on its own stdio, or nil.
@@ -322,11 +349,13 @@ func (d *processSpawn) relayedShell(x *revIndex, p *collector.Process, kind, kna
 	tech := spawnTechnique(kind, kname)
 	if rk, rn := d.kind(r.relay); rk == "interpreter" {
 		tech = spawnTechnique(rk, rn) // a python relay is the implant: T1059.006
-	} else if tech == "T1059" && (kind == "shell" || shellShaped(p) || onPTS) {
+	} else if tech == "T1059" && (kind == "shell" || shellShaped(p) || onPTS || isAwk(p)) {
 		tech = "T1059.004"
 	}
 	where := r.via
-	if r.fd >= 0 {
+	if r.role == relaySelf {
+		where = "runs commands from " + reverseIdiom(p.Cmdline)
+	} else if r.fd >= 0 {
 		where = fmt.Sprintf("fd %d on %s", r.fd, r.via)
 	}
 	ev := map[string]any{"kind": kind, "relay_pid": r.relay.PID, "relay": r.relay.Name, "relay_role": r.role,

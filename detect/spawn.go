@@ -258,7 +258,8 @@ func reverseIdiom(cmd []string) string {
 		return "mkfifo pipe to a network tool"
 	case hasFlag("-i") && (has(line, ">&") || has(line, "<&")) && (has(line, "bash") || has(line, "sh ")):
 		return "interactive shell with redirected descriptors (bash -i >&)"
-	case has(line, "socket") && (has(line, "subprocess") || has(line, "pty.spawn") || has(line, "dup2")) && (has(line, " -c ") || has(line, " -e ") || has(line, " -r ")):
+	case has(line, "socket") && (has(line, "subprocess") || has(line, "pty.spawn") || has(line, "pty.fork") || has(line, "openpty") || has(line, "dup2")) &&
+		(has(line, " -c ") || has(line, " -e ") || has(line, " -r ")):
 		return "interpreter one-liner wiring a socket to a shell"
 	case has(line, "/inet/tcp/") || has(line, "/inet/udp/") || has(line, "/inet4/") || has(line, "/inet6/"):
 		return "awk /inet/ network coprocess"
@@ -327,6 +328,7 @@ func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		if !onSocket && d.relayCandidate(p, kind) {
 			if rev == nil {
 				rev = newRevIndex(snap, env)
+				rev.kind = d.kind
 			}
 			if a := d.relayedShell(rev, p, kind, kname, k.start); a != nil {
 				out = append(out, *a)

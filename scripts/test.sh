@@ -17,6 +17,7 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 pkgs=(iproute2 iputils-ping procps psmisc kcat nmap ncat netcat-openbsd socat tor dsniff prometheus
       bind9-dnsutils curl openssh-server openssh-client python3 python3-scapy thc-ipv6 util-linux
       rsyslog rsyslog-gnutls tmux systemd)
+pkgs+=(gawk perl)   # reverse-shell scenarios (gawk /inet/tcp, perl IO::Socket one-liner)
 pkgs+=(python3-impacket openssl)   # lateral movement (Impacket SMB client) and exfiltration (tar | openssl | ssh) scenarios
 missing=()
 for p in "${pkgs[@]}"; do

