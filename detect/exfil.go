@@ -134,7 +134,8 @@ type staging struct {
 	lastDst   netip.AddrPort
 	alerted   bool
 	alertedAt time.Time
-	user      string
+	user      string // user key
+	uid       uint32
 }
 
 type exfil struct {
@@ -206,23 +207,6 @@ func (d *exfil) Rules() []RuleInfo {
 	}}
 }
 
-// exfilOwner names the owner of s for sums: the process (name, or pid:N),
-// else "uid:N" when the socket's uid is known, else "unknown".
-func exfilOwner(snap *collector.Snapshot, env *Env, s *collector.Socket) string {
-	if s.PID > 0 {
-		return ProcessKey(snap, env, s.PID)
-	}
-	if exfilUIDKnown(s) {
-		return "uid:" + strconv.FormatUint(uint64(s.UID), 10)
-	}
-	return "unknown"
-}
-
-// exfilUIDKnown reports whether s.UID is the socket's: sock_diag reports it
-// for a socket with an inode (or an owner seen earlier); a TIME_WAIT row
-// first seen closed and a destroy notification report 0 instead.
-func exfilUIDKnown(s *collector.Socket) bool { return s.PID > 0 || s.Inode != 0 }
-
 // groupKey names the process group of pid: its process group id when the
 // collector read it, else its parent and uid; "" when the process is unknown.
 func groupKey(snap *collector.Snapshot, env *Env, pid int32) string {
@@ -236,15 +220,20 @@ func groupKey(snap *collector.Snapshot, env *Env, pid int32) string {
 	return "ppid:" + strconv.Itoa(int(p.PPID)) + "/uid:" + strconv.FormatUint(uint64(p.UID), 10)
 }
 
-// userKey names the user of s, "" when unknown.
+// userKey names the user of s ("uid:N"), "" when unknown.
 func userKey(snap *collector.Snapshot, env *Env, s *collector.Socket) string {
-	if p := env.Process(snap, s.PID); p != nil {
-		return "uid:" + strconv.FormatUint(uint64(p.UID), 10)
-	}
-	if exfilUIDKnown(s) {
-		return "uid:" + strconv.FormatUint(uint64(s.UID), 10)
+	if uid, ok := socketUID(snap, env, s); ok {
+		return "uid:" + strconv.FormatUint(uint64(uid), 10)
 	}
 	return ""
+}
+
+// socketUID is the uid of s's process, else the socket's own when known.
+func socketUID(snap *collector.Snapshot, env *Env, s *collector.Socket) (uint32, bool) {
+	if p := env.Process(snap, s.PID); p != nil {
+		return p.UID, true
+	}
+	return s.UID, uidKnown(s)
 }
 
 func (d *exfil) add(k exfilKey, now time.Time, delta uint64, s *collector.Socket, wider []exfilKey) {
@@ -339,7 +328,7 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return
 		}
 		ra := s.Remote.Addr().Unmap()
-		owner := exfilOwner(snap, env, s)
+		owner := OwnerKey(snap, env, s)
 		user := userKey(snap, env, s)
 		if !env.IsExternal(ra) {
 			if d.cfg.StagedUploadBytes > 0 && user != "" && !ra.IsLoopback() && !self[ra] && !ra.IsLinkLocalUnicast() {
@@ -477,7 +466,8 @@ func (d *exfil) stage(snap *collector.Snapshot, env *Env, s *collector.Socket, u
 		return // the same staging, already reported
 	}
 	if st.host != ra || st.dsts == nil || st.alerted {
-		*st = staging{host: ra, dsts: map[netip.Addr]uint64{}, user: user}
+		uid, _ := socketUID(snap, env, s)
+		*st = staging{host: ra, dsts: map[netip.Addr]uint64{}, user: user, uid: uid}
 	}
 	st.bytes, st.at, st.proc = total, now, owner
 	if s.PID > 0 {
@@ -500,11 +490,17 @@ func (d *exfil) stagedAlert(snap *collector.Snapshot, env *Env, st *staging, now
 	if pid == 0 {
 		pid = st.pid
 	}
+	who := fmt.Sprintf("uid %d", st.uid)
+	if u := userName(snap, st.uid); u != "" {
+		who = fmt.Sprintf("user %s (uid %d)", u, st.uid)
+		ev["owner_user"] = u
+	}
+	ev["owner_uid"] = st.uid
 	a := Alert{
 		RuleID: RuleStagedExfiltration, ThreatType: ThreatExfil, Technique: "T1048", Severity: SeverityHigh,
 		Start: st.at, End: now,
 		Message: fmt.Sprintf("staged exfiltration: %s sent %.1f MB to internal host %s (%s), then %.1f MB to %d external destination(s) (%s)",
-			st.user, float64(st.bytes)/1e6, st.host, st.proc, float64(st.uploaded)/1e6, st.ndst, st.procUp),
+			who, float64(st.bytes)/1e6, st.host, st.proc, float64(st.uploaded)/1e6, st.ndst, st.procUp),
 		Transport: "tcp", Direction: DirEgress, Dest: st.lastDst,
 		Process:        ProcessContext(snap, env, pid),
 		Evidence:       ev,
@@ -561,7 +557,7 @@ func (d *exfil) plainAlert(snap *collector.Snapshot, env *Env, k exfilKey, st *e
 		entity = levelNames[k.level] + ":" + k.name
 	}
 	if st.pid == 0 {
-		ownerEvidence(snap, &st.sock, ev)
+		OwnerEvidence(snap, &st.sock, ev)
 	}
 	a := Alert{
 		ThreatType: ThreatExfil, Technique: "T1048", Severity: SeverityHigh,
@@ -576,15 +572,4 @@ func (d *exfil) plainAlert(snap *collector.Snapshot, env *Env, k exfilKey, st *e
 		a.Source = netip.AddrPortFrom(snap.HostIPs[0], 0)
 	}
 	return a
-}
-
-// ownerEvidence says why an alert has no process: another user's socket
-// (with its uid) or a connection first seen closed.
-func ownerEvidence(snap *collector.Snapshot, s *collector.Socket, ev map[string]any) {
-	if !exfilUIDKnown(s) {
-		ev["process_unknown"] = "connection first seen closed (its destroy notification): no owner, uid or inode reported"
-		return
-	}
-	ev["process_unknown"] = "socket owner not readable: another user's process"
-	ev["owner_uid"] = s.UID
 }
