@@ -39,6 +39,9 @@ const (
 	relayRetry = 10 * time.Minute
 	// maxTorDestinations caps the destinations listed in a process alert.
 	maxTorDestinations = 20
+	// torSettle is the age a Tor process reaches before its alert: at most
+	// one poll later than the first sight (two polls at most in all).
+	torSettle = time.Second
 )
 
 // TorConfig is the detect.detectors.tor section.
@@ -385,6 +388,18 @@ func (d *torDetector) groups(snap *collector.Snapshot) torGroups {
 			standalonePT[pid] = s
 		}
 	}
+	// A wrapper (timeout, sudo, nohup, setpriv ...) carries the command line
+	// of the Tor it starts: its child is the one to report.
+	var wrappers []int32
+	for pid, p := range snap.Processes {
+		if g.procs[pid] != nil && p.PPID != pid && g.procs[p.PPID] != nil {
+			wrappers = append(wrappers, p.PPID)
+		}
+	}
+	for _, pid := range wrappers {
+		delete(g.procs, pid)
+		delete(g.member, pid)
+	}
 	for pid, p := range snap.Processes {
 		if p == nil || g.procs[pid] != nil {
 			continue
@@ -528,6 +543,12 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	}
 	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
 	for _, pid := range pids {
+		// A process younger than torSettle waits for the next poll, so its
+		// one alert carries the transports it spawns and the bridge and
+		// relay connections it opens at start.
+		if p := snap.Processes[pid]; p != nil && !p.StartTime.IsZero() && snap.Time.Sub(p.StartTime) < torSettle {
+			continue
+		}
 		out = append(out, d.procAlert(snap, env, g.procs[pid], relays))
 	}
 	return append(out, d.proxies(snap, env, g)...)

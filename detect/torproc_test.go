@@ -154,6 +154,16 @@ func TestTorByBehaviour(t *testing.T) {
 				map[string]any{"transport_processes": []string{"kworker-x (pid 901)"}, "destinations": []string{"203.0.113.60:443"}}}},
 		},
 		{
+			name: "a wrapper carrying tor's command line (timeout, sudo) is not a second Tor",
+			procs: []*collector.Process{
+				{PID: 890, PPID: 1, Name: "sudo", Cmdline: []string{"sudo", "timeout", "30", "tor", "--SocksPort", "9350"}},
+				{PID: 891, PPID: 890, Name: "timeout", Cmdline: []string{"timeout", "30", "tor", "--SocksPort", "9350"}},
+				{PID: 900, PPID: 891, Name: "tor", Cmdline: []string{"tor", "--SocksPort", "9350"}},
+			},
+			sockets: []collector.Socket{socksListen},
+			want:    []behaviourWant{{RuleTor, "process:tor:900", []string{"socks_listener", "tor_options", "tor_process"}, nil}},
+		},
+		{
 			name:    "standalone snowflake-client",
 			procs:   []*collector.Process{{PID: 950, PPID: 200, Name: "snowflake-clien", Exe: "/usr/bin/snowflake-client", Cmdline: []string{"snowflake-client", "-url", "https://snowflake-broker.example/"}}},
 			sockets: []collector.Socket{sock("tcp", "ESTABLISHED", "10.0.0.5:41020", "203.0.113.70:443", 950)},
@@ -385,5 +395,30 @@ func writeTestFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A Tor process seen within torSettle of its start is reported at the next
+// poll, with the transport it spawned and the bridge connection it opened.
+func TestTorProcessAlertWaitsForItsStart(t *testing.T) {
+	e := portEngine(t, torCfg(nil), nil)
+	start := t0.Add(-300 * time.Millisecond)
+	tor := &collector.Process{PID: 900, PPID: 1, Name: "tor", Cmdline: []string{"tor", "--UseBridges", "1", "--Bridge", "obfs4 203.0.113.50:443 FP cert=x"}, StartTime: start}
+	pt := &collector.Process{PID: 901, PPID: 900, Name: "obfs4proxy", StartTime: start.Add(400 * time.Millisecond)}
+
+	snap := hostSnap(t0)
+	snap.Processes[900] = tor
+	if got := alertsByRule(e.Run(snap), RuleTor); len(got) != 0 {
+		t.Fatalf("alert for a process %v old: %+v", t0.Sub(start), got)
+	}
+	snap = hostSnap(t0.Add(time.Second))
+	snap.Processes[900], snap.Processes[901] = tor, pt
+	snap.Sockets = []collector.Socket{sock("tcp", "ESTABLISHED", "10.0.0.5:41010", "203.0.113.50:443", 901)}
+	got := alertsByRule(e.Run(snap), RuleTor)
+	if len(got) != 1 {
+		t.Fatalf("got %+v", got)
+	}
+	if r := got[0].Evidence["reasons"]; !reflect.DeepEqual(r, []string{"bridge_connection", "pluggable_transport", "tor_options", "tor_process"}) {
+		t.Errorf("reasons %v", r)
 	}
 }
