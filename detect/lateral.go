@@ -128,6 +128,7 @@ func (d *lateral) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		self[a.Unmap()] = true
 	}
 	touched := map[lateralKey]bool{}
+	var clients map[ownerAddr]clientRef // built on first need
 	visit := func(s *collector.Socket) {
 		if !s.Remote.IsValid() || IsListener(s) {
 			return
@@ -138,7 +139,10 @@ func (d *lateral) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		}
 		pid, inferred := s.PID, false
 		if pid <= 0 && !s.Destroyed {
-			if pid = d.inferOwner(snap, s); pid > 0 {
+			if clients == nil {
+				clients = d.clientIndex(snap)
+			}
+			if pid = d.inferOwner(clients, s); pid > 0 {
 				inferred = true
 			}
 		}

@@ -127,67 +127,104 @@ func (d *lateral) clientTechnique(client string, p *collector.Process, port uint
 	return tech
 }
 
+// ownerAddr is a user and an address one of their clients names.
+type ownerAddr struct {
+	uid  uint32
+	addr netip.Addr
+}
+
+// clientRef is the client process naming an ownerAddr; pid 0 when clients
+// of different kinds name it (ambiguous).
+type clientRef struct {
+	pid    int32
+	client string
+}
+
+// clientIndex maps (uid, address) to the client process whose command line
+// names the address, for tying unowned sockets to processes. Built once per
+// snapshot, only when an unowned socket needs it: its cost is one pass over
+// the process table plus the arguments of the clients found.
+func (d *lateral) clientIndex(snap *collector.Snapshot) map[ownerAddr]clientRef {
+	idx := map[ownerAddr]clientRef{}
+	pids := make([]int32, 0, len(snap.Processes))
+	for pid := range snap.Processes {
+		pids = append(pids, pid)
+	}
+	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
+	for _, pid := range pids {
+		p := snap.Processes[pid]
+		if p == nil || len(p.Cmdline) < 2 {
+			continue
+		}
+		c := d.client(p)
+		if c == "" {
+			continue
+		}
+		for _, arg := range p.Cmdline[1:] {
+			a, ok := argAddr(arg)
+			if !ok {
+				continue
+			}
+			k := ownerAddr{p.UID, a}
+			switch prev, seen := idx[k]; {
+			case !seen:
+				idx[k] = clientRef{pid, c} // the lowest pid of that client
+			case prev.client != c:
+				idx[k] = clientRef{} // different clients: ambiguous
+			}
+		}
+	}
+	return idx
+}
+
 // inferOwner finds, for a socket with no readable owner, a client process of
 // the socket's user whose command line names the remote address (as an
 // argument, user@addr, addr:port or a URL with it). It returns the lowest
 // such pid, or 0 when no process, or processes of different clients, match:
 // only unambiguous evidence ties a socket to a process.
-func (d *lateral) inferOwner(snap *collector.Snapshot, s *collector.Socket) int32 {
-	ra := s.Remote.Addr().Unmap()
-	var pid int32
-	var found string
-	pids := make([]int32, 0, len(snap.Processes))
-	for p := range snap.Processes {
-		pids = append(pids, p)
+func (d *lateral) inferOwner(idx map[ownerAddr]clientRef, s *collector.Socket) int32 {
+	if !uidKnown(s) {
+		return 0
 	}
-	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
-	for _, id := range pids {
-		p := snap.Processes[id]
-		if p.UID != s.UID || len(p.Cmdline) < 2 {
-			continue
-		}
-		c := d.client(p)
-		if c == "" || !namesAddr(p.Cmdline[1:], ra) {
-			continue
-		}
-		if found != "" && found != c {
-			return 0
-		}
-		if found == "" {
-			pid, found = id, c
-		}
-	}
-	return pid
+	return idx[ownerAddr{s.UID, s.Remote.Addr().Unmap()}].pid
 }
 
-// namesAddr reports whether one of args names a: "a", "user@a", "a:port",
-// "[a]:port", "proto://[user@]a[:port][/...]", "domain/user:pass@a"
-// (Impacket) or "/v:a[:port]" (FreeRDP).
+// namesAddr reports whether one of args names a (see argAddr).
 func namesAddr(args []string, a netip.Addr) bool {
 	for _, arg := range args {
-		arg = strings.TrimPrefix(arg, "/v:")
-		if i := strings.Index(arg, "://"); i >= 0 {
-			arg = arg[i+3:]
-		}
-		if i := strings.LastIndexByte(arg, '@'); i >= 0 {
-			arg = arg[i+1:]
-		}
-		if i := strings.IndexByte(arg, '/'); i >= 0 {
-			arg = arg[:i]
-		}
-		if ap, err := netip.ParseAddrPort(arg); err == nil {
-			arg = ap.Addr().String()
-		}
-		arg = strings.TrimSuffix(strings.TrimPrefix(arg, "["), "]")
-		if x, err := netip.ParseAddr(arg); err == nil && x.Unmap() == a {
+		if x, ok := argAddr(arg); ok && x == a {
 			return true
-		}
-		// "host:port" with a host that ParseAddrPort rejected (IPv4 only).
-		if i := strings.LastIndexByte(arg, ':'); i > 0 && !strings.Contains(arg[:i], ":") {
-			if x, err := netip.ParseAddr(arg[:i]); err == nil && x.Unmap() == a {
-				return true
-			}
 		}
 	}
 	return false
+}
+
+// argAddr is the address an argument names: "a", "user@a", "a:port",
+// "[a]:port", "proto://[user@]a[:port][/...]", "domain/user:pass@a"
+// (Impacket) or "/v:a[:port]" (FreeRDP).
+func argAddr(arg string) (netip.Addr, bool) {
+	arg = strings.TrimPrefix(arg, "/v:")
+	if i := strings.Index(arg, "://"); i >= 0 {
+		arg = arg[i+3:]
+	}
+	if i := strings.LastIndexByte(arg, '@'); i >= 0 {
+		arg = arg[i+1:]
+	}
+	if i := strings.IndexByte(arg, '/'); i >= 0 {
+		arg = arg[:i]
+	}
+	if ap, err := netip.ParseAddrPort(arg); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	arg = strings.TrimSuffix(strings.TrimPrefix(arg, "["), "]")
+	if x, err := netip.ParseAddr(arg); err == nil {
+		return x.Unmap(), true
+	}
+	// "host:port" or "host:/path" (scp) with an IPv4 host.
+	if i := strings.IndexByte(arg, ':'); i > 0 {
+		if x, err := netip.ParseAddr(arg[:i]); err == nil && x.Is4() {
+			return x, true
+		}
+	}
+	return netip.Addr{}, false
 }

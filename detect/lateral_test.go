@@ -165,7 +165,7 @@ func lateralFanOut(owned bool, name string, cmd []string, remotes ...string) *co
 	s := bldSnap(bldT0)
 	for i, r := range remotes {
 		c := bldTCP(fmt.Sprintf("10.0.0.5:%d", 41000+i), r, "ESTABLISHED", 40)
-		c.UID = 1000
+		c.UID, c.Inode = 1000, uint64(7000+i)
 		if strings.HasPrefix(r, "[") {
 			c.Local, c.Family = bldAP(fmt.Sprintf("[fd00::5]:%d", 41000+i)), 6
 		}
@@ -218,6 +218,15 @@ func TestLateralClientsOnAnyPort(t *testing.T) {
 				}
 				return s
 			}()},
+		{name: "a socket first seen closed (no uid) is not tied to root's ssh",
+			snap: func() *collector.Snapshot {
+				s := lateralFanOut(false, "ssh", []string{"ssh", "10.0.0.21", "10.0.0.22", "10.0.0.23"}, "10.0.0.21:2222", "10.0.0.22:2222", "10.0.0.23:2222")
+				for i := range s.Sockets {
+					s.Sockets[i].State, s.Sockets[i].UID, s.Sockets[i].Inode = "TIME_WAIT", 0, 0
+				}
+				s.Processes[40].UID = 0
+				return s
+			}()},
 		{name: "unowned socket of another user is not tied to this user's ssh",
 			snap: func() *collector.Snapshot {
 				s := lateralFanOut(false, "ssh", []string{"ssh", "10.0.0.21"}, "10.0.0.21:2222", "10.0.0.22:2222", "10.0.0.23:2222")
@@ -253,11 +262,12 @@ func TestLateralInferenceIsUnambiguous(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pid := d.inferOwner(s, &s.Sockets[0]); pid != 0 {
+	s.Sockets[0].Inode = 9 // the socket's uid is known
+	if pid := d.inferOwner(d.clientIndex(s), &s.Sockets[0]); pid != 0 {
 		t.Fatalf("inferred pid %d from ambiguous command lines", pid)
 	}
 	delete(s.Processes, 41)
-	if pid := d.inferOwner(s, &s.Sockets[0]); pid != 40 {
+	if pid := d.inferOwner(d.clientIndex(s), &s.Sockets[0]); pid != 40 {
 		t.Fatalf("inferred pid %d, want 40", pid)
 	}
 }
