@@ -115,7 +115,7 @@ func (d *lateral) Rules() []RuleInfo {
 		Thresholds: map[string]any{"window": d.cfg.Window.String(), "min_hosts": d.cfg.MinHosts, "ports": ports,
 			"clients": len(d.cfg.Clients), "attack_tools": d.cfg.AttackTools},
 		Sees: Visibility{
-			Privileged:   "Every outbound connection to home_net with its owning process, also those that close between polls (destroy events joined to the owner seen at an earlier poll): clients on any port, any process on remote-service ports.",
+			Privileged:   "Every outbound connection to home_net with its owning process: clients on any port, any process on remote-service ports. A connection that opens and closes between two polls comes only from its destroy event, without an owner: it counts on a remote-service port only.",
 			Unprivileged: "Other users' connections to remote-service ports by socket and UID; a client on another port only when a client process of the socket's UID names the destination address on its command line (a host name from ssh_config or /etc/hosts, or a connection that ends between polls, is missed).",
 		},
 	}}
