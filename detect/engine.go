@@ -450,5 +450,8 @@ func (e *Env) claimed(a *Alert) bool {
 }
 
 func tupleKey(proto string, local, remote netip.AddrPort) string {
-	return proto + "|" + local.String() + "|" + remote.String()
+	var b [128]byte
+	k := append(append(b[:0], proto...), '|')
+	k = append(local.AppendTo(k), '|')
+	return string(remote.AppendTo(k))
 }

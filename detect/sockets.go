@@ -27,10 +27,15 @@ func IsListener(s *collector.Socket) bool {
 // ConnKey identifies a connection across polls and destroy events: the kernel
 // socket cookie when known, else the protocol and both endpoints.
 func ConnKey(s *collector.Socket) string {
+	// Built in a stack buffer: one allocation (the string) per call, not
+	// three; every detector calls it for every socket of every poll.
+	var b [128]byte
 	if s.Cookie != 0 {
-		return "c:" + strconv.FormatUint(s.Cookie, 16)
+		return string(strconv.AppendUint(append(b[:0], "c:"...), s.Cookie, 16))
 	}
-	return s.Proto + "|" + s.Local.String() + "|" + s.Remote.String()
+	k := append(append(b[:0], s.Proto...), '|')
+	k = append(s.Local.AppendTo(k), '|')
+	return string(s.Remote.AppendTo(k))
 }
 
 // IsExternal reports whether a is a routable peer outside home_net: valid,
