@@ -69,7 +69,7 @@
 // medium — extended so that any low alert also gives LOW; else CLEAN.
 // active_connections are established TCP connections and connected UDP
 // sockets; listening_ports are TCP LISTEN sockets and bound, unconnected UDP
-// sockets. Lists are capped (10,000 each) with omitted_* counts; summary
+// sockets. Lists are capped (1,000 each) with omitted_* counts; summary
 // counts stay exact.
 //
 // WriteReportAtomic writes a report as indented JSON through a temporary

@@ -1,7 +1,9 @@
 package schemas
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -178,7 +180,11 @@ type SinkCounters struct {
 
 // Report list caps (bounded memory and file size).
 const (
-	DefaultMaxListed       = 10000
+	// DefaultMaxListed caps each network_state list: a report lists the
+	// first 1,000 connections (sorted) and counts the rest in
+	// omitted_connections, whatever the host holds (issue 11: a proxy node
+	// with 50,000 connections).
+	DefaultMaxListed       = 1000
 	DefaultMaxThreatEvents = 10000
 )
 
@@ -391,7 +397,25 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 		}
 		return ""
 	}
-	var conns []Connection
+	// Active connections are sorted on their keys and only the listed ones
+	// become Connections: at 50,000 connections the report builds 1,000, not
+	// 100,000. Address strings are cached (most sockets share a few local
+	// addresses).
+	addrs := map[netip.Addr]string{}
+	str := func(a netip.Addr) string {
+		v, ok := addrs[a]
+		if !ok {
+			v = addrString(a)
+			addrs[a] = v
+		}
+		return v
+	}
+	type connRef struct {
+		raddr, laddr string
+		rport, lport uint16
+		so           *collector.Socket
+	}
+	var conns []connRef
 	var lis []Listener
 	for i := range s.Sockets {
 		so := &s.Sockets[i]
@@ -400,32 +424,30 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 		}
 		switch {
 		case isActive(so):
-			conns = append(conns, Connection{
-				Protocol: so.Proto, LocalAddress: addrString(so.Local.Addr()), LocalPort: int(so.Local.Port()),
-				RemoteAddress: addrString(so.Remote.Addr()), RemotePort: int(so.Remote.Port()),
-				Status: so.State, PID: so.PID, Process: procName(so.PID),
-			})
+			conns = append(conns, connRef{raddr: str(so.Remote.Addr()), laddr: str(so.Local.Addr()),
+				rport: so.Remote.Port(), lport: so.Local.Port(), so: so})
 		case isListening(so):
 			lis = append(lis, Listener{Protocol: so.Proto, Address: addrString(so.Local.Addr()),
 				Port: int(so.Local.Port()), PID: so.PID, Process: procName(so.PID)})
 		}
 	}
-	sort.Slice(conns, func(i, j int) bool {
-		a, b := conns[i], conns[j]
-		if a.Protocol != b.Protocol {
-			return a.Protocol < b.Protocol
-		}
-		if a.RemoteAddress != b.RemoteAddress {
-			return a.RemoteAddress < b.RemoteAddress
-		}
-		if a.RemotePort != b.RemotePort {
-			return a.RemotePort < b.RemotePort
-		}
-		if a.LocalAddress != b.LocalAddress {
-			return a.LocalAddress < b.LocalAddress
-		}
-		return a.LocalPort < b.LocalPort
+	slices.SortFunc(conns, func(a, b connRef) int {
+		return cmp.Or(cmp.Compare(a.so.Proto, b.so.Proto), cmp.Compare(a.raddr, b.raddr), cmp.Compare(a.rport, b.rport),
+			cmp.Compare(a.laddr, b.laddr), cmp.Compare(a.lport, b.lport))
 	})
+	if len(conns) > maxListed {
+		ns.OmittedConnections = len(conns) - maxListed
+		conns = conns[:maxListed]
+	}
+	ns.ActiveConnections = slices.Grow(ns.ActiveConnections, len(conns))
+	for _, c := range conns {
+		so := c.so
+		ns.ActiveConnections = append(ns.ActiveConnections, Connection{
+			Protocol: so.Proto, LocalAddress: c.laddr, LocalPort: int(c.lport),
+			RemoteAddress: c.raddr, RemotePort: int(c.rport),
+			Status: so.State, PID: so.PID, Process: procName(so.PID),
+		})
+	}
 	sort.Slice(lis, func(i, j int) bool {
 		a, b := lis[i], lis[j]
 		if a.Protocol != b.Protocol {
@@ -436,15 +458,10 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 		}
 		return a.Address < b.Address
 	})
-	if len(conns) > maxListed {
-		ns.OmittedConnections = len(conns) - maxListed
-		conns = conns[:maxListed]
-	}
 	if len(lis) > maxListed {
 		ns.OmittedListeners = len(lis) - maxListed
 		lis = lis[:maxListed]
 	}
-	ns.ActiveConnections = append(ns.ActiveConnections, conns...)
 	ns.ListeningPorts = append(ns.ListeningPorts, lis...)
 	for i, n := range s.ARP {
 		if i >= maxListed {

@@ -180,6 +180,34 @@ func TestReportCaps(t *testing.T) {
 	}
 }
 
+// A host with more connections than the cap: the report lists the first
+// DefaultMaxListed in order (protocol, remote, local) and counts the rest.
+func TestReportDefaultConnectionCap(t *testing.T) {
+	in := reportFixture(t)
+	snap := *in.Snapshot
+	snap.Sockets = nil
+	const n = DefaultMaxListed + 1500
+	for i := n - 1; i >= 0; i-- {
+		snap.Sockets = append(snap.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED",
+			Local:  netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 8080),
+			Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, byte(i >> 8), byte(i)}), uint16(1024+i))})
+	}
+	in.Snapshot = &snap
+	r := BuildReport(in)
+	ac := r.NetworkState.ActiveConnections
+	if len(ac) != DefaultMaxListed || r.NetworkState.OmittedConnections != n-DefaultMaxListed || r.Summary.ActiveConnections != n {
+		t.Fatalf("%d listed, %d omitted, summary %d; want %d, %d, %d", len(ac), r.NetworkState.OmittedConnections, r.Summary.ActiveConnections, DefaultMaxListed, n-DefaultMaxListed, n)
+	}
+	for i := 1; i < len(ac); i++ {
+		if a, b := ac[i-1], ac[i]; a.RemoteAddress > b.RemoteAddress || (a.RemoteAddress == b.RemoteAddress && a.RemotePort > b.RemotePort) {
+			t.Fatalf("not sorted at %d: %+v before %+v", i, a, b)
+		}
+	}
+	if c := ac[0]; c.RemoteAddress != "127.0.0.0" || c.LocalAddress != "127.0.0.1" || c.LocalPort != 8080 || c.Status != "ESTABLISHED" {
+		t.Errorf("first connection %+v", c)
+	}
+}
+
 func TestRiskLevel(t *testing.T) {
 	cases := []struct {
 		crit, high, med, low int
