@@ -43,6 +43,11 @@ type tracker struct {
 	byTuple  map[tupleKey]*trackEntry
 	gen      uint64
 	newTuple map[tupleKey]newRef // scratch: sockets first seen at this poll
+	// order holds the entries of the last Update's sockets in dump order
+	// (next is the one being built): the kernel lists sockets in the same
+	// order poll after poll, so most look-ups are the next entry of the last
+	// poll's order, checked by cookie, without a map look-up.
+	order, next []*trackEntry
 
 	untracked int
 }
@@ -79,6 +84,8 @@ type trackEntry struct {
 	endGen    uint64    // poll that saw it end, waiting for a destroy notification (0: none)
 	endAt     time.Time // when that poll ran
 	closedGen uint64    // poll it was reported closed (0: still open)
+	pos       int       // index in tracker.order (valid when listed by the last Update)
+	removed   bool      // no longer in the maps
 }
 
 // newTracker returns an empty tracker.
@@ -127,6 +134,7 @@ func (t *tracker) insert(s *Socket, e *trackEntry) bool {
 }
 
 func (t *tracker) remove(e *trackEntry) {
+	e.removed = true
 	if e.last.Cookie != 0 {
 		delete(t.byCookie, e.last.Cookie)
 	} else {
@@ -137,18 +145,21 @@ func (t *tracker) remove(e *trackEntry) {
 // merge records a new observation of a tracked socket, keeping the last
 // known owner and the highest counters.
 func (e *trackEntry) merge(s *Socket) {
-	prev := e.last
+	// Only the carried fields are saved, not the whole previous Socket:
+	// this runs for every socket of every poll.
+	pid, ino, uid := e.last.PID, e.last.Inode, e.last.UID
+	acked, recv, sent := e.last.BytesAcked, e.last.BytesReceived, e.last.BytesSent
 	e.last = *s
 	if s.PID == 0 {
-		e.last.PID = prev.PID
+		e.last.PID = pid
 	}
 	if s.Inode == 0 {
-		e.last.Inode = prev.Inode
-		e.last.UID = prev.UID
+		e.last.Inode = ino
+		e.last.UID = uid
 	}
-	e.last.BytesAcked = max(s.BytesAcked, prev.BytesAcked)
-	e.last.BytesReceived = max(s.BytesReceived, prev.BytesReceived)
-	e.last.BytesSent = max(s.BytesSent, prev.BytesSent)
+	e.last.BytesAcked = max(s.BytesAcked, acked)
+	e.last.BytesReceived = max(s.BytesReceived, recv)
+	e.last.BytesSent = max(s.BytesSent, sent)
 	e.last.FirstSeen = e.firstSeen
 }
 
@@ -169,9 +180,26 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 		closed = append(closed, e.last)
 	}
 
+	t.next = t.next[:0]
+	j := 0 // cursor in t.order
+	// listed counts the distinct entries listed at this poll and waiting
+	// tells whether one of them waits for its destroy notification: when
+	// every entry is listed and none waits, the sweep below has nothing to
+	// do and is skipped (the steady state: no socket opened or closed).
+	listed, waiting := 0, false
 	for i := range socks {
 		s := &socks[i]
-		e := t.lookup(s)
+		var e *trackEntry
+		if c := s.Cookie; c != 0 && j < len(t.order) && t.order[j].last.Cookie == c && !t.order[j].removed {
+			e = t.order[j]
+			j++
+		} else if e = t.lookup(s); e != nil && e.pos < len(t.order) && t.order[e.pos] == e {
+			j = e.pos + 1 // resynchronised after a socket was added or removed
+		}
+		if e != nil {
+			e.pos = len(t.next)
+			t.next = append(t.next, e)
+		}
 		if e == nil {
 			s.FirstSeen = now
 			e = &trackEntry{firstSeen: now, seenGen: t.gen}
@@ -180,11 +208,15 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 				t.untracked++
 				continue
 			}
+			e.pos = len(t.next)
+			t.next = append(t.next, e)
+			listed++
 			opened = append(opened, *s)
 			t.newTuple[keyOf(s)] = newRef{sock: i, opened: len(opened) - 1, e: e}
 			if isEndState(s.State) { // opened and ended between two polls
 				if destroyActive {
 					e.endGen, e.endAt = t.gen, now
+					waiting = true
 				} else {
 					endNow(e)
 				}
@@ -192,6 +224,9 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 			continue
 		}
 		wasEnded := isEndState(e.last.State)
+		if e.seenGen != t.gen {
+			listed++
+		}
 		e.seenGen = t.gen
 		e.merge(s)
 		s.FirstSeen = e.firstSeen
@@ -212,7 +247,10 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 				endNow(e)
 			}
 		}
+		waiting = waiting || e.endGen != 0
 	}
+
+	t.order, t.next = t.next, t.order
 
 	for i := range destroyed {
 		d := &destroyed[i]
@@ -262,16 +300,18 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 			}
 		})
 	}
-	sweep(func(f func(*trackEntry)) {
-		for _, e := range t.byCookie {
-			f(e)
-		}
-	})
-	sweep(func(f func(*trackEntry)) {
-		for _, e := range t.byTuple {
-			f(e)
-		}
-	})
+	if waiting || listed != len(t.byCookie)+len(t.byTuple) {
+		sweep(func(f func(*trackEntry)) {
+			for _, e := range t.byCookie {
+				f(e)
+			}
+		})
+		sweep(func(f func(*trackEntry)) {
+			for _, e := range t.byTuple {
+				f(e)
+			}
+		})
+	}
 	// Map order is random: report closings in a stable order.
 	slices.SortFunc(closed, func(a, b Socket) int {
 		return cmp.Or(cmp.Compare(a.Cookie, b.Cookie), a.Local.Compare(b.Local), a.Remote.Compare(b.Remote))

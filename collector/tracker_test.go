@@ -300,3 +300,76 @@ func TestTrackerListingTakesANewOwner(t *testing.T) {
 		t.Errorf("pid %d, want the new owner 21", list[0].PID)
 	}
 }
+
+// The tracker follows the last poll's dump order to skip map look-ups; a
+// socket added, removed or moved anywhere in the list must still be opened,
+// closed or kept exactly once, and a connection that ends while every other
+// one is listed must still be closed (the sweep is skipped only when nothing
+// changed).
+func TestTrackerDumpOrderChanges(t *testing.T) {
+	tr := newTracker()
+	list := func(cs ...uint64) []Socket {
+		var out []Socket
+		for _, c := range cs {
+			out = append(out, est(c, 10, 100*c))
+		}
+		return out
+	}
+	steps := []struct {
+		cookies        []uint64
+		opened, closed []uint64
+	}{
+		{[]uint64{1, 2, 3, 4}, []uint64{1, 2, 3, 4}, nil},
+		{[]uint64{1, 2, 3, 4}, nil, nil},
+		{[]uint64{1, 9, 2, 4}, []uint64{9}, []uint64{3}}, // 3 gone, 9 in its place
+		{[]uint64{4, 2, 9, 1}, nil, nil},                 // reversed
+		{[]uint64{5, 4, 2, 9, 1}, []uint64{5}, nil},      // new at the front
+		{[]uint64{5, 4, 2, 9}, nil, []uint64{1}},         // last one gone
+		{[]uint64{5, 4, 2, 9}, nil, nil},
+		{[]uint64{5, 2, 9, 6, 7}, []uint64{6, 7}, []uint64{4}},
+	}
+	for i, st := range steps {
+		socks := list(st.cookies...)
+		op, cl := tr.Update(poll(i), socks, nil, false)
+		if got := cookies(op); !sameCookies(got, st.opened) {
+			t.Errorf("poll %d: opened %v, want %v", i, got, st.opened)
+		}
+		if got := cookies(cl); !sameCookies(got, st.closed) {
+			t.Errorf("poll %d: closed %v, want %v", i, got, st.closed)
+		}
+		for _, s := range socks {
+			if s.Cookie == 2 && !s.FirstSeen.Equal(poll(0)) {
+				t.Errorf("poll %d: cookie 2 FirstSeen %v, want %v", i, s.FirstSeen, poll(0))
+			}
+		}
+	}
+	// Listed as TIME_WAIT in place, with destroy notifications on: it waits
+	// for its notification, then closes without one after the grace.
+	socks := list(5, 2, 9, 6, 7)
+	socks[1] = timeWait(socks[1])
+	if _, cl := tr.Update(poll(10), socks, nil, true); len(cl) != 0 {
+		t.Fatalf("TIME_WAIT closed at once with notifications on: %v", cookies(cl))
+	}
+	if _, cl := tr.Update(poll(11), socks, nil, true); !sameCookies(cookies(cl), []uint64{2}) {
+		t.Fatalf("TIME_WAIT without a notification after the grace: closed %v, want [2]", cookies(cl))
+	}
+}
+
+func sameCookies(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[uint64]int{}
+	for _, c := range a {
+		m[c]++
+	}
+	for _, c := range b {
+		m[c]--
+	}
+	for _, n := range m {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
