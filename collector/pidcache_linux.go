@@ -145,6 +145,10 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 	// 1. Known inodes.
 	clear(c.unknown)
 	triggers := 0
+	// A process's sockets are often listed together: the last owner's state
+	// saves the second map look-up.
+	var lastPID int32
+	var lastSt *pidState
 	for i := range socks {
 		s := &socks[i]
 		s.PID = 0
@@ -152,7 +156,12 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 			continue
 		}
 		if o, ok := c.owner[s.Inode]; ok {
-			if st := c.procs[o.pid]; st != nil && st.epoch == o.epoch {
+			st := lastSt
+			if o.pid != lastPID || st == nil {
+				st = c.procs[o.pid]
+				lastPID, lastSt = o.pid, st
+			}
+			if st != nil && st.epoch == o.epoch {
 				s.PID = o.pid
 				continue
 			}
