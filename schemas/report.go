@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/netsentinel/netsentinel/collector"
@@ -432,8 +433,20 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 		}
 	}
 	slices.SortFunc(conns, func(a, b connRef) int {
-		return cmp.Or(cmp.Compare(a.so.Proto, b.so.Proto), cmp.Compare(a.raddr, b.raddr), cmp.Compare(a.rport, b.rport),
-			cmp.Compare(a.laddr, b.laddr), cmp.Compare(a.lport, b.lport))
+		// Early returns: cmp.Or would compare every field every time.
+		if c := strings.Compare(a.so.Proto, b.so.Proto); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.raddr, b.raddr); c != 0 {
+			return c
+		}
+		if a.rport != b.rport {
+			return cmp.Compare(a.rport, b.rport)
+		}
+		if c := strings.Compare(a.laddr, b.laddr); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.lport, b.lport)
 	})
 	if len(conns) > maxListed {
 		ns.OmittedConnections = len(conns) - maxListed
