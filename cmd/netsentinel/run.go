@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -23,9 +22,6 @@ import (
 	"github.com/netsentinel/netsentinel/schemas"
 	"github.com/netsentinel/netsentinel/sinks"
 )
-
-// DefaultMemoryLimit is the Go soft memory limit set when GOMEMLIMIT is not.
-const DefaultMemoryLimit = 100 << 20
 
 // runMode selects the source: the live host, or a recording (replay), and
 // whether snapshots are recorded.
@@ -58,8 +54,9 @@ func cmdRun(ctx context.Context, rf *runFlags, stdout, stderr io.Writer, mode ru
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A soft heap target, so detector state near its caps does not
 		// double in RSS between collections (1,000,000 endpoints: ~105 MB
-		// peak RSS instead of ~175 MB). GOMEMLIMIT overrides it.
-		debug.SetMemoryLimit(DefaultMemoryLimit)
+		// peak RSS instead of ~175 MB), raised with the live heap so it
+		// never starves the collector. GOMEMLIMIT overrides it.
+		followMemoryLimit(DefaultMemoryLimit)
 	}
 
 	eng, err := newEngine(&cfg, log)
