@@ -17,6 +17,11 @@ type Window[K comparable, V any] struct {
 	items   map[K]*list.Element
 	order   *list.List // front: most recently touched
 	evicted uint64
+	// newest is the latest time given to Touch; disordered is set once a
+	// Touch came with an earlier time (then the list is not sorted by last
+	// touch time and Expire must scan it all).
+	newest     time.Time
+	disordered bool
 }
 
 type windowEntry[K comparable, V any] struct {
@@ -38,6 +43,11 @@ func NewWindow[K comparable, V any](max int, ttl time.Duration) *Window[K, V] {
 // init is nil) when absent, and marks k touched at now. The pointer stays
 // valid until k is deleted, expired or evicted.
 func (w *Window[K, V]) Touch(k K, now time.Time, init func() V) *V {
+	if now.Before(w.newest) {
+		w.disordered = true
+	} else {
+		w.newest = now
+	}
 	if el, ok := w.items[k]; ok {
 		e := el.Value.(*windowEntry[K, V])
 		if now.After(e.last) {
@@ -97,13 +107,18 @@ func (w *Window[K, V]) Expire(now time.Time) int {
 	}
 	cutoff := now.Add(-w.ttl)
 	n := 0
-	// Keys are ordered by touch order; with out-of-order times a stale key may
-	// sit behind a fresher one, so scan the whole list (bounded by max).
+	// Keys are ordered by touch order. While every Touch came in time order
+	// the oldest are at the back and the scan stops at the first key still
+	// fresh (a poll's Expire then costs what expired, not every key); with
+	// out-of-order times a stale key may sit behind a fresher one, so the
+	// whole list is scanned (bounded by max).
 	for el := w.order.Back(); el != nil; {
 		prev := el.Prev()
 		if el.Value.(*windowEntry[K, V]).last.Before(cutoff) {
 			w.removeElement(el)
 			n++
+		} else if !w.disordered {
+			break
 		}
 		el = prev
 	}

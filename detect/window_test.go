@@ -45,3 +45,25 @@ func TestWindowCapsAndExpires(t *testing.T) {
 		t.Fatal("delete failed")
 	}
 }
+
+// Expire drops every stale key whether touches came in time order (the scan
+// stops at the first fresh key) or not (a stale key behind a fresh one).
+func TestWindowExpireInAndOutOfOrder(t *testing.T) {
+	ordered := NewWindow[int, struct{}](100, time.Minute)
+	for i := 0; i < 10; i++ {
+		ordered.Touch(i, t0.Add(time.Duration(i)*10*time.Second), nil)
+	}
+	if n := ordered.Expire(t0.Add(125 * time.Second)); n != 7 || ordered.Len() != 3 {
+		t.Fatalf("in order: expired %d, %d left; want 7 and 3", n, ordered.Len())
+	}
+	mixed := NewWindow[int, struct{}](100, time.Minute)
+	mixed.Touch(1, t0.Add(100*time.Second), nil)
+	mixed.Touch(2, t0, nil) // an earlier time touched later: stale, but in front
+	mixed.Touch(3, t0.Add(100*time.Second), nil)
+	if n := mixed.Expire(t0.Add(90 * time.Second)); n != 1 {
+		t.Fatalf("out of order: expired %d, want 1", n)
+	}
+	if _, ok := mixed.Get(2); ok {
+		t.Fatal("out of order: the stale key 2 survived")
+	}
+}
