@@ -31,6 +31,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,8 +75,16 @@ const NamePrefix = "nsbench"
 // Namespace is a network namespace with only loopback, up.
 type Namespace struct {
 	Name    string
-	holders []*exec.Cmd
-	stdins  []io.Closer
+	holders []*holder
+}
+
+// holder is one running holder process.
+type holder struct {
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	stderr *syncBuffer
+	done   chan struct{} // closed when it exited
+	err    error         // its exit, valid once done is closed
 }
 
 // NewNamespace creates the namespace NamePrefix<pid><suffix> after removing
@@ -179,23 +188,24 @@ func (n *Namespace) Hold(ctx context.Context, holderBin string, conns, perHolder
 		if err != nil {
 			return err
 		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		h := &holder{cmd: cmd, stdin: stdin, stderr: &syncBuffer{}, done: make(chan struct{})}
+		cmd.Stderr = h.stderr
 		if err := n.start(cmd); err != nil {
 			return fmt.Errorf("start holder: %w", err)
 		}
-		n.holders = append(n.holders, cmd)
-		n.stdins = append(n.stdins, stdin)
+		n.holders = append(n.holders, h)
 		line := make(chan string, 1)
 		go func() {
 			s, _ := bufio.NewReader(stdout).ReadString('\n')
 			line <- strings.TrimSpace(s)
+			h.err = cmd.Wait()
+			close(h.done)
 		}()
 		select {
 		case s := <-line:
 			if s != "ready "+strconv.Itoa(k) {
-				_ = cmd.Wait()
-				return fmt.Errorf("holder of %d connections: %q %s", k, s, strings.TrimSpace(stderr.String()))
+				<-h.done
+				return fmt.Errorf("holder of %d connections: %q %s", k, s, strings.TrimSpace(h.stderr.String()))
 			}
 		case <-time.After(2 * time.Minute):
 			return fmt.Errorf("holder of %d connections not ready within 2 minutes", k)
@@ -206,22 +216,51 @@ func (n *Namespace) Hold(ctx context.Context, holderBin string, conns, perHolder
 	return nil
 }
 
-// StopHolders closes every holder's connections and waits for it to exit.
-func (n *Namespace) StopHolders() {
-	for _, c := range n.stdins {
-		c.Close()
-	}
+// HoldersAlive returns an error naming a holder that exited (its
+// connections are gone) and what it printed.
+func (n *Namespace) HoldersAlive() error {
 	for _, h := range n.holders {
-		done := make(chan struct{})
-		go func() { _ = h.Wait(); close(done) }()
 		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = h.Process.Kill()
-			<-done
+		case <-h.done:
+			return fmt.Errorf("holder %d exited (%v): %s", h.cmd.Process.Pid, h.err, strings.TrimSpace(h.stderr.String()))
+		default:
 		}
 	}
-	n.holders, n.stdins = nil, nil
+	return nil
+}
+
+// StopHolders closes every holder's connections and waits for it to exit.
+func (n *Namespace) StopHolders() {
+	for _, h := range n.holders {
+		h.stdin.Close()
+	}
+	for _, h := range n.holders {
+		select {
+		case <-h.done:
+		case <-time.After(10 * time.Second):
+			_ = h.cmd.Process.Kill()
+			<-h.done
+		}
+	}
+	n.holders = nil
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // Result is what one run of a command cost.

@@ -52,6 +52,9 @@ func (n *Namespace) RunRound(ctx context.Context, bins Binaries, dir string, p P
 		return r, fmt.Errorf("sockdump printed %q: %w", r.Bare.Stdout, err)
 	}
 	r.Sockets = last
+	if err := n.HoldersAlive(); err != nil {
+		return r, err
+	}
 	if p.Gopsutil {
 		if r.PS, err = n.Run(ctx, dir, bins.PSConns, "-n", polls, "-interval", p.Interval.String()); err != nil {
 			return r, err
