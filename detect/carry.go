@@ -41,8 +41,10 @@ func (d *exfil) takeState(old Detector) {
 
 func (d *portScan) takeState(old Detector) {
 	if o, ok := old.(*portScan); ok {
-		d.inbound, d.outbound = carry(d.inbound, o.inbound), carry(d.outbound, o.outbound)
-		d.seenTools, d.samples = carry(d.seenTools, o.seenTools), o.samples
+		d.inbound, d.seenTools = carry(d.inbound, o.inbound), carry(d.seenTools, o.seenTools)
+		d.out.takeState(o.out)
+		d.closedPorts.takeState(o.closedPorts)
+		d.attemptFails.takeState(o.attemptFails)
 	}
 }
 

@@ -11,18 +11,22 @@ import (
 	"github.com/netsentinel/netsentinel/collector"
 )
 
-// Port scan detection (T1046), both directions, over sliding windows:
+// Port scan detection (T1046), both directions, over sliding windows long
+// enough for slow scans (one probe every few seconds):
 //
 //   - scans of this host: per remote source, distinct local ports touched by
 //     the sockets that do appear (SYN_RECV, ESTABLISHED, TIME_WAIT ...);
 //     probes of closed ports create no socket, so the kernel's Tcp OutRsts and
-//     Udp NoPorts counters are diffed too. Those are host-wide: the source is
-//     named only when sockets show one;
-//   - scans from this host: per process, connection attempts (SYN_SENT sockets,
-//     and sockets that closed while still in SYN_SENT) to many ports of one
-//     host or many hosts on one port; a Tcp AttemptFails spike; and known
-//     scanner tools in the process table (nmap -sS uses raw sockets that
-//     sock_diag never lists, so the process itself is the evidence).
+//     Udp NoPorts counters are watched too, against a baseline learned per
+//     host (portscan_counters.go). Those are host-wide: the source is named
+//     only when sockets show one;
+//   - scans from this host: per process group (portscan_out.go), connection
+//     attempts (SYN_SENT sockets, and sockets destroyed before they ever
+//     connected) to many ports of one host or many hosts on one port, so a
+//     loop of short-lived `nc -z` processes is one scanner; a Tcp
+//     AttemptFails rise above its baseline; and known scanner tools in the
+//     process table (nmap -sS uses raw sockets that sock_diag never lists, so
+//     the process itself is the evidence).
 
 // RulePortScan is the registry name (and rule id) of the port scan detector.
 const RulePortScan = "port_scan"
@@ -33,21 +37,30 @@ type PortScanConfig struct {
 	Window time.Duration `yaml:"window"`
 	// InboundPorts: distinct local ports one remote source touches (Zeek: 15).
 	InboundPorts int `yaml:"inbound_ports"`
-	// OutboundPorts: distinct ports of one host one process attempts.
+	// OutboundPorts: distinct ports of one host one process group attempts.
 	OutboundPorts int `yaml:"outbound_ports"`
-	// OutboundHosts: distinct hosts on one port one process attempts (Zeek: 25).
+	// OutboundHosts: distinct hosts on one port one process group attempts (Zeek: 25).
 	OutboundHosts int `yaml:"outbound_hosts"`
-	// CounterWindow is the window of the kernel counter deltas.
+	// CounterWindow is the longest run of polls the counter rules add up.
 	CounterWindow time.Duration `yaml:"counter_window"`
-	// ClosedPortProbes: Tcp OutRsts + Udp NoPorts rise per counter window
-	// that counts as probes of closed ports.
+	// ClosedPortProbes: Tcp OutRsts + Udp NoPorts above the learned baseline
+	// within the counter window that count as probes of closed ports (the
+	// least; a noisy host needs more, see CounterZ).
 	ClosedPortProbes uint64 `yaml:"closed_port_probes"`
-	// AttemptFails: Tcp AttemptFails rise per counter window that counts as
-	// an outbound scan.
+	// AttemptFails: Tcp AttemptFails above the learned baseline within the
+	// counter window that count as an outbound scan (the least).
 	AttemptFails uint64 `yaml:"attempt_fails"`
+	// CounterHalfLife is how fast the counters' baseline rate follows the host.
+	CounterHalfLife time.Duration `yaml:"counter_half_life"`
+	// CounterZ: how many of the counter's own standard deviations (robust,
+	// from its median absolute deviation) a rise must exceed.
+	CounterZ float64 `yaml:"counter_z"`
+	// CounterRatio: a rise must also be this many times what the baseline
+	// predicts (traffic surges raise resets in proportion; scans multiply them).
+	CounterRatio float64 `yaml:"counter_ratio"`
 	// KnownScanners are process names of scanning tools.
 	KnownScanners []string `yaml:"known_scanners"`
-	// MaxSources caps the tracked remote sources and processes.
+	// MaxSources caps the tracked remote sources and process groups.
 	MaxSources int `yaml:"max_sources"`
 }
 
@@ -57,9 +70,12 @@ func defaultPortScanConfig() *PortScanConfig {
 		InboundPorts:     15,
 		OutboundPorts:    15,
 		OutboundHosts:    25,
-		CounterWindow:    time.Minute,
-		ClosedPortProbes: 200,
-		AttemptFails:     200,
+		CounterWindow:    5 * time.Minute,
+		ClosedPortProbes: 15,
+		AttemptFails:     15,
+		CounterHalfLife:  30 * time.Minute,
+		CounterZ:         6,
+		CounterRatio:     5,
 		KnownScanners:    []string{"nmap", "masscan", "zmap", "rustscan", "naabu", "unicornscan", "hping3", "zgrab2"},
 		MaxSources:       10000,
 	}
@@ -67,42 +83,42 @@ func defaultPortScanConfig() *PortScanConfig {
 
 func init() { registerConfig(RulePortScan, defaultPortScanConfig, newPortScan) }
 
-type counterSample struct {
-	t                    time.Time
-	rsts, noPorts, fails uint64
-}
-
 type portScan struct {
 	cfg      PortScanConfig
 	scanners map[string]bool
 	// inbound: remote source -> distinct local "proto/port"
 	inbound *Window[netip.Addr, *Distinct[string]]
-	// outbound: process key -> distinct attempted remote endpoints
-	outbound *Window[string, *Distinct[netip.AddrPort]]
+	out     *outboundScans
 	// seenTools: known scanner processes already reported (pid+start)
 	seenTools *Window[string, struct{}]
-	samples   []counterSample // bounded by counter window / poll, capped
+	// host-wide counters against their learned baselines
+	closedPorts, attemptFails *counterBaseline
 }
 
-// maxCounterSamples caps the counter history whatever the poll interval.
-const maxCounterSamples = 4096
-
 func newPortScan(c PortScanConfig) (*portScan, error) {
-	if c.Window <= 0 || c.CounterWindow <= 0 {
-		return nil, fmt.Errorf("window and counter_window must be positive")
+	if c.Window <= 0 || c.CounterWindow <= 0 || c.CounterHalfLife <= 0 {
+		return nil, fmt.Errorf("window, counter_window and counter_half_life must be positive")
 	}
 	if c.InboundPorts < 2 || c.OutboundPorts < 2 || c.OutboundHosts < 2 {
 		return nil, fmt.Errorf("inbound_ports, outbound_ports and outbound_hosts must be at least 2")
+	}
+	if c.ClosedPortProbes < 1 || c.AttemptFails < 1 {
+		return nil, fmt.Errorf("closed_port_probes and attempt_fails must be at least 1")
+	}
+	if !(c.CounterZ >= 1) || !(c.CounterRatio >= 1) {
+		return nil, fmt.Errorf("counter_z and counter_ratio must be at least 1")
 	}
 	if c.MaxSources <= 0 {
 		c.MaxSources = DefaultWindowKeys
 	}
 	d := &portScan{
-		cfg:       c,
-		scanners:  map[string]bool{},
-		inbound:   NewWindow[netip.Addr, *Distinct[string]](c.MaxSources, c.Window),
-		outbound:  NewWindow[string, *Distinct[netip.AddrPort]](c.MaxSources, c.Window),
-		seenTools: NewWindow[string, struct{}](c.MaxSources, 24*time.Hour),
+		cfg:          c,
+		scanners:     map[string]bool{},
+		inbound:      NewWindow[netip.Addr, *Distinct[string]](c.MaxSources, c.Window),
+		out:          newOutboundScans(c),
+		seenTools:    NewWindow[string, struct{}](c.MaxSources, 24*time.Hour),
+		closedPorts:  newCounterBaseline(c.CounterWindow, c.CounterHalfLife, float64(c.ClosedPortProbes), c.CounterZ, c.CounterRatio),
+		attemptFails: newCounterBaseline(c.CounterWindow, c.CounterHalfLife, float64(c.AttemptFails), c.CounterZ, c.CounterRatio),
 	}
 	for _, n := range c.KnownScanners {
 		d.scanners[strings.ToLower(n)] = true
@@ -116,13 +132,25 @@ func (d *portScan) Rules() []RuleInfo {
 	return []RuleInfo{{
 		ID: RulePortScan, Name: "Port scan (inbound and outbound)", ThreatType: ThreatPortScan,
 		Technique: "T1046", Severity: SeverityHigh,
-		Description: "Many ports or hosts probed within a window: per remote source (sockets on this host), " +
-			"per process (SYN_SENT and failed attempts), kernel counter spikes (OutRsts/NoPorts, AttemptFails), known scanner tools.",
+		Description: "Many ports or hosts probed within a window, slow scans included: per remote source (sockets on this host), " +
+			"per process group (parent, session, user: SYN_SENT and never-connected attempts, so a loop of short-lived nc -z is one scanner), " +
+			"kernel counter rises above a learned baseline (OutRsts/NoPorts for closed-port probes, AttemptFails), known scanner tools.",
 		Thresholds: map[string]any{
 			"window": d.cfg.Window.String(), "inbound_ports": d.cfg.InboundPorts,
 			"outbound_ports": d.cfg.OutboundPorts, "outbound_hosts": d.cfg.OutboundHosts,
 			"counter_window": d.cfg.CounterWindow.String(), "closed_port_probes": d.cfg.ClosedPortProbes,
-			"attempt_fails": d.cfg.AttemptFails, "known_scanners": d.cfg.KnownScanners,
+			"attempt_fails": d.cfg.AttemptFails, "counter_half_life": d.cfg.CounterHalfLife.String(),
+			"counter_z": d.cfg.CounterZ, "counter_ratio": d.cfg.CounterRatio, "known_scanners": d.cfg.KnownScanners,
+		},
+		Sees: Visibility{
+			Privileged: "Every socket with its owner: inbound probes per source on open ports (closed-port probes only as " +
+				"host-wide OutRsts/NoPorts rises, source named when the same source touched an open port); outbound attempts " +
+				"per process group, including connects that failed between two polls (destroy notifications, joined to the group " +
+				"that was seen attempting that host or whose command line names it); scanner tools by name.",
+			Unprivileged: "The same sockets and counters (sock_diag and /proc/net/snmp need no privilege), but other users' " +
+				"sockets have no owner: their outbound attempts join a process group only through a command line naming the " +
+				"target host (/proc/<pid>/cmdline is readable), else they count as one unattributed scanner per socket uid; " +
+				"raw-socket SYN scans (nmap -sS) are seen by the counters and the tool name only.",
 		},
 	}}
 }
@@ -147,12 +175,29 @@ func inboundAttempt(snap *collector.Snapshot, env *Env, s *collector.Socket) boo
 	return false
 }
 
+// outboundAttempt reports whether s is a connection attempt from this host
+// that has not (yet) connected: SYN_SENT, or destroyed before it ever
+// exchanged a byte (a refused or timed-out connect ends in CLOSE with
+// tcp_info's bytes_acked and bytes_received both 0; a connection that was
+// established has at least its SYN or FIN acknowledged).
+func outboundAttempt(snap *collector.Snapshot, env *Env, s *collector.Socket) bool {
+	if s.Proto != "tcp" || !s.Remote.IsValid() || s.Remote.Addr().Unmap().IsLoopback() || s.Remote.Port() == 0 {
+		return false
+	}
+	switch {
+	case s.State == "SYN_SENT":
+		return true
+	case s.Destroyed && s.State == "CLOSE" && s.BytesAcked == 0 && s.BytesReceived == 0:
+		return Direction(snap, env, s) == DirEgress
+	}
+	return false
+}
+
 func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	now := snap.Time
 	var out []Alert
 	touchedIn := map[netip.Addr]bool{}
-	touchedOut := map[string]int32{}
-
+	d.out.begin(snap, env)
 	visit := func(s *collector.Socket) {
 		if inboundAttempt(snap, env, s) {
 			src := s.Remote.Addr().Unmap()
@@ -163,16 +208,8 @@ func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			touchedIn[src] = true
 			return
 		}
-		if s.Proto == "tcp" && s.State == "SYN_SENT" && s.Remote.IsValid() {
-			key := OwnerKey(snap, env, s)
-			if s.PID > 0 {
-				key = fmt.Sprintf("%s[%d]", key, s.PID)
-			}
-			dist := *d.outbound.Touch(key, now, func() *Distinct[netip.AddrPort] {
-				return NewDistinct[netip.AddrPort](d.cfg.Window, 4*max(d.cfg.OutboundPorts, d.cfg.OutboundHosts))
-			})
-			dist.Add(netip.AddrPortFrom(s.Remote.Addr().Unmap(), s.Remote.Port()), now)
-			touchedOut[key] = s.PID
+		if outboundAttempt(snap, env, s) {
+			d.out.add(snap, env, s)
 		}
 	}
 	for i := range snap.Sockets {
@@ -182,7 +219,6 @@ func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		visit(&snap.Closed[i])
 	}
 	d.inbound.Expire(now)
-	d.outbound.Expire(now)
 
 	// Scans of this host, per observable source.
 	var srcs []netip.Addr
@@ -190,7 +226,6 @@ func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		srcs = append(srcs, src)
 	}
 	sort.Slice(srcs, func(i, j int) bool { return srcs[i].Less(srcs[j]) })
-	bestSrc, bestPorts := netip.Addr{}, 0
 	for _, src := range srcs {
 		pd, ok := d.inbound.Get(src)
 		if !ok {
@@ -199,9 +234,6 @@ func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		dist := *pd
 		dist.Prune(now)
 		n := dist.Len()
-		if n > bestPorts {
-			bestSrc, bestPorts = src, n
-		}
 		if n < d.cfg.InboundPorts {
 			continue
 		}
@@ -221,147 +253,27 @@ func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		})
 	}
 
-	// Scans from this host, per process.
-	var keys []string
-	for k := range touchedOut {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, key := range keys {
-		pd, ok := d.outbound.Get(key)
-		if !ok {
-			continue
-		}
-		dist := *pd
-		dist.Prune(now)
-		targets := dist.Items()
-		portsPerHost := map[netip.Addr]map[uint16]bool{}
-		hostsPerPort := map[uint16]map[netip.Addr]bool{}
-		for _, t := range targets {
-			if portsPerHost[t.Addr()] == nil {
-				portsPerHost[t.Addr()] = map[uint16]bool{}
-			}
-			portsPerHost[t.Addr()][t.Port()] = true
-			if hostsPerPort[t.Port()] == nil {
-				hostsPerPort[t.Port()] = map[netip.Addr]bool{}
-			}
-			hostsPerPort[t.Port()][t.Addr()] = true
-		}
-		var vHost netip.Addr
-		vN := 0
-		for h, ps := range portsPerHost {
-			if len(ps) > vN || (len(ps) == vN && h.Less(vHost)) {
-				vHost, vN = h, len(ps)
-			}
-		}
-		var hPort uint16
-		hN := 0
-		for p, hs := range hostsPerPort {
-			if len(hs) > hN || (len(hs) == hN && p < hPort) {
-				hPort, hN = p, len(hs)
-			}
-		}
-		pid := touchedOut[key]
-		var kind string
-		var dest netip.AddrPort
-		switch {
-		case vN >= d.cfg.OutboundPorts:
-			kind, dest = fmt.Sprintf("%d ports of %s", vN, vHost), netip.AddrPortFrom(vHost, 0)
-		case hN >= d.cfg.OutboundHosts:
-			kind, dest = fmt.Sprintf("port %d on %d hosts", hPort, hN), netip.AddrPortFrom(netip.Addr{}, hPort)
-		default:
-			continue
-		}
-		a := Alert{
-			ThreatType: ThreatPortScan, Technique: "T1046", Severity: SeverityHigh,
-			Start: dist.Earliest(), End: now,
-			Message:   fmt.Sprintf("outbound port scan by %s: connection attempts to %s within %s", key, kind, d.cfg.Window),
-			Transport: "tcp", Direction: DirEgress, Dest: dest,
-			Process: ProcessContext(snap, env, pid),
-			Evidence: map[string]any{
-				"attempted_targets": len(targets), "max_ports_one_host": vN, "max_hosts_one_port": hN,
-				"ports_threshold": d.cfg.OutboundPorts, "hosts_threshold": d.cfg.OutboundHosts,
-				"window_seconds": d.cfg.Window.Seconds(),
-			},
-			Recommendation: Recommendation(ThreatPortScan), Entity: "out:" + key,
-		}
-		if len(snap.HostIPs) > 0 {
-			a.Source = netip.AddrPortFrom(snap.HostIPs[0], 0)
-		}
-		out = append(out, a)
-	}
-
-	out = append(out, d.counterAlerts(snap, bestSrc, bestPorts)...)
+	out = append(out, d.out.alerts(snap, env)...)
+	out = append(out, d.counterAlerts(snap)...)
 	out = append(out, d.toolAlerts(snap, env)...)
 	return out
 }
 
-// counterAlerts diffs the kernel counters over the counter window.
-func (d *portScan) counterAlerts(snap *collector.Snapshot, bestSrc netip.Addr, bestPorts int) []Alert {
-	c := snap.Counters
-	if !c.Valid {
-		return nil
-	}
-	now := snap.Time
-	d.samples = append(d.samples, counterSample{now, c.TCPOutRsts, c.UDPNoPorts, c.TCPAttemptFails})
-	cut := 0
-	for cut < len(d.samples)-1 && now.Sub(d.samples[cut].t) > d.cfg.CounterWindow {
-		cut++
-	}
-	if cut > 0 || len(d.samples) > maxCounterSamples {
-		cut = max(cut, len(d.samples)-maxCounterSamples)
-		d.samples = append(d.samples[:0], d.samples[cut:]...)
-	}
-	old := d.samples[0]
-	if len(d.samples) < 2 {
-		return nil
-	}
-	delta := func(cur, prev uint64) uint64 {
-		if cur < prev { // counter reset (namespace or reboot)
-			return 0
+// likelySource is the remote source that touched the most local ports within
+// the window, the most recent among equals (the best guess at who sent the
+// closed-port probes), or false.
+func (d *portScan) likelySource(now time.Time) (netip.Addr, int, bool) {
+	var best netip.Addr
+	bestN := 0
+	d.inbound.Range(func(src netip.Addr, pd **Distinct[string]) bool {
+		dist := *pd
+		dist.Prune(now)
+		if n := dist.Len(); n > bestN { // ties: the most recently touched (Range order)
+			best, bestN = src, n
 		}
-		return cur - prev
-	}
-	rsts, noPorts, fails := delta(c.TCPOutRsts, old.rsts), delta(c.UDPNoPorts, old.noPorts), delta(c.TCPAttemptFails, old.fails)
-	span := now.Sub(old.t)
-	var out []Alert
-	if probes := rsts + noPorts; probes >= d.cfg.ClosedPortProbes {
-		a := Alert{
-			ThreatType: ThreatPortScan, Technique: "T1046", Severity: SeverityHigh,
-			Start: old.t, End: now, Direction: DirIngress,
-			Evidence: map[string]any{
-				"tcp_out_rsts": rsts, "udp_no_ports": noPorts, "threshold": d.cfg.ClosedPortProbes,
-				"window_seconds": span.Seconds(),
-			},
-			Recommendation: Recommendation(ThreatPortScan), Entity: "counters:closed_ports",
-		}
-		if bestPorts > 0 {
-			a.Source = netip.AddrPortFrom(bestSrc, 0)
-			a.Evidence["likely_source_ports_seen"] = bestPorts
-			a.Message = fmt.Sprintf("probes of closed ports: %d TCP resets and %d UDP port-unreachables sent in %s; likely source %s (seen on %d local ports)",
-				rsts, noPorts, span, bestSrc, bestPorts)
-		} else {
-			a.Message = fmt.Sprintf("probes of closed ports: %d TCP resets and %d UDP port-unreachables sent in %s; source not observable (closed-port probes leave no socket)",
-				rsts, noPorts, span)
-		}
-		out = append(out, a)
-		d.samples = d.samples[len(d.samples)-1:] // alert once per spike
-	}
-	if fails >= d.cfg.AttemptFails {
-		out = append(out, Alert{
-			ThreatType: ThreatPortScan, Technique: "T1046", Severity: SeverityHigh,
-			Start: old.t, End: now, Direction: DirEgress,
-			Message: fmt.Sprintf("outbound scan: %d failed TCP connection attempts in %s (host-wide counter; process not attributable from the counter)", fails, span),
-			Evidence: map[string]any{
-				"tcp_attempt_fails": fails, "threshold": d.cfg.AttemptFails, "window_seconds": span.Seconds(),
-			},
-			Recommendation: Recommendation(ThreatPortScan), Entity: "counters:attempt_fails",
-		})
-		if len(d.samples) > 1 {
-			d.samples = d.samples[len(d.samples)-1:]
-		}
-	}
-	return out
+		return true
+	})
+	return best, bestN, bestN > 0
 }
 
 // toolAlerts reports known scanner processes, once per process.

@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,13 @@ func bldFind(alerts []Alert, entityPrefix string) *Alert {
 		}
 	}
 	return nil
+}
+
+// withInit adds PID 1, started age before the first snapshot (the counters'
+// age, from which the detector takes its prior rate).
+func withInit(s *collector.Snapshot, age time.Duration) *collector.Snapshot {
+	bldProc(s, 1, 0, "systemd", "/sbin/init").StartTime = bldT0.Add(-age)
+	return s
 }
 
 func newTestPortScan(t *testing.T, mod func(*PortScanConfig)) *portScan {
@@ -164,12 +172,12 @@ func TestPortScan(t *testing.T) {
 		{
 			name: "closed-port probes seen only in counters, source not observable", steps: 3, entity: "counters:closed_ports",
 			snap: func(i int) *collector.Snapshot {
-				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				s := withInit(bldSnap(bldT0.Add(time.Duration(i)*2*time.Second)), time.Hour)
 				s.Counters = collector.Counters{Valid: true, TCPOutRsts: 1000 + uint64(i)*500, UDPNoPorts: 5}
 				return s
 			},
 			check: func(t *testing.T, a *Alert) {
-				if a.Source.IsValid() || a.Evidence["tcp_out_rsts"].(uint64) != 500 {
+				if a.Source.IsValid() || a.Evidence["tcp_out_rsts_and_udp_no_ports"].(uint64) != 500 {
 					t.Errorf("alert %+v", a)
 				}
 			},
@@ -177,10 +185,10 @@ func TestPortScan(t *testing.T) {
 		{
 			name: "counter spike names the source seen on open ports", steps: 3, entity: "counters:closed_ports",
 			snap: func(i int) *collector.Snapshot {
-				s := bldSnap(bldT0.Add(time.Duration(i)*2*time.Second),
+				s := withInit(bldSnap(bldT0.Add(time.Duration(i)*2*time.Second),
 					bldListen("0.0.0.0:22", 1), bldListen("0.0.0.0:80", 1),
 					bldTCP("10.0.0.5:22", "10.0.0.66:50001", "TIME_WAIT", 0),
-					bldTCP("10.0.0.5:80", "10.0.0.66:50002", "TIME_WAIT", 0))
+					bldTCP("10.0.0.5:80", "10.0.0.66:50002", "TIME_WAIT", 0)), time.Hour)
 				s.Counters = collector.Counters{Valid: true, TCPOutRsts: 10 + uint64(i)*499}
 				return s
 			},
@@ -191,17 +199,18 @@ func TestPortScan(t *testing.T) {
 			},
 		},
 		{
-			name: "steady background resets stay silent", steps: 30,
+			// 1.5 resets and 0.5 failed connects a second, as for the hour before.
+			name: "steady background resets stay silent", steps: 300,
 			snap: func(i int) *collector.Snapshot {
-				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
-				s.Counters = collector.Counters{Valid: true, TCPOutRsts: 50 + uint64(i)*3, TCPAttemptFails: uint64(i)}
+				s := withInit(bldSnap(bldT0.Add(time.Duration(i)*2*time.Second)), time.Hour)
+				s.Counters = collector.Counters{Valid: true, TCPOutRsts: 5400 + uint64(i)*3, TCPAttemptFails: 1800 + uint64(i)}
 				return s
 			},
 		},
 		{
 			name: "attempt fails spike", steps: 2, entity: "counters:attempt_fails",
 			snap: func(i int) *collector.Snapshot {
-				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				s := withInit(bldSnap(bldT0.Add(time.Duration(i)*2*time.Second)), time.Hour)
 				s.Counters = collector.Counters{Valid: true, TCPAttemptFails: uint64(i) * 998}
 				return s
 			},
@@ -268,8 +277,118 @@ func TestPortScanBoundedMemory(t *testing.T) {
 			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "SYN_SENT", Local: bldAP("10.0.0.5:40000"), Remote: remote, PID: int32(n + 2)})
 		}
 		d.Detect(s, env)
-		if d.inbound.Len() > 1000 || d.outbound.Len() > 1000 {
-			t.Fatalf("step %d: inbound %d outbound %d > cap 1000", i, d.inbound.Len(), d.outbound.Len())
+		if d.inbound.Len() > 1000 || d.out.groups.Len() > 1000 {
+			t.Fatalf("step %d: inbound %d outbound %d > cap 1000", i, d.inbound.Len(), d.out.groups.Len())
 		}
 	}
+}
+
+// bldClosedAttempt is a connect refused or timed out between two polls, as
+// its destroy notification reports it: CLOSE, no byte either way, no owner.
+func bldClosedAttempt(local, remote string) collector.Socket {
+	s := bldTCP(local, remote, "CLOSE", 0)
+	s.Destroyed = true
+	return s
+}
+
+// A shell loop of `nc -z -w1 host $p` against filtered ports: each nc lives
+// one poll, holds one SYN_SENT socket, and is a new process. One alert names
+// the loop's shell; as root the sockets have owners, unprivileged only the
+// nc command lines (naming the host) tie them to the group.
+func TestPortScanProcessGroup(t *testing.T) {
+	for _, owned := range []bool{true, false} {
+		t.Run(map[bool]string{true: "owned sockets", false: "ownerless sockets, command lines"}[owned], func(t *testing.T) {
+			d := newTestPortScan(t, nil)
+			env := bldEnv()
+			var alerts []Alert
+			for i := 0; i < 18; i++ {
+				s := bldSnap(bldT0.Add(time.Duration(i) * time.Second))
+				bldProc(s, 500, 0, "sh", "sh", "-c", "for p in $(seq 20 40); do nc -z -w1 10.0.0.9 $p; done")
+				pid := int32(600 + i)
+				port := 20 + i
+				bldProc(s, pid, 500, "nc", "nc", "-z", "-w1", "10.0.0.9", fmt.Sprint(port))
+				sock := bldTCP(fmt.Sprintf("10.0.0.5:%d", 41000+i), fmt.Sprintf("10.0.0.9:%d", port), "SYN_SENT", pid)
+				if !owned {
+					sock.PID, sock.UID = 0, 0
+				}
+				s.Sockets = append(s.Sockets, sock)
+				alerts = append(alerts, d.Detect(s, env)...)
+			}
+			if len(alerts) == 0 {
+				t.Fatal("no alert for 18 nc processes probing 18 ports")
+			}
+			a := alerts[0]
+			if a.Entity != "out:sh[500]" || a.Process == nil || a.Process.Name != "sh" || a.Dest.Addr() != netip.MustParseAddr("10.0.0.9") {
+				t.Fatalf("alert %+v (process %+v)", a, a.Process)
+			}
+			if n := a.Evidence["processes_seen"].(int); n < 15 {
+				t.Errorf("processes_seen %d, want >= 15", n)
+			}
+			if a.Evidence["group"] != "parent" || !strings.Contains(a.Message, "nc") {
+				t.Errorf("group %v, message %q", a.Evidence["group"], a.Message)
+			}
+			for _, b := range alerts {
+				if b.Entity != a.Entity {
+					t.Errorf("second scanner %q besides %q", b.Entity, a.Entity)
+				}
+			}
+		})
+	}
+}
+
+// A slow connect scan of a host with one open port: the refused connects
+// live microseconds and are known only from destroy notifications with no
+// owner. A long-running scanner (renamed, so no tool rule) naming the host
+// on its command line gets them; with no such process they are one
+// unattributed scanner. A connection that was established (bytes acked) is
+// not an attempt.
+func TestPortScanRefusedAttempts(t *testing.T) {
+	run := func(withProc bool) []Alert {
+		d := newTestPortScan(t, nil)
+		env := bldEnv()
+		var alerts []Alert
+		for i := 0; i < 20; i++ {
+			s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+			if withProc {
+				bldProc(s, 700, 0, "updater", "/tmp/updater", "-sT", "--scan-delay", "2s", "-p", "1-40", "10.0.0.9")
+			}
+			s.Closed = append(s.Closed, bldClosedAttempt(fmt.Sprintf("10.0.0.5:%d", 42000+i), fmt.Sprintf("10.0.0.9:%d", 1+i)))
+			ok := bldTCP(fmt.Sprintf("10.0.0.5:%d", 43000+i), fmt.Sprintf("10.0.0.8:%d", 1000+i), "CLOSE", 0)
+			ok.Destroyed, ok.BytesAcked, ok.BytesReceived = true, 2, 1
+			s.Closed = append(s.Closed, ok)
+			alerts = append(alerts, d.Detect(s, env)...)
+		}
+		return alerts
+	}
+	a := bldFind(run(true), "out:")
+	if a == nil || a.Entity != "out:updater[700]" || a.Process == nil || a.Process.PID != 700 {
+		t.Fatalf("with the scanner's process: %+v", a)
+	}
+	if a.Evidence["max_ports_one_host"].(int) != 15 || a.Evidence["attempts_tied_by_command_line"].(int) == 0 {
+		t.Errorf("evidence %v", a.Evidence)
+	}
+	alerts := run(false)
+	a = bldFind(alerts, "out:")
+	if a == nil || a.Entity != "out:unowned" || a.Process != nil || a.Dest.Addr() != netip.MustParseAddr("10.0.0.9") {
+		t.Fatalf("without: %+v", a)
+	}
+	for _, b := range alerts {
+		if b.Dest.Addr() == netip.MustParseAddr("10.0.0.8") {
+			t.Errorf("established connections counted as attempts: %+v", b)
+		}
+	}
+}
+
+// Two daemons started by init are two scanners, not one group: each
+// probing 10 ports of the same host stays below 15.
+func TestPortScanInitChildrenNotOneGroup(t *testing.T) {
+	bldSteps(t, newTestPortScan(t, nil), 10, func(i int) *collector.Snapshot {
+		s := withInit(bldSnap(bldT0.Add(time.Duration(i)*2*time.Second)), time.Hour)
+		bldProc(s, 801, 1, "agent-a")
+		bldProc(s, 802, 1, "agent-b")
+		s.Sockets = append(s.Sockets,
+			bldTCP(fmt.Sprintf("10.0.0.5:%d", 44000+i), fmt.Sprintf("10.0.0.9:%d", 100+i), "SYN_SENT", 801),
+			bldTCP(fmt.Sprintf("10.0.0.5:%d", 45000+i), fmt.Sprintf("10.0.0.9:%d", 200+i), "SYN_SENT", 802))
+		return s
+	}, "")
 }
