@@ -37,7 +37,7 @@ type outboundScans struct {
 	hosts *Window[netip.Addr, hostClaim]
 	// per poll
 	touched     map[string]bool
-	argHosts    map[netip.Addr][]int32 // hosts on command lines -> pids
+	argHosts    map[netip.Addr][]int32 // host -> pids whose command line names it (this poll)
 	argHostsFor *collector.Snapshot
 }
 
@@ -97,9 +97,9 @@ func groupOf(snap *collector.Snapshot, env *Env, pid int32) (string, scanGroup) 
 	return fmt.Sprintf("process:%d@%d", p.PID, p.StartTime.UnixNano()), scanGroup{kind: "process", leader: p.PID, uid: p.UID, proc: p}
 }
 
-// processSession is the session ID of p when the collector reports it (0:
-// unknown).
-func processSession(p *collector.Process) int32 { return 0 }
+// processSession is the session ID of p (0: unknown, or a session whose
+// leader is outside the sensor's PID namespace).
+func processSession(p *collector.Process) int32 { return p.Session }
 
 // add records one attempt.
 func (o *outboundScans) add(snap *collector.Snapshot, env *Env, s *collector.Socket) {
@@ -107,7 +107,7 @@ func (o *outboundScans) add(snap *collector.Snapshot, env *Env, s *collector.Soc
 	target := netip.AddrPortFrom(s.Remote.Addr().Unmap(), s.Remote.Port())
 	pid, byArgs := s.PID, false
 	if pid <= 0 {
-		pid, byArgs = o.pidFromArgs(snap, env, target.Addr())
+		pid, byArgs = o.pidFromArgs(snap, env, s, target.Addr())
 	}
 	if pid <= 0 {
 		key := "unowned"
@@ -152,52 +152,39 @@ func (o *outboundScans) newTargets() *Distinct[netip.AddrPort] {
 	return NewDistinct[netip.AddrPort](o.cfg.Window, 4*max(o.cfg.OutboundPorts, o.cfg.OutboundHosts))
 }
 
-// pidFromArgs returns the one process of the snapshot whose command line
-// names host (an argument that is the address, or address:port), or 0 when
-// none or several unrelated ones do.
-func (o *outboundScans) pidFromArgs(snap *collector.Snapshot, env *Env, host netip.Addr) (int32, bool) {
+// pidFromArgs returns a process of the snapshot whose command line names
+// host (namesAddr: an address argument, user@addr, addr:port, a URL), of the
+// socket's user when the kernel reported one, or 0 when none does or
+// processes of two groups do.
+func (o *outboundScans) pidFromArgs(snap *collector.Snapshot, env *Env, s *collector.Socket, host netip.Addr) (int32, bool) {
 	if o.argHostsFor != snap {
 		o.argHosts, o.argHostsFor = map[netip.Addr][]int32{}, snap
+	}
+	pids, done := o.argHosts[host]
+	if !done {
 		for pid, p := range snap.Processes {
-			if p == nil {
-				continue
-			}
-			for _, a := range p.Cmdline[min(1, len(p.Cmdline)):] {
-				if h, ok := argHost(a); ok {
-					o.argHosts[h] = append(o.argHosts[h], pid)
-				}
+			if p != nil && len(p.Cmdline) > 1 && namesAddr(p.Cmdline[1:], host) {
+				pids = append(pids, pid)
 			}
 		}
+		sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
+		o.argHosts[host] = pids
 	}
-	pids := o.argHosts[host]
-	if len(pids) == 0 {
-		return 0, false
-	}
-	// Several processes may name the host (a script and the probe it runs):
-	// one group is evidence, two groups are not.
-	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
-	first, _ := groupOf(snap, env, pids[0])
-	for _, pid := range pids[1:] {
-		if k, _ := groupOf(snap, env, pid); k != first {
+	var pid int32
+	var first string
+	for _, id := range pids {
+		if s.Inode != 0 && snap.Processes[id].UID != s.UID {
+			continue
+		}
+		// Several processes may name the host (a script and the probe it
+		// runs): one group is evidence, two groups are not.
+		k, _ := groupOf(snap, env, id)
+		if first != "" && k != first {
 			return 0, false
 		}
+		first, pid = k, id
 	}
-	return pids[len(pids)-1], true
-}
-
-// argHost parses a command-line argument that is an IP address, possibly
-// with a port (10.0.0.5, 10.0.0.5:22, [fd00::5]:22).
-func argHost(a string) (netip.Addr, bool) {
-	if len(a) < 2 || len(a) > 64 {
-		return netip.Addr{}, false
-	}
-	if ip, err := netip.ParseAddr(a); err == nil {
-		return ip.Unmap(), true
-	}
-	if ap, err := netip.ParseAddrPort(a); err == nil {
-		return ap.Addr().Unmap(), true
-	}
-	return netip.Addr{}, false
+	return pid, pid > 0
 }
 
 // alerts evaluates the groups touched at this poll.

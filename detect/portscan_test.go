@@ -392,3 +392,26 @@ func TestPortScanInitChildrenNotOneGroup(t *testing.T) {
 		return s
 	}, "")
 }
+
+// `seq 20 40 | xargs -P4 -I{} sh -c 'nc -z 10.0.0.9 {}'` in a login
+// session: every nc has its own short-lived sh parent, but one session (the
+// login shell's) and one user: one scanner, named by the session leader.
+func TestPortScanSessionGroup(t *testing.T) {
+	d := newTestPortScan(t, nil)
+	env := bldEnv()
+	var alerts []Alert
+	for i := 0; i < 16; i++ {
+		s := bldSnap(bldT0.Add(time.Duration(i) * time.Second))
+		bldProc(s, 400, 399, "bash", "-bash").Session = 400
+		bldProc(s, 401, 400, "xargs", "xargs", "-P4", "-I{}", "sh", "-c", "nc -z 10.0.0.9 {}").Session = 400
+		sh, nc := int32(1000+2*i), int32(1001+2*i)
+		bldProc(s, sh, 401, "sh", "sh", "-c", fmt.Sprintf("nc -z 10.0.0.9 %d", 20+i)).Session = 400
+		bldProc(s, nc, sh, "nc", "nc", "-z", "10.0.0.9", fmt.Sprint(20+i)).Session = 400
+		s.Sockets = append(s.Sockets, bldTCP(fmt.Sprintf("10.0.0.5:%d", 46000+i), fmt.Sprintf("10.0.0.9:%d", 20+i), "SYN_SENT", nc))
+		alerts = append(alerts, d.Detect(s, env)...)
+	}
+	a := bldFind(alerts, "out:")
+	if a == nil || a.Entity != "out:bash[400]" || a.Evidence["group"] != "session" || a.Process == nil || a.Process.PID != 400 {
+		t.Fatalf("alert %+v", a)
+	}
+}
