@@ -77,7 +77,7 @@ const (
 	baselineMinNoise = 120 // rates before the MAD replaces the prior (2 min at 1 s)
 	warmupPolls      = 10  // polls that only learn when there is no prior
 	shortRun         = 60  // latest rates whose median is a level too (a surge)
-	noiseEvery       = 5   // polls between recomputations of the noise and level
+	noiseEvery       = 10  // polls between recomputations of the noise and level
 	madToSigma       = 1.4826
 	maxBaselinePolls = 4096
 )
