@@ -347,7 +347,7 @@ func (d *torDetector) Rules() []RuleInfo {
 			Unprivileged: "Tor processes and transports of every user (command lines are world-readable; a torrc " +
 				"only if readable, as /etc/tor/torrc is). Another user's sockets have no owner: a socket is tied " +
 				"to a Tor process only when its uid matches and it is a bridge or SocksPort of that process's " +
-				"config; other Tor-port and listed-relay connections alert without a process.",
+				"config; other Tor-port and listed-relay connections alert by the socket's uid, without a process.",
 		},
 	}, d.proxyRule()}
 }
@@ -586,9 +586,7 @@ func (d *torDetector) connAlert(snap *collector.Snapshot, env *Env, s *collector
 		"tor_ports": portsAsInts(d.ports),
 	}
 	relayEvidence(a.Evidence, relays)
-	if s.PID == 0 {
-		a.Evidence["process_unknown"] = "socket owner not readable (another user's process or no owner)"
-	}
+	OwnerEvidence(snap, s, a.Evidence)
 	return a
 }
 
@@ -605,9 +603,7 @@ func (d *torDetector) listenAlert(snap *collector.Snapshot, env *Env, s *collect
 		"local":       s.Local.String(),
 		"socks_ports": portsAsInts(d.socks),
 	}
-	if s.PID == 0 {
-		a.Evidence["process_unknown"] = "socket owner not readable (another user's process or no owner)"
-	}
+	OwnerEvidence(snap, s, a.Evidence)
 	return a
 }
 

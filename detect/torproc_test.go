@@ -422,3 +422,18 @@ func TestTorProcessAlertWaitsForItsStart(t *testing.T) {
 		t.Errorf("reasons %v", r)
 	}
 }
+
+// Another user's connection to a Tor port, unprivileged: keyed and described
+// by the socket's uid, not pooled under "unknown".
+func TestTorUnownedConnectionKeyedByUID(t *testing.T) {
+	e := portEngine(t, torCfg(nil), nil)
+	snap := hostSnap(t0)
+	s := sock("tcp", "ESTABLISHED", "10.0.0.5:41000", "198.51.100.40:9030", 0)
+	s.UID, s.Inode = 1000, 4242
+	snap.Sockets = []collector.Socket{s}
+	got := alertsByRule(e.Run(snap), RuleTor)
+	if len(got) != 1 || got[0].Entity != "conn:uid:1000:198.51.100.40:9030" ||
+		got[0].Evidence["owner_uid"] != uint32(1000) || got[0].Evidence["owner_user"] != "alice" {
+		t.Fatalf("got %+v", got)
+	}
+}
