@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/netsentinel/netsentinel/collector"
 )
@@ -73,6 +74,8 @@ func userName(snap *collector.Snapshot, uid uint32) string {
 // or "an unknown process".
 func describeOwner(snap *collector.Snapshot, p *ProcessInfo, s *collector.Socket) string {
 	switch {
+	case p != nil && s.PID <= 0:
+		return fmt.Sprintf("%s (pid %d, inferred)", p.Name, p.PID)
 	case p != nil:
 		return fmt.Sprintf("%s (pid %d)", p.Name, p.PID)
 	case s.PID > 0:
@@ -85,4 +88,129 @@ func describeOwner(snap *collector.Snapshot, p *ProcessInfo, s *collector.Socket
 	default:
 		return "an unknown process"
 	}
+}
+
+// maxChainDepth bounds the parent walk when inferred candidates are
+// checked for forming one chain.
+const maxChainDepth = 64
+
+// Why InferOwner tied a socket to a process.
+const (
+	InferredByCmdline = "cmdline"      // its command line names the peer's address and port
+	InferredBySole    = "sole_process" // the only process of the socket's user
+)
+
+// InferOwner ties a socket whose owner cannot be read to a process, from
+// what /proc shows every user (command lines, uids, start times, parents),
+// and only where the evidence is strong. It returns the PID and the rule
+// that held (InferredByCmdline or InferredBySole), or 0 and "":
+//
+//  1. Command line: the processes of the socket's uid, started no later than
+//     the socket was first seen, whose command line names the socket's
+//     remote address and port as separate tokens ("ncat 198.51.100.7 4444",
+//     "TCP:198.51.100.7:4444", "/dev/tcp/198.51.100.7/4444"). One such
+//     process, or several forming one parent chain (a shell and the tool it
+//     started), gives the deepest; unrelated processes naming the same peer
+//     give nothing, and stop the second rule too.
+//  2. Sole process: the socket is open (it has an inode) and belongs to a
+//     non-root uid of which exactly one process runs, started no later than
+//     the socket was first seen.
+//
+// A socket with a PID, or whose uid is not known, is never inferred. Not
+// inferred: a peer named by host name, a listener, a socket handed to a
+// process of another uid, root's sockets unless a command line names them.
+func InferOwner(snap *collector.Snapshot, env *Env, s *collector.Socket) (int32, string) {
+	if s.PID > 0 || !uidKnown(s) {
+		return 0, ""
+	}
+	after := func(p *collector.Process) bool {
+		return !s.FirstSeen.IsZero() && !p.StartTime.IsZero() && p.StartTime.After(s.FirstSeen)
+	}
+	if !IsListener(s) && s.Remote.IsValid() && s.Remote.Port() != 0 {
+		var cands []*collector.Process
+		for _, p := range snap.Processes {
+			if p == nil || p.UID != s.UID || len(p.Cmdline) == 0 || after(p) {
+				continue
+			}
+			if namesEndpoint(strings.Join(p.Cmdline, " "), s.Remote) {
+				cands = append(cands, p)
+			}
+		}
+		if p := deepestOfChain(snap, env, cands); p != nil {
+			return p.PID, InferredByCmdline
+		}
+		if len(cands) > 0 {
+			return 0, "" // unrelated processes name the peer: ambiguous
+		}
+	}
+	if s.UID == 0 || s.Inode == 0 || s.Destroyed || s.State == "TIME_WAIT" || s.State == "CLOSE" {
+		return 0, ""
+	}
+	var only *collector.Process
+	for _, p := range snap.Processes {
+		if p == nil || p.UID != s.UID {
+			continue
+		}
+		if only != nil {
+			return 0, ""
+		}
+		only = p
+	}
+	if only == nil || after(only) {
+		return 0, ""
+	}
+	return only.PID, InferredBySole
+}
+
+// deepestOfChain returns the candidate of which every other candidate is an
+// ancestor, or nil when there is none (no candidate, or unrelated ones).
+func deepestOfChain(snap *collector.Snapshot, env *Env, cands []*collector.Process) *collector.Process {
+	if len(cands) == 1 {
+		return cands[0]
+	}
+	var found *collector.Process
+	for _, c := range cands {
+		anc := map[int32]bool{}
+		for _, a := range Ancestors(snap, env, c.PID, maxChainDepth) {
+			anc[a.PID] = true
+		}
+		all := true
+		for _, o := range cands {
+			if o != c && !anc[o.PID] {
+				all = false
+				break
+			}
+		}
+		if all {
+			if found != nil {
+				return nil
+			}
+			found = c
+		}
+	}
+	return found
+}
+
+// ownerContext returns the process context of s's owner for an alert: the
+// readable owner; else the process InferOwner ties it to, with ev["owner"]
+// saying it is inferred and why; else nil. ev also gets OwnerEvidence.
+func ownerContext(snap *collector.Snapshot, env *Env, s *collector.Socket, ev map[string]any) *ProcessInfo {
+	if s.PID > 0 {
+		return ProcessContext(snap, env, s.PID)
+	}
+	OwnerEvidence(snap, s, ev)
+	pid, by := InferOwner(snap, env, s)
+	p := ProcessContext(snap, env, pid)
+	if p == nil {
+		return nil
+	}
+	switch by {
+	case InferredByCmdline:
+		ev["owner"] = fmt.Sprintf("inferred: the socket's owner was not readable; %s (pid %d), a process of its user, "+
+			"names its peer's address and port on its command line", p.Name, p.PID)
+	case InferredBySole:
+		ev["owner"] = fmt.Sprintf("inferred: the socket's owner was not readable; %s (pid %d) is the only process of "+
+			"its user (uid %d) and started before the socket was seen", p.Name, p.PID, s.UID)
+	}
+	return p
 }

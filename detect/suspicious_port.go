@@ -78,8 +78,10 @@ func (d *suspiciousPort) Rules() []RuleInfo {
 			Privileged: "Every TCP/UDP socket and listener of the network namespace with its process (name, command line, " +
 				"parent), one alert per connection, also for connections shorter than a poll (destroy notifications; " +
 				"their process only if a poll listed them).",
-			Unprivileged: "The same sockets and ports; the process only for the sensor's own user: another user's " +
-				"socket is reported and keyed by its uid and user name, and a connection shorter than a poll has no uid.",
+			Unprivileged: "The same sockets and ports, one alert per connection; another user's socket is keyed by its " +
+				"uid and user name, and its process named only when inferred from /proc (a process of that user whose " +
+				"command line names the peer, or the user's only process; marked inferred); a connection shorter " +
+				"than a poll has no uid.",
 		},
 	}}
 }
@@ -138,7 +140,6 @@ func (d *suspiciousPort) base(s *collector.Socket, snap *collector.Snapshot, env
 		Severity:   SeverityHigh,
 		Transport:  s.Proto,
 		Source:     s.Local,
-		Process:    ProcessContext(snap, env, s.PID),
 	}
 }
 
@@ -152,14 +153,14 @@ func (d *suspiciousPort) outAlert(snap *collector.Snapshot, env *Env, s *collect
 	port := s.Remote.Port()
 	dst := netip.AddrPortFrom(s.Remote.Addr().Unmap(), port)
 	a.Entity = "out:" + OwnerKey(snap, env, s) + ":" + strconv.Itoa(int(s.Local.Port())) + "->" + dst.String()
-	a.Message = fmt.Sprintf("%s connection to %s on suspicious port %d by %s", s.Proto, dst, port, describeOwner(snap, a.Process, s))
 	a.Evidence = map[string]any{
 		"port":      int(port),
 		"state":     s.State,
 		"port_list": portsAsInts(d.ports),
 		"closed":    closed,
 	}
-	OwnerEvidence(snap, s, a.Evidence)
+	a.Process = ownerContext(snap, env, s, a.Evidence)
+	a.Message = fmt.Sprintf("%s connection to %s on suspicious port %d by %s", s.Proto, dst, port, describeOwner(snap, a.Process, s))
 	return a
 }
 
@@ -168,14 +169,14 @@ func (d *suspiciousPort) listenAlert(snap *collector.Snapshot, env *Env, s *coll
 	a.Direction = DirIngress
 	port := s.Local.Port()
 	a.Entity = "listen:" + s.Proto + ":" + strconv.Itoa(int(port))
-	a.Message = fmt.Sprintf("%s listener on suspicious port %d (%s) by %s", s.Proto, port, s.Local, describeOwner(snap, a.Process, s))
 	a.Evidence = map[string]any{
 		"port":      int(port),
 		"listening": true,
 		"local":     s.Local.String(),
 		"port_list": portsAsInts(d.ports),
 	}
-	OwnerEvidence(snap, s, a.Evidence)
+	a.Process = ownerContext(snap, env, s, a.Evidence)
+	a.Message = fmt.Sprintf("%s listener on suspicious port %d (%s) by %s", s.Proto, port, s.Local, describeOwner(snap, a.Process, s))
 	return a
 }
 

@@ -243,27 +243,29 @@ func TestSuspiciousPortOneAlertPerConnection(t *testing.T) {
 }
 
 // A socket whose owner cannot be read is keyed by its uid, not pooled with
-// every other unreadable socket, and its evidence says so and names the user.
+// every other unreadable socket; its evidence says so and names the user.
+// Where /proc shows strong evidence the alert names the process, marked as
+// inferred; the entity stays the uid's.
 func TestSuspiciousPortUnownedKeyedByUID(t *testing.T) {
 	e := portEngine(t, nil, nil)
 	snap := hostSnap(t0)
 	snap.Processes[500] = &collector.Process{PID: 500, PPID: 1, Name: "php-fpm", UID: 33, User: "www-data"}
-	a := sock("tcp", "ESTABLISHED", "10.0.0.5:41000", "198.51.100.7:4444", 0)
-	a.Inode, a.UID = 9001, 33
+	a := sock("tcp", "ESTABLISHED", "10.0.0.5:41000", "198.51.100.9:4444", 0)
+	a.Inode, a.UID = 9001, 33 // php-fpm is uid 33's only process
 	b := sock("tcp", "ESTABLISHED", "10.0.0.5:41001", "198.51.100.7:4444", 0)
-	b.Inode, b.UID = 9002, 1000
+	b.Inode, b.UID = 9002, 1000 // nc's command line names 198.51.100.7 4444
 	c := sock("tcp", "LISTEN", "0.0.0.0:31337", "", 0)
-	c.Inode, c.UID = 9003, 4242
+	c.Inode, c.UID = 9003, 4242 // no process of uid 4242 is visible
 	snap.Sockets = []collector.Socket{a, b, c}
 	got := alertsByRule(e.Run(snap), RuleSuspiciousPort)
 	want := map[string]struct {
-		uid  uint32
-		user string
-		msg  string
+		uid            uint32
+		user, proc     string
+		msg, inference string
 	}{
-		"out:uid:33:41000->198.51.100.7:4444":   {33, "www-data", "by a process of user www-data (uid 33)"},
-		"out:uid:1000:41001->198.51.100.7:4444": {1000, "alice", "by a process of user alice (uid 1000)"},
-		"listen:tcp:31337":                      {4242, "", "by a process of uid 4242"},
+		"out:uid:33:41000->198.51.100.9:4444":   {33, "www-data", "php-fpm", "by php-fpm (pid 500, inferred)", "only process"},
+		"out:uid:1000:41001->198.51.100.7:4444": {1000, "alice", "nc", "by nc (pid 300, inferred)", "command line"},
+		"listen:tcp:31337":                      {4242, "", "", "by a process of uid 4242", ""},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d alerts, want %d: %+v", len(got), len(want), got)
@@ -274,14 +276,25 @@ func TestSuspiciousPortUnownedKeyedByUID(t *testing.T) {
 			t.Errorf("unexpected entity %q", g.Entity)
 			continue
 		}
-		if g.Process != nil || g.Evidence["owner_uid"] != w.uid || g.Evidence["process_unknown"] == nil {
-			t.Errorf("%s: process %+v evidence %v, want no process, owner_uid %d and a process_unknown note", g.Entity, g.Process, g.Evidence, w.uid)
+		if g.Evidence["owner_uid"] != w.uid || g.Evidence["process_unknown"] == nil {
+			t.Errorf("%s: evidence %v, want owner_uid %d and a process_unknown note", g.Entity, g.Evidence, w.uid)
 		}
 		if u, _ := g.Evidence["owner_user"].(string); u != w.user {
 			t.Errorf("%s: owner_user %q, want %q", g.Entity, u, w.user)
 		}
 		if !strings.Contains(g.Message, w.msg) {
 			t.Errorf("%s: message %q, want %q in it", g.Entity, g.Message, w.msg)
+		}
+		owner, _ := g.Evidence["owner"].(string)
+		switch {
+		case w.proc == "":
+			if g.Process != nil || owner != "" {
+				t.Errorf("%s: process %+v owner %q, want none", g.Entity, g.Process, owner)
+			}
+		case g.Process == nil || g.Process.Name != w.proc:
+			t.Errorf("%s: process %+v, want %s", g.Entity, g.Process, w.proc)
+		case !strings.HasPrefix(owner, "inferred: ") || !strings.Contains(owner, w.inference):
+			t.Errorf("%s: evidence owner %q, want it marked inferred by %s", g.Entity, owner, w.inference)
 		}
 	}
 }

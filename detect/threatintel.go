@@ -197,7 +197,7 @@ func (d *threatIntel) Rules() []RuleInfo {
 			Privileged: "Every socket's peer address (open, and closed between polls through destroy notifications) " +
 				"with its process.",
 			Unprivileged: "Every socket's peer address as well; another user's socket is reported by its uid and " +
-				"user name, without a process.",
+				"user name, its process only when inferred from /proc (marked inferred).",
 		},
 	}}
 }
@@ -223,15 +223,15 @@ func (d *threatIntel) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return
 		}
 		done[entity] = true
+		ev := map[string]any{"lists": lists, "matched": p.String(), "state": s.State}
+		proc := ownerContext(snap, env, s, ev)
 		out = append(out, Alert{
 			RuleID: RuleThreatIntel, ThreatType: ThreatIntelMatch, Technique: "T1071", Severity: SeverityHigh,
-			Message:   fmt.Sprintf("connection to %s listed in threat-intel list %s (%s) by %s", ra, strings.Join(lists, ", "), p, describeOwner(snap, ProcessContext(snap, env, s.PID), s)),
+			Message:   fmt.Sprintf("connection to %s listed in threat-intel list %s (%s) by %s", ra, strings.Join(lists, ", "), p, describeOwner(snap, proc, s)),
 			Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
-			Process:  ProcessContext(snap, env, s.PID),
-			Evidence: map[string]any{"lists": lists, "matched": p.String(), "state": s.State},
-			Entity:   entity, Recommendation: Recommendation(ThreatIntelMatch),
+			Process: proc, Evidence: ev,
+			Entity: entity, Recommendation: Recommendation(ThreatIntelMatch),
 		})
-		OwnerEvidence(snap, s, out[len(out)-1].Evidence)
 	}
 	for i := range snap.Sockets {
 		check(&snap.Sockets[i])
