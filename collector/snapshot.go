@@ -228,4 +228,8 @@ type Options struct {
 	SystemMetrics bool
 	// DestroyEvents subscribes to sock_diag destroy notifications (Linux).
 	DestroyEvents bool
+	// ProcEvents subscribes to exec events through the netlink process
+	// connector (Linux, CAP_NET_ADMIN, initial PID namespace; off with one
+	// info log otherwise), so processes that live less than a poll are seen.
+	ProcEvents bool
 }

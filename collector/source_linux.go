@@ -57,8 +57,12 @@ func NewSource(opts Options, log *zap.Logger) (Source, error) {
 		s.openDestroy()
 	}
 	s.openNeigh()
+	if opts.ProcEvents {
+		s.openProcConn()
+	}
 	log.Info("linux source ready", zap.String("proc_root", procRoot),
-		zap.Bool("sock_diag", s.diag != nil), zap.Bool("destroy_events", s.destroy != nil))
+		zap.Bool("sock_diag", s.diag != nil), zap.Bool("destroy_events", s.destroy != nil),
+		zap.Bool("proc_events", s.procConn != nil))
 	return s, nil
 }
 
@@ -74,6 +78,8 @@ type linuxSource struct {
 	pids    *pidCache
 	tracker *tracker
 
+	procConn *procConn // exec events (privileged, optional)
+
 	diagErr, destroyErr error // why diag / destroy are nil
 	lastSockets         int
 	destroyBuf          []Socket
@@ -87,6 +93,21 @@ func (s *linuxSource) openDiag() {
 		return
 	}
 	s.diag, s.diagErr = openSockDiag()
+}
+
+// openProcConn subscribes to exec events when permitted; otherwise it says
+// once, at info level, what is missed.
+func (s *linuxSource) openProcConn() {
+	err := procConnUsable()
+	if err == nil {
+		var boot time.Time
+		if boot, err = readBootTime(s.procRoot, time.Now()); err == nil {
+			s.procConn, err = openProcConn(s.procRoot, boot)
+		}
+	}
+	if err != nil {
+		s.log.Info("process exec events off: processes that start and exit between two polls are not seen", zap.Error(err))
+	}
 }
 
 func (s *linuxSource) openDestroy() {
@@ -134,6 +155,7 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 	if procs == nil {
 		procs = map[int32]*Process{}
 	}
+	s.addExecRecords(procs)
 	snap.Processes = procs
 
 	// Destroy notifications since the last poll, then the tracker.
@@ -239,9 +261,41 @@ func (s *linuxSource) recordErrors(snap *Snapshot, errs map[string]error) {
 	}
 }
 
+// addExecRecords adds the processes read at their exec since the last poll
+// that the table does not list (they exited, or exec'd again): short-lived
+// children reach the detectors with their parent, command line and user.
+func (s *linuxSource) addExecRecords(procs map[int32]*Process) {
+	if s.procConn == nil {
+		return
+	}
+	if err := s.procConn.Err(); err != nil {
+		s.log.Info("process exec events stopped", zap.Error(err))
+		s.procConn.Close()
+		s.procConn = nil
+		return
+	}
+	recs, lost := s.procConn.Drain()
+	added := 0
+	for _, p := range recs {
+		if cur, ok := procs[p.PID]; ok && (cur == nil || cur.StartTime.Equal(p.StartTime)) {
+			continue // still running: the table has it
+		}
+		p.User = s.procs.userName(p.UID)
+		procs[p.PID] = p
+		added++
+	}
+	if added > 0 || lost > 0 {
+		s.log.Debug("short-lived processes from exec events", zap.Int("added", added), zap.Int("events", len(recs)), zap.Uint64("lost", lost))
+	}
+}
+
 // Close releases the netlink sockets.
 func (s *linuxSource) Close() error {
 	var errs []error
+	if s.procConn != nil {
+		errs = append(errs, s.procConn.Close())
+		s.procConn = nil
+	}
 	if s.destroy != nil {
 		errs = append(errs, s.destroy.Close())
 		s.destroy = nil

@@ -93,6 +93,7 @@ func cmdRun(ctx context.Context, rf *runFlags, stdout, stderr io.Writer, mode ru
 			ResolvConf:    cfg.ResolvConf,
 			SystemMetrics: cfg.SystemMetrics == nil || *cfg.SystemMetrics,
 			DestroyEvents: cfg.DestroyEvents == nil || *cfg.DestroyEvents,
+			ProcEvents:    cfg.ProcEvents == nil || *cfg.ProcEvents,
 		}
 		if src, err = collector.NewSource(opts, log.Named("collector")); err != nil {
 			return fmt.Errorf("starting collector: %w", err)

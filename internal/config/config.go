@@ -42,6 +42,10 @@ type Config struct {
 	ResolvConf string `yaml:"resolv_conf"`
 	// DestroyEvents subscribes to socket-destroy notifications (Linux).
 	DestroyEvents *bool `yaml:"destroy_events"`
+	// ProcEvents subscribes to exec events through the netlink process
+	// connector (Linux; used only with CAP_NET_ADMIN in the initial PID
+	// namespace), so processes living less than a poll are seen.
+	ProcEvents *bool `yaml:"proc_events"`
 	// SystemMetrics gathers CPU, memory and interface counters.
 	SystemMetrics *bool `yaml:"system_metrics"`
 
@@ -173,6 +177,7 @@ func Default() Config {
 		Format:        "ecs",
 		ResolvConf:    "/etc/resolv.conf",
 		DestroyEvents: &t,
+		ProcEvents:    &t,
 		SystemMetrics: &t,
 		Log:           LogConfig{Level: "info", Format: "console"},
 		Sinks:         []string{"stdout"},
