@@ -22,9 +22,10 @@ import (
 // connector (NETLINK_CONNECTOR, group CN_IDX_PROC: PROC_EVENT_FORK, EXEC,
 // EXIT ...) and reads each process that execs right away, so that a child
 // living less than a poll (a web shell's `sh -c 'cd /x && id'` under nginx or
-// php-fpm) still reaches the snapshot. Subscribing needs CAP_NET_ADMIN, and
+// php-fpm) still reaches the snapshot. Subscribing needs CAP_NET_ADMIN and
+// the host's initial network namespace (elsewhere the kernel refuses), and
 // the events carry PIDs of the initial PID namespace: the collector opens it
-// only when both hold (see procConnUsable).
+// only when all hold (see procConnUsable, openProcConn).
 //
 // Only EXEC events are acted upon: the process is read from /proc at once
 // (stat, status, cmdline, exe). A process that execs again or exits before
@@ -101,6 +102,9 @@ func openProcConn(root string, boot time.Time) (*procConn, error) {
 	}
 	if err := unix.Sendto(fd, listenRequest(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
+		if errors.Is(err, unix.ECONNREFUSED) {
+			return nil, fmt.Errorf("process connector: PROC_CN_MCAST_LISTEN: %w (the connector answers only in the host's initial network namespace)", err)
+		}
 		return nil, fmt.Errorf("process connector: PROC_CN_MCAST_LISTEN: %w", err)
 	}
 	c := &procConn{f: os.NewFile(uintptr(fd), "proc-connector"), root: root, boot: boot,

@@ -1,6 +1,10 @@
 package scenarios
 
 import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -120,3 +124,33 @@ while True:
         else:
             os.write(fd, data)
 `
+
+// A web shell's command under a web server (a copy of bash named nginx):
+// sh runs `id; uname -a` and exits within milliseconds, far less than a
+// poll. Only exec events show it: the kernel's process connector, which
+// needs CAP_NET_ADMIN and answers only in the machine's initial network and
+// PID namespaces, so sensor and web server run there (no traffic is made).
+func TestWebShellShortLived(t *testing.T) {
+	netns.RequireTools(t, "ip", "id", "uname")
+	eachMode(t, func(t *testing.T, m mode) {
+		if !m.canSee(t, "sh lives a few ms between two polls; exec events (netlink process connector) need CAP_NET_ADMIN") {
+			return
+		}
+		topo := netns.New(t, 0)
+		s := startSensor(t, topo, "webshell_short_lived", sensorOptions{mode: m, hostNS: true})
+		if b, err := os.ReadFile(s.stderr); !bytes.Contains(b, []byte(`"proc_events":true`)) {
+			t.Fatalf("the sensor did not subscribe to exec events (%v); stderr:\n%s", err, b)
+		}
+		// cp writes the copy, not this process (ETXTBSY, golang/go#22315).
+		nginx := filepath.Join(t.TempDir(), "nginx")
+		run(t, exec.Command("cp", "/bin/bash", nginx))
+		const settle = 1500 * time.Millisecond
+		const webshell = "id; uname -a"
+		bg(t, topo, exec.CommandContext(ctxFor(t, 30*time.Second), nginx, "-c",
+			fmt.Sprintf("sleep %g; sh -c '%s' >/dev/null; sleep 4; true", settle.Seconds(), webshell)))
+		start := time.Now().Add(settle)
+		e := s.expect(t, "webshell_short_lived", "T1059.004", start, "nginx → sh -c '"+webshell+"' living a few ms (exec events)",
+			and(isTechnique("process_spawn", "T1059.004"), procIs("sh"), func(e map[string]any) bool { return hasString(e, "process.args", webshell) }))
+		wantField(t, e, "process.parent.name", "nginx")
+	})
+}

@@ -95,6 +95,10 @@ type sensorOptions struct {
 	mode mode
 	// detectors is YAML added under detect.detectors (indented 4 spaces).
 	detectors string
+	// hostNS runs the sensor in the machine's own namespaces, the only ones
+	// where the kernel's process connector (exec events) answers: it then
+	// sees every process and socket of the machine, not the topology's.
+	hostNS bool
 }
 
 // startSensor runs netsentinel in the monitored host with a config written
@@ -135,7 +139,11 @@ detect:
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	name0, args := sensorCommand(o.mode, binary, args)
-	s.cmd = topo.HostCmd(ctx, name0, args...)
+	if o.hostNS {
+		s.cmd = exec.CommandContext(ctx, name0, args...)
+	} else {
+		s.cmd = topo.HostCmd(ctx, name0, args...)
+	}
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
