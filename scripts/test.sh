@@ -20,6 +20,7 @@ pkgs=(iproute2 iputils-ping procps psmisc kcat nmap ncat netcat-openbsd socat to
 pkgs+=(gawk perl)   # reverse-shell scenarios (gawk /inet/tcp, perl IO::Socket one-liner)
 pkgs+=(python3-impacket openssl)   # lateral movement (Impacket SMB client) and exfiltration (tar | openssl | ssh) scenarios
 pkgs+=(obfs4proxy microsocks)      # Tor pluggable transport and SOCKS proxy scenarios (test/scenarios/tor_test.go)
+pkgs+=(telnet)                    # Atomic Red Team T1571 #2 (test/scenarios/owner_test.go)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

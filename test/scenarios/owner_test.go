@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsentinel/netsentinel/detect"
 	"github.com/netsentinel/netsentinel/test/netns"
 )
 
@@ -78,5 +79,29 @@ func TestOneAlertPerConnection(t *testing.T) {
 		if len(got) != ownerConns {
 			t.Errorf("%d T1571 alerts for %d connections, want one each:\n%s", len(got), ownerConns, strings.Join(got, "\n"))
 		}
+	})
+}
+
+// Atomic Red Team T1571 #2 "Testing usage of uncommonly used port": `echo
+// quit | telnet DOMAIN 8081`. 8081 is an everyday alternate HTTP port, not in
+// the default RAT/C2 list; an operator who treats it as non-standard adds it
+// to suspicious_port.ports, and the atomic's short connection (it ends when
+// telnet's stdin does, usually between two polls) is then caught through
+// its TIME_WAIT listing or destroy notification.
+func TestT1571AtomicTelnet(t *testing.T) {
+	netns.RequireTools(t, "telnet", "ncat", "nsenter", "unshare")
+	eachMode(t, func(t *testing.T, m mode) {
+		topo := netns.New(t, 0)
+		const dst = "198.51.100.45"
+		internetHost(t, topo, dst)
+		listen(t, topo, topo.I, dst, "8081", 40*time.Second)
+		ports := `"` + strings.Join(append(append([]string(nil), detect.DefaultSuspiciousPorts...), "8081"), `", "`) + `"`
+		s := startSensor(t, topo, "t1571_atomic_telnet_8081", sensorOptions{mode: m,
+			detectors: "    suspicious_port:\n      ports: [" + ports + "]\n"})
+		start := time.Now()
+		run(t, topo.HostCmd(ctxFor(t, 30*time.Second), "sh", "-c", "echo quit | timeout 10 telnet "+dst+" 8081; exit 0"))
+		e := s.expect(t, "t1571_atomic_telnet_8081", "T1571", start, "echo quit | telnet "+dst+" 8081 (8081 added to suspicious_port.ports)",
+			and(isTechnique("suspicious_port", "T1571"), destIs(dst)))
+		wantField(t, e, "destination.port", "8081")
 	})
 }
