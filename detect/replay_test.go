@@ -109,6 +109,11 @@ func TestReplayRecordedScenarios(t *testing.T) {
 		{"reverse_shell", RuleReverseShell, "T1059.004", "198.51.100.20", "bash"},
 		{"arp_spoofing", RuleARPSpoofing, "T1557.002", "", ""},
 		{"exfiltration", RuleExfiltration, "T1048", "203.0.113.50", ""},
+		{"lateral_ssh_2222", RuleLateralMovement, "T1021.004", "", "ssh"},
+		{"lateral_impacket", RuleLateralMovement, "T1021.002", "10.66.0.21", "python3"},
+		{"exfil_rotating", RuleExfiltration, "T1048", "", "curl"},
+		{"exfil_staged", RuleStagedExfiltration, "T1048", "203.0.113.120", "curl"},
+		{"exfil_atomic_tar_openssl_ssh", RuleExfiltration, "T1048", "198.51.100.140", "ssh"},
 	} {
 		t.Run(tc.fixture+"/"+tc.technique, func(t *testing.T) {
 			alerts := replayAlerts(t, tc.fixture)
@@ -136,8 +141,10 @@ func TestReplayRecordedScenarios(t *testing.T) {
 }
 
 func TestReplayRecordedBaselineIsSilent(t *testing.T) {
-	for _, a := range replayAlerts(t, "baseline") {
-		t.Errorf("benign baseline: %s %s: %s", a.RuleID, a.Technique, a.Message)
+	for _, name := range []string{"baseline", "exfil_backup_control"} {
+		for _, a := range replayAlerts(t, name) {
+			t.Errorf("benign %s: %s %s: %s", name, a.RuleID, a.Technique, a.Message)
+		}
 	}
 }
 
