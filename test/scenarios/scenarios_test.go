@@ -307,9 +307,8 @@ func TestWebServerSpawnsShell(t *testing.T) {
 func TestReverseShell(t *testing.T) {
 	netns.RequireTools(t, "ncat", "nsenter", "unshare")
 	eachMode(t, func(t *testing.T, m mode) {
-		if !m.canSee(t, "bash's stdio sockets are in root's /proc/<pid>/fd, unreadable to another user") {
-			return
-		}
+		// Unprivileged, bash's stdio is unreadable: the connection is tied
+		// to bash through its launcher's command line naming /dev/tcp/a/p.
 		topo := netns.New(t, 0)
 		const c2 = "198.51.100.20"
 		listenOnce(t, topo, c2, "4444", "")
