@@ -221,11 +221,11 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 				return
 			}
 			seenKeys[entity] = true
-			OwnerEvidence(snap, s, ev)
+			proc := ownerContext(snap, env, s, ev)
 			out = append(out, Alert{
 				ThreatType: ThreatSuspiciousDNS, Technique: "T1071.004", Severity: sev, Message: msg,
 				Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: netip.AddrPortFrom(ra, port),
-				Process: ProcessContext(snap, env, s.PID), Evidence: ev,
+				Process: proc, Evidence: ev,
 				Recommendation: Recommendation(ThreatSuspiciousDNS), Entity: entity,
 			})
 		}

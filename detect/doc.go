@@ -22,6 +22,12 @@
 //	ProcessKey(snap, env, pid) string             // name, else "pid:N", else "unknown" (for entities)
 //	Ancestors(snap, env, pid, max) []*collector.Process // parent first, bounded, cycle-safe
 //
+// Socket owners (owner.go; a socket keeps its owner through TIME_WAIT):
+//
+//	OwnerKey(snap, env, s) string       // process key, else "uid:N" (unreadable owner), else UnknownOwner
+//	OwnerEvidence(snap, s, ev)          // process_unknown, owner_uid, owner_user for an unowned socket
+//	InferOwner(snap, env, s) (pid, by)  // a process tied from /proc only on strong evidence, or 0
+//
 // Sockets and addresses:
 //
 //	IsListener(s) bool                  // TCP LISTEN, or UDP bound with no remote peer
