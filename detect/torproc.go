@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -91,7 +92,9 @@ type torClassifier struct {
 	names      map[string]bool
 	transports map[string]bool
 	readTorrc  bool
-	cache      map[torProcKey]*torSigns // nil value: not Tor
+	cache      map[torProcKey]*torSigns          // nil value: not Tor
+	pending    atomic.Int32                      // torrc reads not finished
+	read       func(path string) ([]byte, error) // nil: readRegularCapped (tests replace it)
 }
 
 type torProcKey struct {
@@ -261,10 +264,18 @@ func torrcLooksTor(keys []string) bool {
 	return bridge && bridges
 }
 
+// Torrc reads run off the detection goroutine: a file on a hung network
+// mount or a user's FUSE file system must not stall the sensor.
+const (
+	torrcReadTimeout     = 250 * time.Millisecond
+	maxPendingTorrcReads = 4
+)
+
 // readTorrcFile reads a torrc named on p's command line: an absolute path as
 // is, a relative one under p's working directory (readable when privileged or
 // p is the sensor's user). Only regular files are read (a FIFO never blocks
-// the sensor), at most maxTorrcBytes.
+// the sensor), at most maxTorrcBytes, within torrcReadTimeout; while
+// maxPendingTorrcReads reads are still blocked no other is started.
 func (c *torClassifier) readTorrcFile(p *collector.Process, path string) (keys []string, bridges []netip.AddrPort, transports []string, socks []uint16, err error) {
 	if !c.readTorrc {
 		return nil, nil, nil, nil, errors.New("torrc reading disabled (read_torrc: false)")
@@ -272,24 +283,53 @@ func (c *torClassifier) readTorrcFile(p *collector.Process, path string) (keys [
 	if !filepath.IsAbs(path) {
 		path = filepath.Join("/proc", strconv.Itoa(int(p.PID)), "cwd", path)
 	}
+	if c.pending.Add(1) > maxPendingTorrcReads {
+		c.pending.Add(-1)
+		return nil, nil, nil, nil, fmt.Errorf("not read: %d earlier torrc reads are still blocked", maxPendingTorrcReads)
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	read := c.read
+	if read == nil {
+		read = readRegularCapped
+	}
+	go func() {
+		defer c.pending.Add(-1)
+		data, err := read(path)
+		done <- result{data, err}
+	}()
+	timer := time.NewTimer(torrcReadTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, nil, nil, nil, r.err
+		}
+		keys, bridges, transports, socks = parseTorrc(r.data)
+		return keys, bridges, transports, socks, nil
+	case <-timer.C:
+		return nil, nil, nil, nil, fmt.Errorf("not read: no answer within %v", torrcReadTimeout)
+	}
+}
+
+// readRegularCapped reads up to maxTorrcBytes of a regular file.
+func readRegularCapped(path string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("not readable: %w", errors.Unwrap(err))
+		return nil, fmt.Errorf("not readable: %w", errors.Unwrap(err))
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, nil, nil, nil, errors.New("not a regular file")
+		return nil, errors.New("not a regular file")
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxTorrcBytes))
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	keys, bridges, transports, socks = parseTorrc(data)
-	return keys, bridges, transports, socks, nil
+	return io.ReadAll(io.LimitReader(f, maxTorrcBytes))
 }
 
 // parseTorrc returns the Tor keywords of data (canonical spelling, in file
@@ -302,7 +342,10 @@ func parseTorrc(data []byte) (keys []string, bridges []netip.AddrPort, transport
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = strings.TrimSpace(line[:i])
 		}
-		kw, rest, _ := strings.Cut(line, " ")
+		kw, rest := line, ""
+		if i := strings.IndexAny(line, " \t"); i >= 0 {
+			kw, rest = line[:i], line[i+1:]
+		}
 		if kw == "" {
 			continue
 		}

@@ -1,10 +1,12 @@
 package detect
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -375,7 +377,7 @@ func TestTorCmdlineOptions(t *testing.T) {
 }
 
 func TestParseTorrc(t *testing.T) {
-	keys, bridges, transports, socks := parseTorrc([]byte(testTorrc + "socksport [::1]:9999 IsolateDestAddr\nbridge snowflake 192.0.2.3:80 fp\n  # Bridge 192.0.2.9:1\n"))
+	keys, bridges, transports, socks := parseTorrc([]byte(testTorrc + "socksport [::1]:9999 IsolateDestAddr\nbridge\tsnowflake 192.0.2.3:80 fp\n  # Bridge 192.0.2.9:1\n"))
 	if !reflect.DeepEqual(keys, []string{"DataDirectory", "SocksPort", "UseBridges", "Bridge", "ClientTransportPlugin"}) {
 		t.Errorf("keys %v", keys)
 	}
@@ -435,5 +437,34 @@ func TestTorUnownedConnectionKeyedByUID(t *testing.T) {
 	if len(got) != 1 || got[0].Entity != "conn:uid:1000:198.51.100.40:9030" ||
 		got[0].Evidence["owner_uid"] != uint32(1000) || got[0].Evidence["owner_user"] != "alice" {
 		t.Fatalf("got %+v", got)
+	}
+}
+
+// A torrc on a file system that never answers (a hung NFS mount, a user's
+// FUSE file system) costs one poll at most torrcReadTimeout, and once
+// maxPendingTorrcReads reads hang no more are started.
+func TestTorrcReadNeverStallsDetection(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	cls := newTorClassifier([]string{"tor"}, nil, true)
+	var started atomic.Int32
+	cls.read = func(string) ([]byte, error) { // the hung file system
+		started.Add(1)
+		<-release
+		return nil, errors.New("released")
+	}
+	for i := 0; i < maxPendingTorrcReads+2; i++ {
+		p := &collector.Process{PID: int32(100 + i), Name: "x", Cmdline: []string{"x", "-f", "/mnt/fuse/torrc"}}
+		begin := time.Now()
+		s := cls.classify(p)
+		if d := time.Since(begin); d > torrcReadTimeout+time.Second {
+			t.Fatalf("classify blocked %v", d)
+		}
+		if s == nil || s.torrcRead == "read" || !strings.HasPrefix(s.torrcRead, "not read") {
+			t.Fatalf("process %d: signs %+v", i, s)
+		}
+	}
+	if n := started.Load(); n != maxPendingTorrcReads {
+		t.Errorf("%d reads started, want at most %d while they hang", n, maxPendingTorrcReads)
 	}
 }
