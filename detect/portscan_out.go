@@ -153,7 +153,8 @@ func (o *outboundScans) newTargets() *Distinct[netip.AddrPort] {
 }
 
 // pidFromArgs returns a process of the snapshot whose command line names
-// host (namesAddr: an address argument, user@addr, addr:port, a URL), of the
+// host (namesAddr: an address argument, user@addr, addr:port, a URL; or a
+// script opening /dev/tcp/host/...), of the
 // socket's user when the kernel reported one, or 0 when none does or
 // processes of two groups do.
 func (o *outboundScans) pidFromArgs(snap *collector.Snapshot, env *Env, s *collector.Socket, host netip.Addr) (int32, bool) {
@@ -163,7 +164,7 @@ func (o *outboundScans) pidFromArgs(snap *collector.Snapshot, env *Env, s *colle
 	pids, done := o.argHosts[host]
 	if !done {
 		for pid, p := range snap.Processes {
-			if p != nil && len(p.Cmdline) > 1 && namesAddr(p.Cmdline[1:], host) {
+			if p != nil && len(p.Cmdline) > 1 && (namesAddr(p.Cmdline[1:], host) || devTCPNames(p.Cmdline[1:], host)) {
 				pids = append(pids, pid)
 			}
 		}
@@ -172,9 +173,17 @@ func (o *outboundScans) pidFromArgs(snap *collector.Snapshot, env *Env, s *colle
 	}
 	var pid int32
 	var first string
+	names := make(map[int32]bool, len(pids))
 	for _, id := range pids {
-		if s.Inode != 0 && snap.Processes[id].UID != s.UID {
+		names[id] = true
+	}
+	for _, id := range pids {
+		p := snap.Processes[id]
+		if uidKnown(s) && p.UID != s.UID {
 			continue
+		}
+		if names[p.PPID] && p.PPID != id {
+			continue // a forked copy (a subshell) of a process that names it too
 		}
 		// Several processes may name the host (a script and the probe it
 		// runs): one group is evidence, two groups are not.
@@ -185,6 +194,29 @@ func (o *outboundScans) pidFromArgs(snap *collector.Snapshot, env *Env, s *colle
 		first, pid = k, id
 	}
 	return pid, pid > 0
+}
+
+// devTCPNames reports whether one of args (a shell script) opens
+// bash's /dev/tcp/HOST/PORT or /dev/udp/HOST/PORT with HOST a, as Atomic Red
+// Team's T1046 port-scan loop does.
+func devTCPNames(args []string, a netip.Addr) bool {
+	for _, arg := range args {
+		for rest := arg; ; {
+			i := strings.Index(rest, "/dev/tcp/")
+			if j := strings.Index(rest, "/dev/udp/"); j >= 0 && (i < 0 || j < i) {
+				i = j
+			}
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len("/dev/tcp/"):]
+			h, _, _ := strings.Cut(rest, "/")
+			if x, err := netip.ParseAddr(h); err == nil && x.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // alerts evaluates the groups touched at this poll.

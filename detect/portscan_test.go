@@ -415,3 +415,26 @@ func TestPortScanSessionGroup(t *testing.T) {
 		t.Fatalf("alert %+v", a)
 	}
 }
+
+// Atomic Red Team T1046 #1: `for port in {1..65535}; do (echo
+// >/dev/tcp/HOST/$port) ...; done`. Each probe is a forked subshell (same
+// command line) whose refused connect is known only from its destroy
+// notification; the script naming /dev/tcp/HOST ties them to the loop.
+func TestPortScanDevTCPLoop(t *testing.T) {
+	script := "for port in {1..65535}; do (2>/dev/null echo >/dev/tcp/10.0.0.9/$port) && echo port $port is open ; done"
+	a := bldSteps(t, newTestPortScan(t, nil), 4, func(i int) *collector.Snapshot {
+		s := bldSnap(bldT0.Add(time.Duration(i) * time.Second))
+		bldProc(s, 900, 0, "bash", "bash", "-c", script)
+		bldProc(s, int32(901+i), 900, "bash", "bash", "-c", script) // the subshell of this probe
+		for p := 0; p < 10; p++ {
+			s.Closed = append(s.Closed, bldClosedAttempt(fmt.Sprintf("10.0.0.5:%d", 47000+i*10+p), fmt.Sprintf("10.0.0.9:%d", 1+i*10+p)))
+		}
+		return s
+	}, "out:bash[900]")
+	if a.Process == nil || a.Process.PID != 900 {
+		t.Fatalf("alert %+v", a)
+	}
+	if devTCPNames([]string{"echo >/dev/tcp/10.0.0.99/80"}, netip.MustParseAddr("10.0.0.9")) {
+		t.Error("10.0.0.99 matched 10.0.0.9")
+	}
+}
