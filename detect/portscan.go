@@ -146,7 +146,8 @@ func (d *portScan) Rules() []RuleInfo {
 			Privileged: "Every socket with its owner: inbound probes per source on open ports (closed-port probes only as " +
 				"host-wide OutRsts/NoPorts rises, source named when the same source touched an open port); outbound attempts " +
 				"per process group, including connects that failed between two polls (destroy notifications, joined to the group " +
-				"that was seen attempting that host or whose command line names it); scanner tools by name.",
+				"that was seen attempting that host or whose command line names it; a refused blocking connect reports port 0 " +
+				"there and counts only in AttemptFails); scanner tools by name.",
 			Unprivileged: "The same sockets and counters (sock_diag and /proc/net/snmp need no privilege), but other users' " +
 				"sockets have no owner: their outbound attempts join a process group only through a command line naming the " +
 				"target host (/proc/<pid>/cmdline is readable), else they count as one unattributed scanner per socket uid; " +

@@ -184,8 +184,10 @@ func TestScanOneOpenPortVictim(t *testing.T) {
 
 // Atomic Red Team T1046 #1, bounded to 200 ports: a bash loop opening
 // /dev/tcp/HOST/$port in a subshell per port, against a LAN host with one
-// open port. The refused connects are known only from destroy notifications;
-// the loop's command line names /dev/tcp/HOST, which ties them to it.
+// open port. bash connects blocking: when the connect is refused the kernel
+// disconnects the socket, resetting its remote port to 0 before the destroy
+// notification, and the loop ends within a poll. What remains is the Tcp
+// AttemptFails counter, ~199 above a baseline of ~0: the host-wide rule.
 func TestScanAtomicDevTCPLoop(t *testing.T) {
 	netns.RequireTools(t, "bash", "ncat", "nsenter", "unshare")
 	eachMode(t, func(t *testing.T, m mode) {
@@ -195,9 +197,11 @@ func TestScanAtomicDevTCPLoop(t *testing.T) {
 		s := startSensor(t, topo, "atomic_t1046_1_dev_tcp_loop", sensorOptions{mode: m})
 		script := "for port in {1..200}; do (2>/dev/null echo >/dev/tcp/" + target + "/$port) && echo port $port is open ; done"
 		_, start := hostStart(t, topo, 30*time.Second, "bash", "-c", script)
-		e := s.expect(t, "atomic_t1046_1_dev_tcp_loop", "T1046", start, "Atomic T1046 #1: bash /dev/tcp loop over ports 1-200 of "+target,
-			and(isTechnique("port_scan", "T1046"), destIs(target)))
-		wantField(t, e, "process.name", "bash")
+		s.expect(t, "atomic_t1046_1_dev_tcp_loop", "T1046", start,
+			"Atomic T1046 #1: bash /dev/tcp loop over ports 1-200 of "+target+" (host-wide failed-connect counter; ports and process not observable)",
+			and(isTechnique("port_scan", "T1046"), func(e map[string]any) bool {
+				return strings.Contains(str(e, "message"), "failed TCP connection attempts")
+			}))
 	})
 }
 
