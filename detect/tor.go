@@ -40,8 +40,10 @@ const (
 	// maxTorDestinations caps the destinations listed in a process alert.
 	maxTorDestinations = 20
 	// torSettle is the age a Tor process reaches before its alert: at most
-	// one poll later than the first sight (two polls at most in all).
-	torSettle = time.Second
+	// one poll later than the first sight (two polls at most in all), below
+	// a 1 s poll's period so a ticker that fires a little early never adds
+	// another poll.
+	torSettle = 750 * time.Millisecond
 )
 
 // TorConfig is the detect.detectors.tor section.
