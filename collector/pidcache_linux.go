@@ -77,6 +77,7 @@ type pidState struct {
 	stdio      []uint64  // TCP/UDP socket inodes on fds 0-2 at the last walk
 	fds        []StdioFD // fds 0-2 at the last walk, nil when unremarkable
 	base, cp   *Process  // the table's value and the copy handed out with stdio set
+	ptyChecked bool      // resolvePTYPeers looked for the pty masters' holders
 	unreadable bool      // fd directory denied
 }
 
@@ -269,9 +270,11 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 	c.prune(socks)
 	c.stats.GivenUp = len(c.givenUp)
 
-	// Stdio: hand out copies, never modify the table's values; a copy is
-	// kept while the table's value and the fds stay the same.
+	// Stdio: find who holds the master of each new pty, then hand out
+	// copies, never modify the table's values; a copy is kept while the
+	// table's value and the fds stay the same.
 	if !listed {
+		c.resolvePTYPeers(procs)
 		for pid, st := range c.procs {
 			if len(st.fds) == 0 {
 				continue
@@ -361,11 +364,63 @@ func (c *pidCache) walk(pid int32) int {
 
 // setStdio records what fds 0-2 of a process point to.
 func (c *pidCache) setStdio(st *pidState, fds []StdioFD) {
+	if len(fds) == len(st.fds) {
+		for i := range fds {
+			fds[i].Peer = st.fds[i].Peer // resolved once (resolvePTYPeers)
+		}
+	}
 	if !slices.Equal(fds, st.fds) {
 		st.cp = nil
+		st.ptyChecked = false
 	}
 	st.fds = fds
 	st.stdio = stdioSockets(fds)
+}
+
+// resolvePTYPeers sets, once per process, the PID holding the master side
+// of each pty on its stdio: its parent or its session leader's parent (a
+// relay such as socat EXEC:...,pty or a Python pty.fork forks the shell).
+func (c *pidCache) resolvePTYPeers(procs map[int32]*Process) {
+	for pid, st := range c.procs {
+		if st.ptyChecked || len(st.fds) == 0 || st.unreadable {
+			continue
+		}
+		st.ptyChecked = true
+		p := procs[pid]
+		if p == nil {
+			continue
+		}
+		var cands []int32
+		if p.PPID > 1 {
+			cands = append(cands, p.PPID)
+		}
+		if p.Session > 0 && p.Session != pid {
+			if l := procs[p.Session]; l != nil && l.PPID > 1 && l.PPID != p.PPID {
+				cands = append(cands, l.PPID)
+			}
+		}
+		if len(cands) == 0 {
+			continue
+		}
+		// A new slice: the old one may be in a snapshot still being read.
+		fds := slices.Clone(st.fds)
+		changed := false
+		for i := range fds {
+			n, ok := fds[i].PTS()
+			if !ok {
+				continue
+			}
+			if i > 0 && fds[i-1].Kind == StdioPTY && fds[i-1].Path == fds[i].Path {
+				fds[i].Peer = fds[i-1].Peer
+			} else {
+				fds[i].Peer = ptyMasterHolder(c.root, n, cands...)
+			}
+			changed = changed || fds[i].Peer != 0
+		}
+		if changed {
+			st.fds, st.cp = fds, nil
+		}
+	}
 }
 
 // readStdio records what fds 0-2 of pid point to.

@@ -78,6 +78,10 @@ type StdioFD struct {
 	// Path is the fd's target for kinds pty ("/dev/pts/3"), tty, fifo and
 	// file.
 	Path string `json:"path,omitempty"`
+	// Peer is, for a pty, the PID of the process holding its master side
+	// (/dev/ptmx with this tty-index), looked for in the process's parent
+	// and its session leader's parent; 0 when not found or not readable.
+	Peer int32 `json:"peer,omitempty"`
 }
 
 // Kinds of StdioFD.

@@ -4,6 +4,9 @@ package collector
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -116,4 +119,36 @@ func stdioSockets(fds []StdioFD) []uint64 {
 		}
 	}
 	return out
+}
+
+// ptyMasterHolder returns the first of candidates that holds the master side
+// of /dev/pts/n (a /dev/ptmx fd whose fdinfo says tty-index n), or 0. Each
+// candidate's fd directory is read in full: this runs once per process on a
+// pty, for at most two candidates.
+func ptyMasterHolder(root string, n int, candidates ...int32) int32 {
+	want := []byte("tty-index:\t" + strconv.Itoa(n) + "\n")
+	for _, pid := range candidates {
+		if pid <= 1 {
+			continue
+		}
+		dir := filepath.Join(root, strconv.Itoa(int(pid)))
+		ents, err := os.ReadDir(filepath.Join(dir, "fd"))
+		if err != nil {
+			continue
+		}
+		for i, e := range ents {
+			if i >= 4096 {
+				break
+			}
+			link, err := os.Readlink(filepath.Join(dir, "fd", e.Name()))
+			if err != nil || (link != "/dev/ptmx" && link != "/dev/pts/ptmx") {
+				continue
+			}
+			info, err := os.ReadFile(filepath.Join(dir, "fdinfo", e.Name()))
+			if err == nil && bytes.Contains(info, want) {
+				return pid
+			}
+		}
+	}
+	return 0
 }

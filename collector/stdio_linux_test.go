@@ -38,7 +38,8 @@ func openPTY(t *testing.T) (master, slave *os.File, n int) {
 	return m, s, n
 }
 
-// A child in its own session on a pty (stdin), writing into a pipe (stdout)
+// A child in its own session on a pty (stdin; its master held by this test,
+// its parent), writing into a pipe (stdout)
 // and a FIFO (stderr), as the shell of a socat/python pty relay or a mkfifo
 // reverse shell sits: stat gives its session and terminal, the fd links what
 // each standard stream is; a child on /dev/null carries no Stdio at all.
@@ -107,7 +108,8 @@ func TestStdioKindsAndTerminal(t *testing.T) {
 	c.Attribute(nil, procs)
 	p := procs[child]
 	want := []StdioFD{
-		{FD: 0, Kind: StdioPTY, Path: "/dev/pts/" + strconv.Itoa(n)},
+		// This test holds the master: the parent, found through fdinfo's tty-index.
+		{FD: 0, Kind: StdioPTY, Path: "/dev/pts/" + strconv.Itoa(n), Peer: int32(os.Getpid())},
 		{FD: 1, Kind: StdioPipe, Inode: pipeStat.Ino},
 		{FD: 2, Kind: StdioFIFO, Inode: fifoStat.Ino, Path: fifo},
 	}

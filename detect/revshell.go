@@ -33,7 +33,7 @@ import (
 
 // relayRole is how a relay is related to the shell.
 const (
-	relayPTY      = "pty session"   // the parent of the shell's session leader (pty master side)
+	relayPTY      = "pty session"   // the pty master's holder, else the parent of the shell's session leader
 	relayPipe     = "pipe"          // the other end of a stdio pipe (same inode)
 	relayParent   = "parent"        // the parent, feeding the shell's stdio
 	relayPipeline = "pipeline peer" // same process group or parent as the shell (unprivileged)
@@ -155,6 +155,9 @@ type relayFound struct {
 	fd    int    // the shell's fd it feeds, -1 when unknown (unprivileged)
 	via   string // what the fd is: "/dev/pts/3", "pipe", "socketpair", or the tree relation
 	tie   relayTie
+	// master: the relay holds the pty's master side (/dev/ptmx with its
+	// tty-index, read from the relay's fds), not only the process tree.
+	master bool
 }
 
 // relays finds the network relay of p, or nil. With p's stdio readable the
@@ -202,7 +205,13 @@ func (x *revIndex) relays(p *collector.Process) *relayFound {
 			var got *relayFound
 			switch f.Kind {
 			case collector.StdioPTY:
-				got = try(ptyRelay(), relayPTY, f.FD, f.Path)
+				relay := ptyRelay()
+				if f.Peer > 0 { // the master's holder, read from its fds
+					relay = env.Process(snap, f.Peer)
+				}
+				if got = try(relay, relayPTY, f.FD, f.Path); got != nil {
+					got.master = f.Peer > 0
+				}
 			case collector.StdioPipe, collector.StdioFIFO:
 				if f.FD == 0 {
 					stdinFed = true
@@ -362,6 +371,9 @@ func (d *processSpawn) relayedShell(x *revIndex, p *collector.Process, kind, kna
 		"via": r.via, "remote": s.Remote.String(), "relay_cmdline": strings.Join(capStrings(r.relay.Cmdline, 32), " ")}
 	if r.fd >= 0 {
 		ev["fd"] = r.fd
+	}
+	if r.master {
+		ev["pty_master"] = "held by the relay (/dev/ptmx with the pty's tty-index on its fds)"
 	}
 	if r.tie.inferred {
 		ev["owner"] = "inferred: the connection's owner was not readable; the relay (same user) names its address and port on its command line"

