@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
 
@@ -110,4 +111,33 @@ func TestProcConnSeesShortLivedChild(t *testing.T) {
 		}
 	}
 	t.Fatal("no exec record of any of 20 short-lived children")
+}
+
+// Records read at exec reach the snapshot only for PIDs the table does not
+// list: exited processes. A running process, or one that took the PID since,
+// keeps the table's entry.
+func TestAddExecRecords(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	running := &Process{PID: 10, Name: "nginx", StartTime: t0}
+	procs := map[int32]*Process{10: running, 12: {PID: 12, Name: "new", StartTime: t0.Add(2 * time.Second)}}
+	pt := newProcTable("/proc")
+	pt.lookupUser = func(uid uint32) string { return map[uint32]string{33: "www-data"}[uid] }
+	s := &linuxSource{procs: pt, log: zap.NewNop(), procConn: &procConn{recs: []*Process{
+		{PID: 10, Name: "nginx", StartTime: t0},                                  // still running: the table's value stays
+		{PID: 11, PPID: 10, Name: "sh", UID: 33, StartTime: t0.Add(time.Second)}, // exited between polls
+		{PID: 12, Name: "old", StartTime: t0.Add(time.Second)},                   // exited; its PID reused since: the live one wins
+	}}}
+	s.addExecRecords(procs)
+	if procs[10] != running {
+		t.Error("a running process was replaced by its exec record")
+	}
+	if p := procs[11]; p == nil || p.Name != "sh" || p.PPID != 10 || p.User != "www-data" {
+		t.Errorf("short-lived child: %+v", p)
+	}
+	if p := procs[12]; p == nil || p.Name != "new" {
+		t.Errorf("pid 12: %+v, want the running process that reused the PID", p)
+	}
+	if recs, _ := s.procConn.Drain(); len(recs) != 0 {
+		t.Errorf("records left after the poll: %d", len(recs))
+	}
 }

@@ -262,8 +262,8 @@ func (s *linuxSource) recordErrors(snap *Snapshot, errs map[string]error) {
 }
 
 // addExecRecords adds the processes read at their exec since the last poll
-// that the table does not list (they exited, or exec'd again): short-lived
-// children reach the detectors with their parent, command line and user.
+// whose PID the table does not list (they exited): short-lived children
+// reach the detectors with their parent, command line and user.
 func (s *linuxSource) addExecRecords(procs map[int32]*Process) {
 	if s.procConn == nil {
 		return
@@ -277,8 +277,8 @@ func (s *linuxSource) addExecRecords(procs map[int32]*Process) {
 	recs, lost := s.procConn.Drain()
 	added := 0
 	for _, p := range recs {
-		if cur, ok := procs[p.PID]; ok && (cur == nil || cur.StartTime.Equal(p.StartTime)) {
-			continue // still running: the table has it
+		if _, ok := procs[p.PID]; ok {
+			continue // still running (or its PID already reused): the table's entry wins
 		}
 		p.User = s.procs.userName(p.UID)
 		procs[p.PID] = p

@@ -129,8 +129,8 @@ func (d *processSpawn) Rules() []RuleInfo {
 			Thresholds: map[string]any{"relay_allow": d.cfg.RelayAllow},
 			Sees: Visibility{
 				Privileged: "Every process's fds: shells with a TCP/UDP socket on stdio, and shells on a pty, pipe or socketpair whose " +
-					"relay (session leader's parent, the pipe's other end, or the parent) owns an outbound connection to a non-loopback host; " +
-					"relay_allow agents excepted.",
+					"relay (the pty master's holder read from its fds, the pipe's other end, or the parent) owns an outbound connection to a " +
+					"non-loopback host; relay_allow agents excepted.",
 				Unprivileged: "Other users' fds and socket owners are unreadable: a shell on a pty (stat tty/session), or in a pipeline or " +
 					"under a parent, is tied to a relay of the connection's user whose command line names its address and port (socat " +
 					"TCP:a:p, nc a p, gawk /inet/tcp/0/a/p, python connect). Missed: a shell with the socket itself on stdio (bash >& " +
