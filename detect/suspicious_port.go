@@ -76,9 +76,10 @@ func (d *suspiciousPort) Rules() []RuleInfo {
 		Thresholds:     map[string]any{"ports": portsAsInts(d.ports), "listening": d.listening},
 		Sees: Visibility{
 			Privileged: "Every TCP/UDP socket and listener of the network namespace with its process (name, command line, " +
-				"parent), one alert per connection, also for connections shorter than a poll (destroy notifications; " +
-				"their process only if a poll listed them).",
-			Unprivileged: "The same sockets and ports, one alert per connection; another user's socket is keyed by its " +
+				"parent), also for connections shorter than a poll (destroy notifications; their process only if a " +
+				"poll listed them). A connection alerts at most once; further connections of the same owner to the " +
+				"same destination fold into the cooldown's count.",
+			Unprivileged: "The same sockets and ports, a connection at most once; another user's socket is keyed by its " +
 				"uid and user name, and its process named only when inferred from /proc (a process of that user whose " +
 				"command line names the peer, or the user's only process; marked inferred); a connection shorter " +
 				"than a poll has no uid.",
@@ -143,16 +144,18 @@ func (d *suspiciousPort) base(s *collector.Socket, snap *collector.Snapshot, env
 	}
 }
 
-// outAlert describes one outbound connection. Its entity names the
-// connection (owner, local port, destination), so that each connection is
-// one alert and the cooldown never hides another connection behind it.
+// outAlert describes one outbound connection. Its entity is the owner and
+// the destination: a process that reconnects every few seconds is one alert
+// per cooldown with an occurrence count, not one alert per connection (the
+// per-connection memory in Detect keeps one connection from alerting again
+// under another owner reading).
 func (d *suspiciousPort) outAlert(snap *collector.Snapshot, env *Env, s *collector.Socket, closed bool) Alert {
 	a := d.base(s, snap, env)
 	a.Dest = s.Remote
 	a.Direction = Direction(snap, env, s)
 	port := s.Remote.Port()
 	dst := netip.AddrPortFrom(s.Remote.Addr().Unmap(), port)
-	a.Entity = "out:" + OwnerKey(snap, env, s) + ":" + strconv.Itoa(int(s.Local.Port())) + "->" + dst.String()
+	a.Entity = "out:" + OwnerKey(snap, env, s) + ":" + dst.String()
 	a.Evidence = map[string]any{
 		"port":      int(port),
 		"state":     s.State,

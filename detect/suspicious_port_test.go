@@ -73,7 +73,7 @@ func TestSuspiciousPort(t *testing.T) {
 		{
 			name:    "outbound to RAT port with process context",
 			sockets: []collector.Socket{sock("tcp", "ESTABLISHED", "10.0.0.5:41000", "198.51.100.7:4444", 300)},
-			want:    []want{{"out:nc:41000->198.51.100.7:4444", "nc", "bash", DirEgress, "tcp", 4444}},
+			want:    []want{{"out:nc:198.51.100.7:4444", "nc", "bash", DirEgress, "tcp", 4444}},
 		},
 		{
 			name:    "listener on a RAT port",
@@ -90,7 +90,7 @@ func TestSuspiciousPort(t *testing.T) {
 		{
 			name:    "range 6666-6669 covers IRC 6667",
 			sockets: []collector.Socket{sock("tcp", "ESTABLISHED", "10.0.0.5:41001", "198.51.100.9:6667", 420)},
-			want:    []want{{"out:irssi:41001->198.51.100.9:6667", "irssi", "bash", DirEgress, "tcp", 6667}},
+			want:    []want{{"out:irssi:198.51.100.9:6667", "irssi", "bash", DirEgress, "tcp", 6667}},
 		},
 		{
 			name: "loopback SOCKS proxy: the listener alerts, not each local client",
@@ -104,12 +104,12 @@ func TestSuspiciousPort(t *testing.T) {
 		{
 			name:    "connected UDP",
 			sockets: []collector.Socket{sock("udp", "ESTABLISHED", "10.0.0.5:40000", "198.51.100.7:5555", 300)},
-			want:    []want{{"out:nc:40000->198.51.100.7:5555", "nc", "bash", DirEgress, "udp", 5555}},
+			want:    []want{{"out:nc:198.51.100.7:5555", "nc", "bash", DirEgress, "udp", 5555}},
 		},
 		{
 			name:   "closed socket without owner still alerts, without process",
 			closed: []collector.Socket{sock("tcp", "CLOSE", "10.0.0.5:41002", "198.51.100.7:12345", 0)},
-			want:   []want{{"out:unknown:41002->198.51.100.7:12345", "", "", DirEgress, "tcp", 12345}},
+			want:   []want{{"out:unknown:198.51.100.7:12345", "", "", DirEgress, "tcp", 12345}},
 		},
 		{
 			name:    "ordinary HTTPS is silent",
@@ -234,10 +234,10 @@ func TestSuspiciousPortOneAlertPerConnection(t *testing.T) {
 		}
 		t.Fatalf("%d alerts for two connections, want one each", len(got))
 	}
-	if got[0].Entity != "out:nc:41000->198.51.100.7:4444" || got[0].Process == nil || got[0].Process.PID != 300 {
+	if got[0].Entity != "out:nc:198.51.100.7:4444" || got[0].Process == nil || got[0].Process.PID != 300 {
 		t.Errorf("first connection: entity %q process %+v, want nc (pid 300)", got[0].Entity, got[0].Process)
 	}
-	if got[1].Entity != "out:uid:1000:41010->198.51.100.7:4444" || got[1].Source.Port() != 41010 {
+	if got[1].Entity != "out:uid:1000:198.51.100.7:4444" || got[1].Source.Port() != 41010 {
 		t.Errorf("second connection: entity %q source %v, want keyed by uid 1000 from port 41010", got[1].Entity, got[1].Source)
 	}
 }
@@ -263,9 +263,9 @@ func TestSuspiciousPortUnownedKeyedByUID(t *testing.T) {
 		user, proc     string
 		msg, inference string
 	}{
-		"out:uid:33:41000->198.51.100.9:4444":   {33, "www-data", "php-fpm", "by php-fpm (pid 500, inferred)", "only process"},
-		"out:uid:1000:41001->198.51.100.7:4444": {1000, "alice", "nc", "by nc (pid 300, inferred)", "command line"},
-		"listen:tcp:31337":                      {4242, "", "", "by a process of uid 4242", ""},
+		"out:uid:33:198.51.100.9:4444":   {33, "www-data", "php-fpm", "by php-fpm (pid 500, inferred)", "only process"},
+		"out:uid:1000:198.51.100.7:4444": {1000, "alice", "nc", "by nc (pid 300, inferred)", "command line"},
+		"listen:tcp:31337":               {4242, "", "", "by a process of uid 4242", ""},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d alerts, want %d: %+v", len(got), len(want), got)
@@ -319,7 +319,7 @@ func TestSuspiciousPortConfig(t *testing.T) {
 		sock("tcp", "LISTEN", "0.0.0.0:8081", "", 400),
 	}
 	got := alertsByRule(e.Run(snap), RuleSuspiciousPort)
-	if len(got) != 1 || got[0].Entity != "out:nc:41001->198.51.100.7:8081" {
+	if len(got) != 1 || got[0].Entity != "out:nc:198.51.100.7:8081" {
 		t.Fatalf("custom ports: %+v", got)
 	}
 }
