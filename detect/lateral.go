@@ -129,6 +129,7 @@ func (d *lateral) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	}
 	touched := map[lateralKey]bool{}
 	var clients map[ownerAddr]clientRef // built on first need
+	known := map[int32]string{}         // pid -> client ("" none), per poll
 	visit := func(s *collector.Socket) {
 		if !s.Remote.IsValid() || IsListener(s) {
 			return
@@ -147,7 +148,11 @@ func (d *lateral) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			}
 		}
 		p := env.Process(snap, pid)
-		client := d.client(p)
+		client, ok := known[pid]
+		if !ok {
+			client = d.client(p)
+			known[pid] = client
+		}
 		var tech string
 		if client != "" {
 			tech = d.clientTechnique(client, p, s.Remote.Port())
