@@ -290,6 +290,11 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	}
 	touched := map[exfilKey]bool{}
 	stagedNow := map[string]bool{}
+	type pending struct {
+		s     *collector.Socket
+		delta uint64
+	}
+	var external []pending
 	count := func(s *collector.Socket, closed bool) {
 		if s.Proto != "tcp" || !s.Remote.IsValid() || IsListener(s) {
 			return
@@ -328,14 +333,21 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return
 		}
 		ra := s.Remote.Addr().Unmap()
-		owner := OwnerKey(snap, env, s)
-		user := userKey(snap, env, s)
 		if !env.IsExternal(ra) {
+			user := userKey(snap, env, s)
 			if d.cfg.StagedUploadBytes > 0 && user != "" && !ra.IsLoopback() && !self[ra] && !ra.IsLinkLocalUnicast() {
-				d.stage(snap, env, s, user, owner, ra, delta, now)
+				d.stage(snap, env, s, user, OwnerKey(snap, env, s), ra, delta, now)
 			}
 			return
 		}
+		// External bytes count after this poll's internal ones: a staging
+		// copy that ends in the same poll as the upload starts is before it.
+		external = append(external, pending{s, delta})
+	}
+	upload := func(s *collector.Socket, delta uint64) {
+		ra := s.Remote.Addr().Unmap()
+		owner := OwnerKey(snap, env, s)
+		user := userKey(snap, env, s)
 		var wider []exfilKey
 		if d.scopes[lvProcess] && s.PID > 0 { // an unowned socket's owner is its uid: the user scope
 			wider = append(wider, exfilKey{level: lvProcess, name: owner})
@@ -377,6 +389,9 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	}
 	for i := range snap.Closed {
 		count(&snap.Closed[i], true)
+	}
+	for _, p := range external {
+		upload(p.s, p.delta)
 	}
 	d.last.Expire(now)
 	d.sums.Expire(now)

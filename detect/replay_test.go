@@ -113,6 +113,9 @@ func TestReplayRecordedScenarios(t *testing.T) {
 		{"lateral_impacket", RuleLateralMovement, "T1021.002", "10.66.0.21", "python3"},
 		{"exfil_rotating", RuleExfiltration, "T1048", "", "curl"},
 		{"exfil_staged", RuleStagedExfiltration, "T1048", "203.0.113.120", "curl"},
+		// Unprivileged sensor; the staging copy's last bytes (its destroy
+		// event) and the upload's first poll fall in one snapshot.
+		{"exfil_staged_same_poll", RuleStagedExfiltration, "T1048", "203.0.113.120", ""},
 		{"exfil_atomic_tar_openssl_ssh", RuleExfiltration, "T1048", "198.51.100.140", "ssh"},
 	} {
 		t.Run(tc.fixture+"/"+tc.technique, func(t *testing.T) {
