@@ -199,7 +199,8 @@ func (b *counterBaseline) test(sigma, level float64) *baselineAlarm {
 		sumDT2 += p.dt * p.dt
 		expected := level * sumDT
 		need := max(b.floor, b.z*math.Sqrt(sigma*sigma*sumDT2+level*sumDT))
-		if sumD-expected >= need && sumD >= b.ratio*expected {
+		// Counts are whole: a fraction of an expected reset is not one.
+		if sumD-math.Round(expected) >= need && sumD >= b.ratio*expected {
 			return &baselineAlarm{
 				Start: p.t.Add(-time.Duration(p.dt * float64(time.Second))), End: b.polls[len(b.polls)-1].t,
 				Observed: uint64(sumD), Expected: expected, Threshold: need, Rate: level, Noise: sigma,

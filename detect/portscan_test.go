@@ -368,6 +368,16 @@ func TestPortScanRefusedAttempts(t *testing.T) {
 		t.Errorf("evidence %v", a.Evidence)
 	}
 	alerts := run(false)
+	// A refused blocking connect reaches its destroy notification with the
+	// remote port reset to 0: not a port attempt.
+	d := newTestPortScan(t, nil)
+	for i := 0; i < 20; i++ {
+		s := bldSnap(bldT0.Add(time.Duration(i) * time.Second))
+		s.Closed = append(s.Closed, bldClosedAttempt(fmt.Sprintf("10.0.0.5:%d", 48000+i), "10.0.0.9:0"))
+		if got := d.Detect(s, bldEnv()); len(got) != 0 {
+			t.Fatalf("port-0 attempts alerted: %+v", got)
+		}
+	}
 	a = bldFind(alerts, "out:")
 	if a == nil || a.Entity != "out:unowned" || a.Process != nil || a.Dest.Addr() != netip.MustParseAddr("10.0.0.9") {
 		t.Fatalf("without: %+v", a)
