@@ -39,11 +39,6 @@ const (
 	relayRetry = 10 * time.Minute
 	// maxTorDestinations caps the destinations listed in a process alert.
 	maxTorDestinations = 20
-	// torSettle is the age a Tor process reaches before its alert: at most
-	// one poll later than the first sight (two polls at most in all), below
-	// a 1 s poll's period so a ticker that fires a little early never adds
-	// another poll.
-	torSettle = 750 * time.Millisecond
 )
 
 // TorConfig is the detect.detectors.tor section.
@@ -367,10 +362,12 @@ type torProc struct {
 	bridgeHits map[string]bool
 	transports []string // "obfs4proxy (pid 12)"
 	byUID      int      // sockets tied by uid and config
+	parent     int32    // for a Tor process's child (its transport): the Tor process
 }
 
-// torGroups indexes the Tor processes of a snapshot: each Tor process, and
-// each of its children (pluggable transports) as a member of its group.
+// torGroups indexes the Tor processes of a snapshot: each Tor process, each
+// of its children (its pluggable transports, whatever their names, with the
+// Tor process's configuration), and standalone transports.
 type torGroups struct {
 	procs  map[int32]*torProc
 	member map[int32]int32 // pid -> group pid
@@ -406,8 +403,9 @@ func (d *torDetector) groups(snap *collector.Snapshot) torGroups {
 		if p == nil || g.procs[pid] != nil {
 			continue
 		}
-		if parent := g.procs[p.PPID]; parent != nil && p.PPID != pid {
-			g.member[pid] = p.PPID
+		if parent := g.procs[p.PPID]; parent != nil && parent.parent == 0 && p.PPID != pid {
+			g.procs[pid] = &torProc{pid: pid, signs: parent.signs, parent: p.PPID, dests: map[string]bool{}, bridgeHits: map[string]bool{}}
+			g.member[pid] = pid
 			parent.transports = append(parent.transports, fmt.Sprintf("%s (pid %d)", p.Name, pid))
 			delete(standalonePT, pid)
 		}
@@ -433,7 +431,7 @@ func (g torGroups) owner(snap *collector.Snapshot, s *collector.Socket) (*torPro
 	var found *torProc
 	for _, tp := range g.procs {
 		p := snap.Processes[tp.pid]
-		if p == nil || p.UID != s.UID || !tp.signs.configured(s) {
+		if tp.parent != 0 || p == nil || p.UID != s.UID || !tp.signs.configured(s) {
 			continue
 		}
 		if found != nil {
@@ -545,12 +543,6 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	}
 	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
 	for _, pid := range pids {
-		// A process younger than torSettle waits for the next poll, so its
-		// one alert carries the transports it spawns and the bridge and
-		// relay connections it opens at start.
-		if p := snap.Processes[pid]; p != nil && !p.StartTime.IsZero() && snap.Time.Sub(p.StartTime) < torSettle {
-			continue
-		}
 		out = append(out, d.procAlert(snap, env, g.procs[pid], relays))
 	}
 	return append(out, d.proxies(snap, env, g)...)
@@ -614,6 +606,9 @@ func (d *torDetector) procAlert(snap *collector.Snapshot, env *Env, g *torProc, 
 	name := ProcessKey(snap, env, g.pid)
 	a.Entity = "process:" + name + ":" + strconv.Itoa(int(g.pid))
 	reasons := append([]string(nil), g.signs.reasons...)
+	if g.parent != 0 {
+		reasons = []string{"pluggable_transport"}
+	}
 	if g.socks {
 		reasons = append(reasons, "socks_listener")
 	}
@@ -635,7 +630,7 @@ func (d *torDetector) procAlert(snap *collector.Snapshot, env *Env, g *torProc, 
 	}
 	bridges := sortedKeys(g.bridgeHits)
 	what := "Tor process"
-	if !g.signs.isTor() {
+	if g.parent != 0 || !g.signs.isTor() {
 		what = "Tor pluggable transport"
 	}
 	a.Message = fmt.Sprintf("%s %s (pid %d) running (%s): %d listeners, %d connections", what, name, g.pid,
@@ -652,10 +647,14 @@ func (d *torDetector) procAlert(snap *collector.Snapshot, env *Env, g *torProc, 
 		"relay_connection": g.relayHits,
 	}
 	s := g.signs
-	if len(s.options) > 0 {
+	if g.parent != 0 {
+		a.Evidence["tor_process"] = fmt.Sprintf("%s (pid %d)", ProcessKey(snap, env, g.parent), g.parent)
+		a.Message += "; launched by Tor process " + a.Evidence["tor_process"].(string)
+	}
+	if len(s.options) > 0 && g.parent == 0 {
 		a.Evidence["tor_options"] = s.options
 	}
-	if s.torrc != "" {
+	if s.torrc != "" && g.parent == 0 {
 		a.Evidence["torrc"] = s.torrc
 		a.Evidence["torrc_read"] = s.torrcRead
 		if len(s.torrcKeys) > 0 {

@@ -138,12 +138,19 @@ func TestTorByBehaviour(t *testing.T) {
 				sock("tcp", "LISTEN", "127.0.0.1:37001", "", 901),
 				sock("tcp", "ESTABLISHED", "10.0.0.5:41010", "203.0.113.50:443", 901),
 			},
-			want: []behaviourWant{{RuleTor, "process:dbus-helper:900", []string{"bridge_connection", "pluggable_transport", "tor_options"},
-				map[string]any{
-					"tor_options":         []string{"Bridge", "ClientTransportPlugin", "DataDirectory", "UseBridges"},
-					"transport_processes": []string{"obfs4proxy (pid 901)"},
-					"bridge_connections":  []string{"203.0.113.50:443"},
-				}}},
+			want: []behaviourWant{
+				{RuleTor, "process:dbus-helper:900", []string{"pluggable_transport", "tor_options"},
+					map[string]any{
+						"tor_options":         []string{"Bridge", "ClientTransportPlugin", "DataDirectory", "UseBridges"},
+						"transport_processes": []string{"obfs4proxy (pid 901)"},
+					}},
+				{RuleTor, "process:obfs4proxy:901", []string{"bridge_connection", "pluggable_transport"},
+					map[string]any{
+						"tor_process":        "dbus-helper (pid 900)",
+						"bridge_connections": []string{"203.0.113.50:443"},
+						"listeners":          []string{"tcp/127.0.0.1:37001"},
+					}},
+			},
 		},
 		{
 			name: "a renamed transport is known as the tor process's child",
@@ -152,8 +159,12 @@ func TestTorByBehaviour(t *testing.T) {
 				{PID: 901, PPID: 900, Name: "kworker-x", Exe: "/var/tmp/.cache/kworker-x", UID: uid},
 			},
 			sockets: []collector.Socket{sock("tcp", "ESTABLISHED", "10.0.0.5:41010", "203.0.113.60:443", 901)},
-			want: []behaviourWant{{RuleTor, "process:dbus-helper:900", []string{"pluggable_transport", "tor_options"},
-				map[string]any{"transport_processes": []string{"kworker-x (pid 901)"}, "destinations": []string{"203.0.113.60:443"}}}},
+			want: []behaviourWant{
+				{RuleTor, "process:dbus-helper:900", []string{"pluggable_transport", "tor_options"},
+					map[string]any{"transport_processes": []string{"kworker-x (pid 901)"}}},
+				{RuleTor, "process:kworker-x:901", []string{"pluggable_transport"},
+					map[string]any{"tor_process": "dbus-helper (pid 900)", "destinations": []string{"203.0.113.60:443"}}},
+			},
 		},
 		{
 			name: "a wrapper carrying tor's command line (timeout, sudo) is not a second Tor",
@@ -400,27 +411,27 @@ func writeTestFile(t *testing.T, path, content string) {
 	}
 }
 
-// A Tor process seen within torSettle of its start is reported at the next
-// poll, with the transport it spawned and the bridge connection it opened.
-func TestTorProcessAlertWaitsForItsStart(t *testing.T) {
+// Tor alerts at first sight; the transport it spawns a poll later alerts
+// then, as its own process, naming its Tor.
+func TestTorTransportSpawnedLater(t *testing.T) {
 	e := portEngine(t, torCfg(nil), nil)
-	start := t0.Add(-300 * time.Millisecond)
-	tor := &collector.Process{PID: 900, PPID: 1, Name: "tor", Cmdline: []string{"tor", "--UseBridges", "1", "--Bridge", "obfs4 203.0.113.50:443 FP cert=x"}, StartTime: start}
-	pt := &collector.Process{PID: 901, PPID: 900, Name: "obfs4proxy", StartTime: start.Add(400 * time.Millisecond)}
+	tor := &collector.Process{PID: 900, PPID: 1, Name: "tor", Cmdline: []string{"tor", "--UseBridges", "1", "--Bridge", "obfs4 203.0.113.50:443 FP cert=x"}}
+	pt := &collector.Process{PID: 901, PPID: 900, Name: "obfs4proxy"}
 
 	snap := hostSnap(t0)
 	snap.Processes[900] = tor
-	if got := alertsByRule(e.Run(snap), RuleTor); len(got) != 0 {
-		t.Fatalf("alert for a process %v old: %+v", t0.Sub(start), got)
+	got := alertsByRule(e.Run(snap), RuleTor)
+	if len(got) != 1 || got[0].Entity != "process:tor:900" {
+		t.Fatalf("first poll: %+v", got)
 	}
 	snap = hostSnap(t0.Add(time.Second))
 	snap.Processes[900], snap.Processes[901] = tor, pt
 	snap.Sockets = []collector.Socket{sock("tcp", "ESTABLISHED", "10.0.0.5:41010", "203.0.113.50:443", 901)}
-	got := alertsByRule(e.Run(snap), RuleTor)
-	if len(got) != 1 {
-		t.Fatalf("got %+v", got)
+	got = alertsByRule(e.Run(snap), RuleTor)
+	if len(got) != 1 || got[0].Entity != "process:obfs4proxy:901" || got[0].Evidence["tor_process"] != "tor (pid 900)" {
+		t.Fatalf("second poll: %+v", got)
 	}
-	if r := got[0].Evidence["reasons"]; !reflect.DeepEqual(r, []string{"bridge_connection", "pluggable_transport", "tor_options", "tor_process"}) {
+	if r := got[0].Evidence["reasons"]; !reflect.DeepEqual(r, []string{"bridge_connection", "pluggable_transport"}) {
 		t.Errorf("reasons %v", r)
 	}
 }
