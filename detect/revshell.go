@@ -162,7 +162,11 @@ type relayFound struct {
 
 // relays finds the network relay of p, or nil. With p's stdio readable the
 // relation is checked on its fds; otherwise it is taken from the process tree.
-func (x *revIndex) relays(p *collector.Process) *relayFound {
+//
+// With both set (a process of no shell shape, judged by its stdio alone),
+// its stdin and its stdout or stderr must both be relayed, from and to the
+// same host (nc | x | nc).
+func (x *revIndex) relays(p *collector.Process, both bool) *relayFound {
 	env, snap := x.env, x.snap
 	parent := env.Process(snap, p.PPID)
 	if p.PPID == p.PID {
@@ -199,7 +203,7 @@ func (x *revIndex) relays(p *collector.Process) *relayFound {
 		}
 	}
 	if p.Stdio != nil {
-		var out *relayFound
+		var in, out *relayFound
 		stdinFed := false // stdin from a pipe, FIFO or socketpair, not a terminal or file
 		for _, f := range p.Stdio {
 			var got *relayFound
@@ -235,19 +239,35 @@ func (x *revIndex) relays(p *collector.Process) *relayFound {
 			if got == nil {
 				continue
 			}
-			if got.role == relayPTY || f.FD == 0 {
-				return got // a terminal or commands from the network
+			if got.role == relayPTY {
+				return got // a terminal driven from the network
 			}
-			if out == nil {
+			if f.FD == 0 {
+				if in == nil {
+					in = got
+				}
+			} else if out == nil {
 				out = got
 			}
 		}
-		// Output to the network with stdin from a pipe or FIFO (the mkfifo
-		// loop feeds it through cat): a shell talking to the network.
-		if out != nil && stdinFed {
+		switch {
+		case both:
+			// One host on both ends (nc c2 p | x | nc c2 q); two hosts is a
+			// copy pipeline (ssh a 'tar c' | pv | ssh b 'tar x').
+			if in != nil && out != nil && in.tie.sock.Remote.Addr() == out.tie.sock.Remote.Addr() {
+				return in
+			}
+		case in != nil:
+			return in // commands from the network
+		case out != nil && stdinFed:
+			// Output to the network with stdin from a pipe or FIFO (the
+			// mkfifo loop feeds it through cat): a shell talking to the network.
 			return out
 		}
 		return nil
+	}
+	if both {
+		return nil // needs the fds
 	}
 	// Unprivileged: the process tree only.
 	if n, ok := collector.PTSIndex(p.TTY); ok {
@@ -334,8 +354,28 @@ func shellShaped(p *collector.Process) bool {
 // shaped like a shell (-i, -c, a login argv[0]), or a pty session leader
 // whatever its name.
 func (d *processSpawn) relayCandidate(p *collector.Process, kind string) bool {
+	return d.shellLike(p, kind) || stdioPiped(p)
+}
+
+// shellLike: a shell or interpreter by name, shaped like a shell, awk, or a
+// pty session leader whatever its name.
+func (d *processSpawn) shellLike(p *collector.Process, kind string) bool {
 	_, onPTS := collector.PTSIndex(p.TTY)
 	return kind == "shell" || kind == "interpreter" || shellShaped(p) || (onPTS && p.Session == p.PID) || isAwk(p)
+}
+
+// stdioPiped: stdin and stdout are both pipes, FIFOs or socketpairs (read
+// from the fds, so privileged or the sensor's own user).
+func stdioPiped(p *collector.Process) bool {
+	var in, out bool
+	for _, f := range p.Stdio {
+		switch f.Kind {
+		case collector.StdioPipe, collector.StdioFIFO, collector.StdioUnix:
+			in = in || f.FD == 0
+			out = out || f.FD == 1
+		}
+	}
+	return in && out
 }
 
 // isAwk: awk runs shell commands (system(), |&) and gawk opens /inet/ sockets.
@@ -350,7 +390,7 @@ var awkNames = map[string]bool{"awk": true, "gawk": true, "mawk": true, "nawk": 
 func (d *processSpawn) relayedShell(x *revIndex, p *collector.Process, kind, kname string, start int64) *Alert {
 	snap, env := x.snap, x.env
 	_, onPTS := collector.PTSIndex(p.TTY)
-	r := x.relays(p)
+	r := x.relays(p, !d.shellLike(p, kind))
 	if r == nil || d.relayAllowed(r.relay) {
 		return nil
 	}

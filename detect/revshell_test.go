@@ -176,6 +176,45 @@ func TestRelayedShells(t *testing.T) {
 			entity: "rev:3002", tech: "T1059.004", role: relayPipe,
 		},
 		{
+			name: "nc | x | nc: a renamed shell without options, judged by its stdio alone",
+			add: func(s *collector.Snapshot) {
+				in := bldProc(s, 3001, 2000, "kworker", "kworker", "203.0.113.5", "4444")
+				x := bldProc(s, 3002, 2000, "x", "/tmp/x")
+				out := bldProc(s, 3003, 2000, "kworker", "kworker", "203.0.113.5", "4445")
+				in.Stdio = []collector.StdioFD{{FD: 1, Kind: collector.StdioPipe, Inode: 20}}
+				x.Stdio = []collector.StdioFD{{FD: 0, Kind: collector.StdioPipe, Inode: 20}, {FD: 1, Kind: collector.StdioPipe, Inode: 21}}
+				out.Stdio = []collector.StdioFD{{FD: 0, Kind: collector.StdioPipe, Inode: 21}}
+				s.Sockets = append(s.Sockets, bldTCP("10.0.0.5:40001", "203.0.113.5:4444", "ESTABLISHED", 3001),
+					bldTCP("10.0.0.5:40002", "203.0.113.5:4445", "ESTABLISHED", 3003))
+			},
+			entity: "rev:3002", tech: "T1059", role: relayPipe,
+		},
+		{
+			name: "ssh a 'tar c' | pv | ssh b 'tar x': a copy between two hosts",
+			add: func(s *collector.Snapshot) {
+				in := bldProc(s, 3001, 2000, "ssh", "ssh", "203.0.113.5", "tar c /srv")
+				pv := bldProc(s, 3002, 2000, "pv", "pv")
+				out := bldProc(s, 3003, 2000, "ssh", "ssh", "203.0.113.6", "tar x")
+				in.Stdio = []collector.StdioFD{{FD: 1, Kind: collector.StdioPipe, Inode: 20}}
+				pv.Stdio = []collector.StdioFD{{FD: 0, Kind: collector.StdioPipe, Inode: 20}, {FD: 1, Kind: collector.StdioPipe, Inode: 21}}
+				out.Stdio = []collector.StdioFD{{FD: 0, Kind: collector.StdioPipe, Inode: 21}}
+				s.Sockets = append(s.Sockets, bldTCP("10.0.0.5:40001", "203.0.113.5:22", "ESTABLISHED", 3001),
+					bldTCP("10.0.0.5:40002", "203.0.113.6:22", "ESTABLISHED", 3003))
+			},
+		},
+		{
+			name: "curl | jq | tee: input from the network, output stays local",
+			add: func(s *collector.Snapshot) {
+				curl := bldProc(s, 3001, 2000, "curl", "curl", "https://203.0.113.5/api")
+				jq := bldProc(s, 3002, 2000, "jq", "jq", ".items")
+				tee := bldProc(s, 3003, 2000, "tee", "tee", "out.json")
+				curl.Stdio = []collector.StdioFD{{FD: 1, Kind: collector.StdioPipe, Inode: 20}}
+				jq.Stdio = []collector.StdioFD{{FD: 0, Kind: collector.StdioPipe, Inode: 20}, {FD: 1, Kind: collector.StdioPipe, Inode: 21}}
+				tee.Stdio = []collector.StdioFD{{FD: 0, Kind: collector.StdioPipe, Inode: 21}}
+				s.Sockets = append(s.Sockets, bldTCP("10.0.0.5:40001", "203.0.113.5:443", "ESTABLISHED", 3001))
+			},
+		},
+		{
 			name: "a script piping its output to nc, stdin a file: not a shell talking to the network",
 			add: func(s *collector.Snapshot) {
 				sh := bldProc(s, 3002, 2000, "sh", "sh", "backup.sh")
