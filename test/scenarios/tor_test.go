@@ -149,34 +149,37 @@ func readableDir(t *testing.T) string {
 // three external HTTPS hosts: the proxy fans out.
 func TestSocksProxyFanout(t *testing.T) {
 	netns.RequireTools(t, "microsocks", "curl", "ncat", "nsenter", "unshare")
-	eachMode(t, func(t *testing.T, m mode) {
-		if !m.canSee(t, "the proxy's listener and its outbound sockets belong to root: their owner is in /proc/<pid>/fd, unreadable to another user") {
-			return
-		}
-		topo := netns.New(t, 0)
-		hosts := []string{"203.0.113.121", "203.0.113.122", "203.0.113.123"}
-		for _, ip := range hosts {
-			internetHost(t, topo, ip)
-			// An HTTPS-ish server that completes TLS and never answers: the
-			// client's connection (and the proxy's) stays up.
-			bg(t, topo, topo.Cmd(ctxFor(t, 65*time.Second), topo.I, "sh", "-c",
-				"sleep 60 | timeout 60 ncat --ssl -l -k "+ip+" 443 >/dev/null"))
-			topo.WaitListen(t, topo.I, ip, "443")
-		}
-		s := startSensor(t, topo, "socks_proxy_fanout", sensorOptions{mode: m})
-		const port = "31337"
-		hostStart(t, topo, 60*time.Second, "timeout", "40", "microsocks", "-i", "127.0.0.1", "-p", port)
-		topo.WaitListen(t, topo.H, "127.0.0.1", port)
-		var start time.Time
-		for _, ip := range hosts {
-			_, start = hostStart(t, topo, 40*time.Second, "curl", "-sk", "-o", "/dev/null", "--max-time", "25",
-				"--socks5", "127.0.0.1:"+port, "https://"+ip+"/")
-		}
-		e := s.expect(t, "socks_proxy_fanout", "T1090.003", start, "microsocks on 127.0.0.1:"+port+", curl through it to 3 external hosts on 443",
-			and(isTechnique("socks_proxy", "T1090.003"), procIs("microsocks")))
-		wantField(t, e, "netsentinel.evidence.listener", "127.0.0.1:"+port)
-		wantField(t, e, "netsentinel.evidence.external_hosts", "3")
-	})
+	t.Run("socks_proxy_fanout", func(t *testing.T) { eachMode(t, socksProxyFanout) })
+}
+
+// socksProxyFanout is one sensor mode's pass of TestSocksProxyFanout.
+func socksProxyFanout(t *testing.T, m mode) {
+	if !m.canSee(t, "the proxy's listener and its outbound sockets belong to root: their owner is in /proc/<pid>/fd, unreadable to another user") {
+		return
+	}
+	topo := netns.New(t, 0)
+	hosts := []string{"203.0.113.121", "203.0.113.122", "203.0.113.123"}
+	for _, ip := range hosts {
+		internetHost(t, topo, ip)
+		// An HTTPS-ish server that completes TLS and never answers: the
+		// client's connection (and the proxy's) stays up.
+		bg(t, topo, topo.Cmd(ctxFor(t, 65*time.Second), topo.I, "sh", "-c",
+			"sleep 60 | timeout 60 ncat --ssl -l -k "+ip+" 443 >/dev/null"))
+		topo.WaitListen(t, topo.I, ip, "443")
+	}
+	s := startSensor(t, topo, "socks_proxy_fanout", sensorOptions{mode: m})
+	const port = "31337"
+	hostStart(t, topo, 60*time.Second, "timeout", "40", "microsocks", "-i", "127.0.0.1", "-p", port)
+	topo.WaitListen(t, topo.H, "127.0.0.1", port)
+	var start time.Time
+	for _, ip := range hosts {
+		_, start = hostStart(t, topo, 40*time.Second, "curl", "-sk", "-o", "/dev/null", "--max-time", "25",
+			"--socks5", "127.0.0.1:"+port, "https://"+ip+"/")
+	}
+	e := s.expect(t, "socks_proxy_fanout", "T1090.003", start, "microsocks on 127.0.0.1:"+port+", curl through it to 3 external hosts on 443",
+		and(isTechnique("socks_proxy", "T1090.003"), procIs("microsocks")))
+	wantField(t, e, "netsentinel.evidence.listener", "127.0.0.1:"+port)
+	wantField(t, e, "netsentinel.evidence.external_hosts", "3")
 }
 
 // obfs4 pluggable transport: tor (from a torrc) spawns obfs4proxy, which
