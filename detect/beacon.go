@@ -11,8 +11,10 @@ import (
 	"github.com/netsentinel/netsentinel/collector"
 )
 
-// Beaconing (T1071): connections from one process to one destination
-// (ip, port, protocol) that start at regular intervals.
+// Beaconing (T1071): a process (or, when its owner is not readable, a
+// socket owner's UID) that talks to one destination (ip, port, protocol) at
+// regular intervals, either by opening connections or by sending bursts of
+// data over one long-lived connection (a heartbeat).
 //
 // What the sensor observes. A connection's start time is Socket.FirstSeen:
 // for a socket first listed by a poll that is the poll time, so the true start
@@ -21,44 +23,45 @@ import (
 // socket-destroy notification, and its FirstSeen (when the collector stamps
 // it between the two polls) is taken as exact, else the snapshot time with
 // poll resolution. Connections already open at the sensor's first snapshot
-// have no known start and are not counted.
+// have no known start and are not counted. For an open TCP connection the
+// byte counters (tcp_info) are read at every poll: a poll at which they grew
+// after one at which they did not starts a burst, stamped with the poll time.
 //
-// The test (in the spirit of RITA's timestamp score, made robust for few
-// samples): with start times t_1..t_n (identical times merged), intervals
-// d_i and per-interval slack s_i (the resolution of the two ends), the series
-// is periodic when some period T fits every interval within the allowed jitter
-// J: T(1-J) - s_i < d_i < T(1+J) + s_i, with T(1-J) above the slack (a period
-// shorter than the resolution is not observable) and T within
-// [min_interval, max_interval]. From 16 intervals on, one interval in eight may
-// be an outlier (a missed or extra connection). Periodicity at the 8th
-// connection needs only 7 intervals; exponential (random) inter-arrival times
-// almost never all fit one ±J band. A RITA-like score (Bowley skew, MAD
-// dispersion, connection-count regularity and size consistency) is reported
-// as evidence.
-//
-// Limits, honestly: with poll-stamped times and a period under about three
-// polls, random traffic whose gaps happen to be one or two polls long is
-// indistinguishable from a jittered beacon; destroy-event times remove the
-// problem for short-lived connections.
+// Each series keeps its last `history` start times (16 bytes each) and
+// sizes (4 bytes each) and is judged by analyzeBeacon (beacon_score.go) at
+// each new start. Memory is bounded: at most max_keys series (least recently
+// active dropped first), each expiring after twice max_interval (plus the
+// jitter) without a start, so hour-long periods survive between polls and
+// across reloads (takeState) in continuous mode.
 
 // RuleBeaconing is the registry name (and rule id) of the beaconing detector.
 const RuleBeaconing = "beaconing"
 
 // BeaconConfig configures the beaconing detector.
 type BeaconConfig struct {
-	// MinConnections is the number of connections (distinct start times) at
-	// which a periodic series alerts.
+	// MinConnections is the number of start times (distinct connection
+	// starts, or bursts on one connection) a series with at most 10 % jitter
+	// needs to alert.
 	MinConnections int `yaml:"min_connections"`
+	// MaxConnections is what a series at max_jitter needs; in between the
+	// need rises linearly.
+	MaxConnections int `yaml:"min_connections_at_max_jitter"`
 	// MaxJitter is the allowed relative deviation of an interval from the
-	// period (0.2 = ±20%).
+	// period (0.5 = ±50%).
 	MaxJitter float64 `yaml:"max_jitter"`
+	// MinScore is the RITA-class score (0..1) a series must reach.
+	MinScore float64 `yaml:"min_score"`
 	// MinInterval and MaxInterval bound the periods looked for.
 	MinInterval time.Duration `yaml:"min_interval"`
 	MaxInterval time.Duration `yaml:"max_interval"`
-	// History is how many start times are kept per key.
+	// History is how many start times (and sizes) are kept per series.
 	History int `yaml:"history"`
-	// MaxKeys caps the tracked (process, destination) keys.
+	// MaxKeys caps the tracked series (and, separately, the long-lived
+	// connections whose byte counters are followed).
 	MaxKeys int `yaml:"max_keys"`
+	// IncludeInternal also tracks destinations inside home_net (health
+	// checks, monitoring and cluster traffic are periodic by design).
+	IncludeInternal bool `yaml:"include_internal"`
 	// ExcludeDestinations are CIDRs never tracked.
 	ExcludeDestinations []string `yaml:"exclude_destinations"`
 	// ExcludeProcesses are process names never tracked.
@@ -68,7 +71,9 @@ type BeaconConfig struct {
 func defaultBeaconConfig() *BeaconConfig {
 	return &BeaconConfig{
 		MinConnections:   8,
-		MaxJitter:        0.2,
+		MaxConnections:   40,
+		MaxJitter:        0.5,
+		MinScore:         0.8,
 		MinInterval:      time.Second,
 		MaxInterval:      time.Hour,
 		History:          64,
@@ -79,23 +84,26 @@ func defaultBeaconConfig() *BeaconConfig {
 
 func init() { registerConfig(RuleBeaconing, defaultBeaconConfig, newBeacon) }
 
+// beaconKey names a series: connection starts from proc to dst, or (stream
+// set, the connection's ConnKey) bursts over one long-lived connection.
 type beaconKey struct {
-	proc  string
-	proto string
-	dst   netip.AddrPort
-}
-
-type beaconEvent struct {
-	t    time.Time
-	res  time.Duration // uncertainty of t (0 = exact)
-	mult int           // connections merged into this start time
+	proc   string
+	proto  string
+	dst    netip.AddrPort
+	stream string
 }
 
 type beaconState struct {
 	events []beaconEvent
-	sizes  []float64
+	sizes  []float32
 	pid    int32
 	dir    string
+}
+
+// beaconStream follows one open TCP connection's byte counters.
+type beaconStream struct {
+	bytes  uint64
+	active bool // the counters grew at the last poll
 }
 
 type beacon struct {
@@ -104,6 +112,7 @@ type beacon struct {
 	exclProc map[string]bool
 	keys     *Window[beaconKey, beaconState]
 	seen     *Window[string, struct{}]
+	streams  *Window[string, beaconStream]
 	// owner remembers the process last seen connecting to a destination, so
 	// its short connections that close before any poll (no PID: destroy
 	// notifications and TIME_WAIT rows carry no owner) join its series.
@@ -123,14 +132,20 @@ func newBeacon(c BeaconConfig) (*beacon, error) {
 	if c.MinConnections < 4 {
 		return nil, fmt.Errorf("min_connections must be at least 4")
 	}
-	if c.MaxJitter < 0 || c.MaxJitter >= 1 {
-		return nil, fmt.Errorf("max_jitter must be in [0, 1)")
+	if c.MaxConnections < c.MinConnections {
+		return nil, fmt.Errorf("min_connections_at_max_jitter (%d) must not be below min_connections (%d)", c.MaxConnections, c.MinConnections)
+	}
+	if c.MaxJitter <= 0 || c.MaxJitter >= 1 {
+		return nil, fmt.Errorf("max_jitter must be above 0 and below 1")
+	}
+	if c.MinScore < 0 || c.MinScore > 1 {
+		return nil, fmt.Errorf("min_score must be in [0, 1]")
 	}
 	if c.MinInterval <= 0 || c.MaxInterval < c.MinInterval {
 		return nil, fmt.Errorf("min_interval must be positive and not above max_interval")
 	}
-	if c.History < c.MinConnections {
-		return nil, fmt.Errorf("history (%d) must hold at least min_connections (%d)", c.History, c.MinConnections)
+	if c.History < c.MaxConnections {
+		return nil, fmt.Errorf("history (%d) must hold at least min_connections_at_max_jitter (%d)", c.History, c.MaxConnections)
 	}
 	d := &beacon{cfg: c, exclProc: map[string]bool{}}
 	for _, s := range c.ExcludeDestinations {
@@ -146,6 +161,7 @@ func newBeacon(c BeaconConfig) (*beacon, error) {
 	ttl := 2*time.Duration(float64(c.MaxInterval)*(1+c.MaxJitter)) + time.Minute
 	d.keys = NewWindow[beaconKey, beaconState](c.MaxKeys, ttl)
 	d.owner = NewWindow[beaconKey, string](c.MaxKeys, ttl)
+	d.streams = NewWindow[string, beaconStream](c.MaxKeys, 10*time.Minute)
 	d.seen = NewWindow[string, struct{}](maxBeaconSeen, 10*time.Minute)
 	return d, nil
 }
@@ -172,16 +188,40 @@ func (d *beacon) Name() string { return RuleBeaconing }
 
 func (d *beacon) Rules() []RuleInfo {
 	return []RuleInfo{{
-		ID: RuleBeaconing, Name: "Periodic connections (beaconing)", ThreatType: ThreatBeaconing, Technique: "T1071",
+		ID: RuleBeaconing, Name: "Periodic connections or heartbeats (beaconing)", ThreatType: ThreatBeaconing, Technique: "T1071",
 		Severity: SeverityMedium,
-		Description: "Connections from one process to one destination start at a regular interval (any period " +
-			"between min_interval and max_interval, jitter up to max_jitter), judged on connection start times incl. short-lived connections seen by destroy events.",
+		Description: "One process (or socket owner's UID) reaches one destination outside home_net at a regular interval " +
+			"(min_interval to max_interval, jitter up to max_jitter): new connections, or bursts of data over one long-lived " +
+			"connection. A RITA-class score (interval skew, MAD dispersion, connection count, data-size regularity) decides, " +
+			"and the connections needed rise with the jitter (min_connections to min_connections_at_max_jitter).",
 		Thresholds: map[string]any{
-			"min_connections": d.cfg.MinConnections, "max_jitter": d.cfg.MaxJitter,
+			"min_connections": d.cfg.MinConnections, "min_connections_at_max_jitter": d.cfg.MaxConnections,
+			"max_jitter": d.cfg.MaxJitter, "min_score": d.cfg.MinScore,
 			"min_interval": d.cfg.MinInterval.String(), "max_interval": d.cfg.MaxInterval.String(),
-			"history": d.cfg.History, "exclude_destinations": d.cfg.ExcludeDestinations, "exclude_processes": d.cfg.ExcludeProcesses,
+			"history": d.cfg.History, "include_internal": d.cfg.IncludeInternal,
+			"exclude_destinations": d.cfg.ExcludeDestinations, "exclude_processes": d.cfg.ExcludeProcesses,
+		},
+		Sees: Visibility{
+			Privileged: "Every connection's start (new sockets at each poll, sub-poll ones through destroy notifications) and " +
+				"every open TCP connection's byte counters, per owning process.",
+			Unprivileged: "The same starts and counters for every user's sockets (sock_diag needs no privilege), but other " +
+				"users' sockets have no PID: their series are keyed by the socket's UID (\"uid:N\"), or \"unknown\" for " +
+				"connections seen only as they close, and the process is not named.",
 		},
 	}}
+}
+
+// entity names a socket's owner for a series (OwnerKey: the process, else
+// the socket's UID), else the owner last seen reaching dst, else
+// UnknownOwner (a connection seen only as it closed).
+func (d *beacon) entity(snap *collector.Snapshot, env *Env, s *collector.Socket, dst beaconKey) string {
+	if proc := OwnerKey(snap, env, s); proc != UnknownOwner {
+		return proc
+	}
+	if o, ok := d.owner.Get(dst); ok {
+		return *o
+	}
+	return UnknownOwner
 }
 
 func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socket) (beaconKey, string, bool) {
@@ -193,18 +233,16 @@ func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socke
 		return beaconKey{}, "", false
 	}
 	ra := s.Remote.Addr().Unmap()
+	if !d.cfg.IncludeInternal && !env.IsExternal(ra) {
+		return beaconKey{}, "", false
+	}
 	for _, p := range d.exclDst {
 		if p.Contains(ra) {
 			return beaconKey{}, "", false
 		}
 	}
 	dst := beaconKey{proto: s.Proto, dst: netip.AddrPortFrom(ra, s.Remote.Port())}
-	proc := OwnerKey(snap, env, s)
-	if proc == UnknownOwner {
-		if o, ok := d.owner.Get(dst); ok {
-			proc = *o
-		}
-	}
+	proc := d.entity(snap, env, s, dst)
 	if d.exclProc[proc] {
 		return beaconKey{}, "", false
 	}
@@ -230,11 +268,11 @@ func (d *beacon) adopt(k beaconKey, now time.Time) {
 }
 
 // stamp returns a new connection's start time and its uncertainty.
-func (d *beacon) stamp(snap *collector.Snapshot, s *collector.Socket, poll time.Duration) (time.Time, time.Duration) {
+func (d *beacon) stamp(snap *collector.Snapshot, s *collector.Socket, poll time.Duration) beaconEvent {
 	if !s.FirstSeen.IsZero() && s.FirstSeen.After(d.prev) && s.FirstSeen.Before(snap.Time) {
-		return s.FirstSeen, 0
+		return beaconEvent{t: s.FirstSeen.UnixNano(), mult: 1}
 	}
-	return snap.Time, poll
+	return beaconEvent{t: snap.Time.UnixNano(), res: int32(min(poll.Milliseconds(), math.MaxInt32)), mult: 1}
 }
 
 func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
@@ -261,7 +299,7 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		// before the sensor started) is not a new connection.
 		old := dup || (closed && !s.FirstSeen.IsZero() && !s.FirstSeen.After(d.prev))
 		if old {
-			if sz := float64(s.BytesAcked + s.BytesReceived); closed && sz > 0 {
+			if sz := float32(s.BytesAcked + s.BytesReceived); closed && sz > 0 {
 				if st, ok := d.keys.Get(k); ok {
 					st.sizes = appendCapped(st.sizes, sz, d.cfg.History)
 				}
@@ -273,7 +311,6 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		if first {
 			return // open before the sensor started: start time unknown
 		}
-		t, res := d.stamp(snap, s, poll)
 		if k.proc != UnknownOwner {
 			d.adopt(k, now)
 		}
@@ -282,9 +319,9 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		if s.PID > 0 {
 			st.pid = s.PID
 		}
-		st.events = insertEvent(st.events, beaconEvent{t: t, res: res, mult: 1}, d.cfg.History)
+		st.events = insertEvent(st.events, d.stamp(snap, s, poll), d.cfg.History)
 		if closed {
-			if sz := float64(s.BytesAcked + s.BytesReceived); sz > 0 {
+			if sz := float32(s.BytesAcked + s.BytesReceived); sz > 0 {
 				st.sizes = appendCapped(st.sizes, sz, d.cfg.History)
 			}
 		}
@@ -296,11 +333,14 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	}
 	for i := range snap.Closed {
 		add(&snap.Closed[i], true)
+		d.streams.Delete(ConnKey(&snap.Closed[i]))
 	}
+	d.followStreams(snap, env, first, poll, changed)
 	d.prev, d.started = now, true
 	d.keys.Expire(now)
 	d.seen.Expire(now)
 	d.owner.Expire(now)
+	d.streams.Expire(now)
 
 	keys := make([]beaconKey, 0, len(changed))
 	for k := range changed {
@@ -310,7 +350,10 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		if keys[i].proc != keys[j].proc {
 			return keys[i].proc < keys[j].proc
 		}
-		return keys[i].dst.Compare(keys[j].dst) < 0
+		if c := keys[i].dst.Compare(keys[j].dst); c != 0 {
+			return c < 0
+		}
+		return keys[i].stream < keys[j].stream
 	})
 	var out []Alert
 	for _, k := range keys {
@@ -322,31 +365,79 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		if !ok {
 			continue
 		}
-		out = append(out, Alert{
-			ThreatType: ThreatBeaconing, Technique: "T1071", Severity: SeverityMedium,
-			Start: st.events[0].t, End: now,
-			Message: fmt.Sprintf("beaconing: %s connects to %s/%s every %.1fs (%d connections, jitter %.0f%%, score %.2f)",
-				k.proc, k.dst, k.proto, r.period, len(st.events), r.jitter*100, r.score),
-			Transport: k.proto, Direction: st.dir, Dest: k.dst,
-			Process: ProcessContext(snap, env, st.pid),
-			Evidence: map[string]any{
-				"connections": len(st.events), "min_connections": d.cfg.MinConnections,
-				"period_seconds": round3(r.period), "min_interval_seconds": round3(r.minD), "max_interval_seconds": round3(r.maxD),
-				"jitter": round3(r.jitter), "max_jitter": d.cfg.MaxJitter, "resolution_seconds": round3(r.res),
-				"outliers": r.outliers, "score": round3(r.score), "skew_score": round3(r.skew),
-				"dispersion_score": round3(r.mad), "count_score": round3(r.count), "size_score": r.sizeScore,
-				"window_seconds": round3(st.events[len(st.events)-1].t.Sub(st.events[0].t).Seconds()),
-			},
-			Recommendation: Recommendation(ThreatBeaconing),
-			Entity:         k.proc + "|" + k.proto + "|" + k.dst.String(),
-		})
+		out = append(out, d.alert(snap, env, k, st, r))
 	}
 	return out
 }
 
-func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+// followStreams turns the byte counters of open TCP connections into burst
+// start times: a poll at which a connection's counters grew, after one at
+// which they did not, starts a burst (its size: the bytes of that poll).
+func (d *beacon) followStreams(snap *collector.Snapshot, env *Env, first bool, poll time.Duration, changed map[beaconKey]bool) {
+	for i := range snap.Sockets {
+		s := &snap.Sockets[i]
+		if s.Proto != "tcp" || s.State != "ESTABLISHED" {
+			continue
+		}
+		k, dir, ok := d.eligible(snap, env, s)
+		if !ok {
+			continue
+		}
+		id := ConnKey(s)
+		total := s.BytesAcked + s.BytesReceived
+		prev, known := d.streams.Get(id)
+		if !known || first || total < prev.bytes {
+			d.streams.Put(id, beaconStream{bytes: total}, snap.Time) // baseline
+			continue
+		}
+		delta := total - prev.bytes
+		burst := delta > 0 && !prev.active
+		*d.streams.Touch(id, snap.Time, nil) = beaconStream{bytes: total, active: delta > 0}
+		if !burst {
+			continue
+		}
+		k.stream = id
+		st := d.keys.Touch(k, snap.Time, nil)
+		st.dir = dir
+		if s.PID > 0 {
+			st.pid = s.PID
+		}
+		st.events = insertEvent(st.events, beaconEvent{t: snap.Time.UnixNano(), res: int32(min(poll.Milliseconds(), math.MaxInt32)), mult: 1}, d.cfg.History)
+		st.sizes = appendCapped(st.sizes, float32(delta), d.cfg.History)
+		changed[k] = true
+	}
+}
 
-func appendCapped(s []float64, v float64, n int) []float64 {
+func (d *beacon) alert(snap *collector.Snapshot, env *Env, k beaconKey, st *beaconState, r beaconResult) Alert {
+	first, last := st.events[0].time(), st.events[len(st.events)-1].time()
+	what, entity := fmt.Sprintf("connects to %s/%s every %.1fs (%d connections", k.dst, k.proto, r.period, len(st.events)), k.proc+"|"+k.proto+"|"+k.dst.String()
+	series := "connections"
+	if k.stream != "" {
+		what = fmt.Sprintf("sends data to %s/%s every %.1fs over one connection (%d bursts", k.dst, k.proto, r.period, len(st.events))
+		entity += "|stream"
+		series = "bursts on one connection"
+	}
+	return Alert{
+		ThreatType: ThreatBeaconing, Technique: "T1071", Severity: SeverityMedium,
+		Start: first, End: snap.Time,
+		Message:   fmt.Sprintf("beaconing: %s %s, jitter %.0f%%, score %.2f)", k.proc, what, r.jitter*100, r.score),
+		Transport: k.proto, Direction: st.dir, Dest: k.dst,
+		Process: ProcessContext(snap, env, st.pid),
+		Evidence: map[string]any{
+			"series": series, "connections": len(st.events), "connections_needed": r.need,
+			"owner_readable": !strings.HasPrefix(k.proc, "uid:") && k.proc != UnknownOwner,
+			"period_seconds": round3(r.period), "min_interval_seconds": round3(r.minD), "max_interval_seconds": round3(r.maxD),
+			"jitter": round3(r.jitter), "max_jitter": d.cfg.MaxJitter, "resolution_seconds": round3(r.res),
+			"outliers": r.outliers, "score": round3(r.score), "min_score": d.cfg.MinScore, "skew_score": round3(r.skew),
+			"dispersion_score": round3(r.mad), "count_score": round3(r.count), "size_score": r.sizeScore,
+			"symmetry": round3(r.symmetry), "window_seconds": round3(last.Sub(first).Seconds()),
+		},
+		Recommendation: Recommendation(ThreatBeaconing),
+		Entity:         entity,
+	}
+}
+
+func appendCapped(s []float32, v float32, n int) []float32 {
 	s = append(s, v)
 	if len(s) > n {
 		s = append(s[:0], s[len(s)-n:]...)
@@ -357,14 +448,12 @@ func appendCapped(s []float64, v float64, n int) []float64 {
 // insertEvent adds e in time order, merging it into an event at the same
 // time, and keeps at most n events (the newest).
 func insertEvent(ev []beaconEvent, e beaconEvent, n int) []beaconEvent {
-	i := sort.Search(len(ev), func(i int) bool { return !ev[i].t.Before(e.t) })
+	i := sort.Search(len(ev), func(i int) bool { return ev[i].t >= e.t })
 	for _, j := range []int{i - 1, i} {
 		if j >= 0 && j < len(ev) {
-			if dt := ev[j].t.Sub(e.t); dt < beaconEpsilon && dt > -beaconEpsilon {
-				ev[j].mult++
-				if e.res > ev[j].res {
-					ev[j].res = e.res
-				}
+			if dt := ev[j].t - e.t; dt < int64(beaconEpsilon) && dt > -int64(beaconEpsilon) {
+				ev[j].mult += e.mult
+				ev[j].res = max(ev[j].res, e.res)
 				return ev
 			}
 		}
@@ -376,148 +465,4 @@ func insertEvent(ev []beaconEvent, e beaconEvent, n int) []beaconEvent {
 		ev = append(ev[:0], ev[len(ev)-n:]...)
 	}
 	return ev
-}
-
-type beaconResult struct {
-	period, minD, maxD, jitter, res float64
-	score, skew, mad, count         float64
-	sizeScore                       any // float64, or nil when sizes are unknown
-	outliers                        int
-}
-
-// beaconInterval is the gap d between two start times. A poll-stamped time
-// lies up to its resolution before the stamp (the connection began after the
-// previous poll), so the true gap is in [d-below, d+above]; s is the larger.
-type beaconInterval struct{ d, s, below, above float64 }
-
-// analyzeBeacon decides whether the start times are periodic (see the file
-// comment) and scores them.
-func analyzeBeacon(ev []beaconEvent, sizes []float64, c BeaconConfig) (beaconResult, bool) {
-	var r beaconResult
-	if len(ev) < c.MinConnections {
-		return r, false
-	}
-	// Poll-stamped start times: a period above the resolution (required
-	// below) puts at most one start in a poll, or the same number every time
-	// (a beacon that opens parallel connections). Varying counts per poll
-	// mean bursts, not a beacon.
-	for _, e := range ev {
-		if e.res > 0 && e.mult != ev[len(ev)-1].mult {
-			return r, false
-		}
-	}
-	eps := beaconEpsilon.Seconds()
-	iv := make([]beaconInterval, len(ev)-1)
-	for i := range iv {
-		iv[i] = beaconInterval{
-			d:     ev[i+1].t.Sub(ev[i].t).Seconds(),
-			s:     math.Max(ev[i].res.Seconds(), ev[i+1].res.Seconds()) + eps,
-			below: ev[i+1].res.Seconds() + eps,
-			above: ev[i].res.Seconds() + eps,
-		}
-	}
-	sort.Slice(iv, func(i, j int) bool { return iv[i].d < iv[j].d })
-	// The period-above-resolution rule guards series known mostly to the
-	// poll (bursts would otherwise pass as beacons). A series of mostly
-	// exact times with a few poll-stamped ones (a beacon first seen open at
-	// a poll, its later connections caught by destroy notifications) keeps
-	// those as wide intervals instead.
-	polled := 0
-	for _, x := range iv {
-		if x.s > 2*eps {
-			polled++
-		}
-	}
-	mostlyPolled := 2*polled >= len(iv)
-	allowed := 0
-	if len(iv) >= 16 {
-		allowed = len(iv) / 8
-	}
-	j := c.MaxJitter
-	bestLo, bestHi, bestOut := 0.0, 0.0, -1
-	var kept []beaconInterval
-	for out := 0; out <= allowed && bestOut < 0; out++ {
-		for a := 0; a <= out; a++ {
-			sub := iv[a : len(iv)-(out-a)]
-			lo, hi := c.MinInterval.Seconds()*(1-j), c.MaxInterval.Seconds()*(1+j)
-			for _, x := range sub {
-				lo = math.Max(lo, (x.d-x.below)/(1+j))
-				hi = math.Min(hi, (x.d+x.above)/(1-j))
-				if mostlyPolled && x.s > 2*eps { // poll-stamped: the period must exceed the resolution
-					lo = math.Max(lo, x.s/(1-j))
-				}
-			}
-			if lo < hi {
-				bestLo, bestHi, bestOut, kept = lo, hi, out, sub
-				break
-			}
-		}
-	}
-	if bestOut < 0 {
-		return r, false
-	}
-	ds := make([]float64, len(kept))
-	maxS := 0.0
-	for i, x := range kept {
-		ds[i] = x.d
-		maxS = math.Max(maxS, x.s-eps)
-	}
-	med := quantile(ds, 0.5)
-	r.period = math.Min(math.Max(med, bestLo), bestHi)
-	r.minD, r.maxD, r.res, r.outliers = ds[0], ds[len(ds)-1], maxS, bestOut
-	r.jitter = math.Max(math.Abs(r.minD-r.period), math.Abs(r.maxD-r.period)) / r.period
-	// RITA-like score components.
-	q1, q3 := quantile(ds, 0.25), quantile(ds, 0.75)
-	skew := 0.0
-	if q3-q1 > maxS && med != q1 && med != q3 {
-		skew = (q1 + q3 - 2*med) / (q3 - q1)
-	}
-	r.skew = 1 - math.Abs(skew)
-	dev := make([]float64, len(kept))
-	for i, x := range kept {
-		dev[i] = math.Max(0, math.Abs(x.d-med)-x.s)
-	}
-	sort.Float64s(dev)
-	if med > 0 {
-		r.mad = clamp01(1 - quantile(dev, 0.5)/med)
-	}
-	span := ev[len(ev)-1].t.Sub(ev[0].t).Seconds()
-	if span > 0 && r.period > 0 {
-		r.count = clamp01(float64(len(ev)-1) / (span / r.period))
-	}
-	parts := []float64{r.skew, r.mad, r.count}
-	if len(sizes) >= 4 {
-		ss := append([]float64(nil), sizes...)
-		sort.Float64s(ss)
-		sm := quantile(ss, 0.5)
-		for i := range ss {
-			ss[i] = math.Abs(ss[i] - sm)
-		}
-		sort.Float64s(ss)
-		sz := 0.0
-		if sm > 0 {
-			sz = clamp01(1 - quantile(ss, 0.5)/sm)
-		}
-		r.sizeScore = round3(sz)
-		parts = append(parts, sz)
-	}
-	for _, p := range parts {
-		r.score += p
-	}
-	r.score /= float64(len(parts))
-	return r, true
-}
-
-func clamp01(x float64) float64 { return math.Min(1, math.Max(0, x)) }
-
-// quantile of sorted s by linear interpolation.
-func quantile(s []float64, q float64) float64 {
-	if len(s) == 0 {
-		return 0
-	}
-	pos := q * float64(len(s)-1)
-	lo := int(math.Floor(pos))
-	hi := int(math.Ceil(pos))
-	f := pos - float64(lo)
-	return s[lo]*(1-f) + s[hi]*f
 }

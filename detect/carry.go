@@ -50,7 +50,7 @@ func (d *portScan) takeState(old Detector) {
 
 func (d *beacon) takeState(old Detector) {
 	if o, ok := old.(*beacon); ok {
-		d.keys, d.seen, d.owner = carry(d.keys, o.keys), carry(d.seen, o.seen), carry(d.owner, o.owner)
+		d.keys, d.seen, d.owner, d.streams = carry(d.keys, o.keys), carry(d.seen, o.seen), carry(d.owner, o.owner), carry(d.streams, o.streams)
 		d.prev, d.started, d.connCount = o.prev, o.started, o.connCount
 	}
 }
