@@ -40,7 +40,7 @@ const RuleBeaconing = "beaconing"
 // BeaconConfig configures the beaconing detector.
 type BeaconConfig struct {
 	// MinConnections is the number of start times (distinct connection
-	// starts, or bursts on one connection) a series with at most 10 % jitter
+	// starts, or bursts on one connection) a series with at most 12 % jitter
 	// needs to alert.
 	MinConnections int `yaml:"min_connections"`
 	// MaxConnections is what a series at max_jitter needs; in between the
@@ -328,12 +328,16 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		d.connCount++
 		changed[k] = true
 	}
-	for i := range snap.Opened {
-		add(&snap.Opened[i], false)
-	}
+	// Closed first: a connection that opened and ended between two polls
+	// is listed in both, as a TIME_WAIT row (stamped with the poll time) and
+	// through its destroy notification (stamped when it ended, nearer its
+	// start); the first one seen counts.
 	for i := range snap.Closed {
 		add(&snap.Closed[i], true)
 		d.streams.Delete(ConnKey(&snap.Closed[i]))
+	}
+	for i := range snap.Opened {
+		add(&snap.Opened[i], false)
 	}
 	d.followStreams(snap, env, first, poll, changed)
 	d.prev, d.started = now, true

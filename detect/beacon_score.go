@@ -40,7 +40,7 @@ import (
 
 const (
 	beaconObservablePolls = 3
-	beaconTightJitter     = 0.1
+	beaconTightJitter     = 0.12
 	beaconRawJitterSlack  = 0.1
 	beaconMinCount        = 0.9
 	beaconSymmetry        = 0.12
