@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -214,14 +215,23 @@ func (d *beacon) Rules() []RuleInfo {
 // entity names a socket's owner for a series (OwnerKey: the process, else
 // the socket's UID), else the owner last seen reaching dst, else
 // UnknownOwner (a connection seen only as it closed).
+//
+// A PID whose process already exited (a short-lived curl gone before the
+// poll read the process table) names no process: it takes the same
+// fallbacks, or every connection of a beacon that runs one process per
+// connection would start a series of its own ("pid:N").
 func (d *beacon) entity(snap *collector.Snapshot, env *Env, s *collector.Socket, dst beaconKey) string {
-	if proc := OwnerKey(snap, env, s); proc != UnknownOwner {
+	proc := OwnerKey(snap, env, s)
+	if proc != UnknownOwner && !strings.HasPrefix(proc, "pid:") {
 		return proc
 	}
 	if o, ok := d.owner.Get(dst); ok {
 		return *o
 	}
-	return UnknownOwner
+	if strings.HasPrefix(proc, "pid:") && uidKnown(s) {
+		return "uid:" + strconv.FormatUint(uint64(s.UID), 10)
+	}
+	return proc
 }
 
 func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socket) (beaconKey, string, bool) {
