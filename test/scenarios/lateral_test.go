@@ -25,7 +25,7 @@ func startSSHDOn(t *testing.T, topo *netns.Topology, k sshKeys, ns, ip, port str
 	}
 	cfg := filepath.Join(k.dir, "sshd_config_"+port)
 	writeFile(t, cfg, strings.Replace(string(b), "Port 22\n", "Port "+port+"\n", 1))
-	script := "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -m 0755 /run/sshd && exec timeout " +
+	script := sshdSetup + "exec timeout " +
 		fmt.Sprint(int(d.Seconds())) + " /usr/sbin/sshd -D -e -f " + cfg
 	bg(t, topo, topo.Cmd(ctxFor(t, d+5*time.Second), ns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script))
 	topo.WaitListen(t, ns, ip, port)

@@ -100,12 +100,18 @@ LogLevel ERROR
 	return k
 }
 
-// startSSHD runs a throwaway sshd on port 22 in LAN namespace ns. sshd needs
-// its privilege-separation directory /run/sshd: a private tmpfs on /run in
-// the sshd's own mount namespace provides it without touching the machine.
+// sshdSetup prepares the sshd's own mount namespace: the privilege-separation
+// directory /run/sshd on a private tmpfs, and an empty ~/.bashrc, which
+// Debian's bash reads for every ssh command: the machine's (pyenv init
+// waits up to a minute on a stale rehash lock) must not stall a session.
+const sshdSetup = "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -m 0755 /run/sshd && " +
+	"{ [ ! -f \"$HOME/.bashrc\" ] || mount --bind /dev/null \"$HOME/.bashrc\"; } && "
+
+// startSSHD runs a throwaway sshd on port 22 in LAN namespace ns, in its own
+// mount namespace (sshdSetup), without touching the machine.
 func startSSHD(t *testing.T, topo *netns.Topology, k sshKeys, ns, ip string, d time.Duration) {
 	t.Helper()
-	script := "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -m 0755 /run/sshd && exec timeout " +
+	script := sshdSetup + "exec timeout " +
 		fmt.Sprint(int(d.Seconds())) + " /usr/sbin/sshd -D -e -f " + filepath.Join(k.dir, "sshd_config")
 	bg(t, topo, topo.Cmd(ctxFor(t, d+5*time.Second), ns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script))
 	topo.WaitListen(t, ns, ip, "22")
