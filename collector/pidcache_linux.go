@@ -144,6 +144,11 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 	}
 
 	// 1. Known inodes.
+	if len(c.owner) == 0 && len(socks) > 1024 {
+		// The first call: every inode is unknown; size the maps once.
+		c.owner = make(map[uint64]owner, len(socks))
+		c.unknown = make(map[uint64]bool, len(socks))
+	}
 	clear(c.unknown)
 	triggers := 0
 	// A process's sockets are often listed together: the last owner's state

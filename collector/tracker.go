@@ -42,7 +42,12 @@ type tracker struct {
 	byCookie map[uint64]*trackEntry
 	byTuple  map[tupleKey]*trackEntry
 	gen      uint64
-	newTuple map[tupleKey]newRef // scratch: sockets first seen at this poll
+	// newRefs are the sockets first seen at this poll; newTuple indexes them
+	// by endpoints, built only when a vanished SYN_RECV socket needs it
+	// (newTupleOK), not for every new socket (all of them on the first poll).
+	newRefs    []newRef
+	newTuple   map[tupleKey]newRef
+	newTupleOK bool
 	// order holds the entries of the last Update's sockets in dump order
 	// (next is the one being built): the kernel lists sockets in the same
 	// order poll after poll, so most look-ups are the next entry of the last
@@ -174,6 +179,12 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 	t.gen++
 	t.untracked = 0
 	clear(t.newTuple)
+	t.newRefs, t.newTupleOK = t.newRefs[:0], false
+	if len(t.byCookie)+len(t.byTuple) == 0 && len(socks) > 1024 {
+		// The first poll: size the maps once instead of growing them.
+		t.byCookie = make(map[uint64]*trackEntry, len(socks))
+		opened = make([]Socket, 0, len(socks))
+	}
 	endNow := func(e *trackEntry) {
 		e.closedGen = t.gen
 		e.endGen = 0
@@ -212,7 +223,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 			t.next = append(t.next, e)
 			listed++
 			opened = append(opened, *s)
-			t.newTuple[keyOf(s)] = newRef{sock: i, opened: len(opened) - 1, e: e}
+			t.newRefs = append(t.newRefs, newRef{sock: i, opened: len(opened) - 1, e: e})
 			if isEndState(s.State) { // opened and ended between two polls
 				if destroyActive {
 					e.endGen, e.endAt = t.gen, now
@@ -332,6 +343,12 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 // socket first seen at this poll with the same endpoints; that socket then
 // inherits e's FirstSeen and is not reported as opened.
 func (t *tracker) handover(e *trackEntry, socks, opened []Socket, hidden *map[int]bool) bool {
+	if !t.newTupleOK {
+		for _, r := range t.newRefs {
+			t.newTuple[keyOf(&socks[r.sock])] = r
+		}
+		t.newTupleOK = true
+	}
 	ref, ok := t.newTuple[keyOf(&e.last)]
 	if !ok {
 		return false
