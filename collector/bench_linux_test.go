@@ -79,7 +79,8 @@ func startHold(n int) *connHold {
 		h.err = fmt.Errorf("raise RLIMIT_NOFILE for the server ends: %w", err)
 		return h
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	lc := net.ListenConfig{KeepAlive: -1} // see the helper's dialer
+	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
 	if err != nil {
 		h.err = err
 		return h

@@ -61,8 +61,11 @@ func runHelper(mode string) error {
 			return err
 		}
 		conns := make([]net.Conn, 0, n)
+		// No keepalive: n connections opened within a second probe together,
+		// overflow loopback's backlog and get aborted after ~3 minutes.
+		d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
 		for i := 0; i < n; i++ {
-			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			c, err := d.Dial("tcp", addr)
 			if err != nil {
 				return fmt.Errorf("dial %d of %d: %w", i, n, err)
 			}
