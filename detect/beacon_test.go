@@ -357,3 +357,33 @@ func TestBeaconHeartbeatOverOneConnection(t *testing.T) {
 		}
 	})
 }
+
+// A beacon that runs one short-lived process per connection (curl as root):
+// the first connection is seen open with its process, the later ones with a
+// PID whose process has already exited. They all join one series under the
+// destination's known owner, not one "pid:N" series each.
+func TestBeaconExitedProcessesJoinTheOwnersSeries(t *testing.T) {
+	d := newTestBeacon(t)
+	env := bldEnv()
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	d.Detect(bldSnap(t0.Add(-2*time.Second)), env)
+	var alerts []Alert
+	for i := 0; i < 10; i++ {
+		s := bldSnap(t0.Add(time.Duration(i) * 3 * time.Second))
+		pid := int32(100 + i)
+		if i == 0 {
+			bldProc(s, pid, 1, "curl") // later PIDs: the process is gone
+		}
+		sock := collector.Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: bldAP(fmt.Sprintf("10.0.0.5:%d", 40000+i)),
+			Remote: bldAP("198.51.100.7:443"), PID: pid, Inode: uint64(500 + i), Cookie: uint64(i + 1), FirstSeen: s.Time.Add(-time.Second)}
+		s.Opened = append(s.Opened, sock)
+		s.Sockets = append(s.Sockets, sock)
+		alerts = append(alerts, d.Detect(s, env)...)
+	}
+	if len(alerts) == 0 {
+		t.Fatalf("no alert; series: %d", d.keys.Len())
+	}
+	if a := alerts[0]; a.Entity != "curl|tcp|198.51.100.7:443" {
+		t.Fatalf("entity %q, want the curl series", a.Entity)
+	}
+}
