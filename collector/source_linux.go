@@ -134,7 +134,11 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 	if s.diag == nil {
 		sockErr = fmt.Errorf("sock_diag unavailable: %w", s.diagErr)
 	} else {
-		snap.Sockets, sockErr = s.diag.Dump(make([]Socket, 0, s.lastSockets+s.lastSockets/8+64))
+		want := s.lastSockets + s.lastSockets/8 + 64
+		if s.lastSockets == 0 { // the first poll: ask the kernel's counters
+			want += estimateSockets(s.procRoot) * 9 / 8
+		}
+		snap.Sockets, sockErr = s.diag.Dump(make([]Socket, 0, want))
 	}
 	if sockErr != nil {
 		errs["sockets"] = sockErr
