@@ -63,6 +63,7 @@ if [[ -n $unformatted ]]; then
   exit 1
 fi
 go vet ./...
+scripts/atomics-table.sh --check README.md
 GOOS=darwin go build ./... && GOOS=windows go build ./...
 
 log "go test -race ./..."
