@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/netsentinel/netsentinel/collector"
 )
@@ -100,6 +101,14 @@ const (
 	InferredBySole    = "sole_process" // the only process of the socket's user
 )
 
+// inferStartSlack is how much later than the socket's first sighting a
+// process may seem to have started and still own it: FirstSeen is the poll's
+// time, taken before the socket dump (which takes up to a few hundred ms at
+// 50k sockets), and start times are known to a clock tick plus the estimate
+// of the boot time (about 10 ms each). A process that starts and connects
+// while the dump runs would otherwise be skipped.
+const inferStartSlack = 500 * time.Millisecond
+
 // InferOwner ties a socket whose owner cannot be read to a process, from
 // what /proc shows every user (command lines, uids, start times, parents),
 // and only where the evidence is strong. It returns the PID and the rule
@@ -124,7 +133,7 @@ func InferOwner(snap *collector.Snapshot, env *Env, s *collector.Socket) (int32,
 		return 0, ""
 	}
 	after := func(p *collector.Process) bool {
-		return !s.FirstSeen.IsZero() && !p.StartTime.IsZero() && p.StartTime.After(s.FirstSeen)
+		return !s.FirstSeen.IsZero() && !p.StartTime.IsZero() && p.StartTime.After(s.FirstSeen.Add(inferStartSlack))
 	}
 	if !IsListener(s) && s.Remote.IsValid() && s.Remote.Port() != 0 {
 		var cands []*collector.Process

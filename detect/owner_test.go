@@ -97,6 +97,10 @@ func TestInferOwner(t *testing.T) {
 			s.Processes[12].StartTime = later
 			s.Processes[10].StartTime = later
 		}, conn("198.51.100.10:4444", 0), 0, ""},
+		{"a process that seems to start while the poll's dump runs still opened it", func(s *collector.Snapshot) {
+			s.Processes[12].StartTime = at.Add(200 * time.Millisecond)
+			s.Processes[10].StartTime = at.Add(200 * time.Millisecond)
+		}, conn("198.51.100.10:4444", 0), 12, InferredByCmdline},
 		{"the only process of a service user", nil, conn("203.0.113.5:443", 33), 30, InferredBySole},
 		{"the only process of a user, started after the socket", nil, conn("203.0.113.5:443", 1001), 0, ""},
 		{"root is never anyone's only process", nil, conn("203.0.113.5:443", 0), 0, ""},
