@@ -43,11 +43,17 @@ func eachMode(t *testing.T, fn func(t *testing.T, m mode)) {
 // returns false: the caller returns without asserting anything.
 func (m mode) canSee(t *testing.T, why string) bool {
 	t.Helper()
+	return m.canSeeAs(t, scenarioName(t), why)
+}
+
+// canSeeAs is canSee for a scenario whose results name is not its test's.
+func (m mode) canSeeAs(t *testing.T, scenario, why string) bool {
+	t.Helper()
 	if m.Privileged {
 		return true
 	}
 	t.Logf("not observable by an unprivileged sensor: %s", why)
-	record(result{Scenario: scenarioName(t), Mode: m.String(), Detected: "not visible", Technique: "—", Latency: "—", Note: why})
+	record(result{Scenario: scenario, Mode: m.String(), Detected: "not visible", Technique: "—", Latency: "—", Note: why})
 	return false
 }
 

@@ -173,7 +173,7 @@ while True:
 func TestWebShellShortLived(t *testing.T) {
 	netns.RequireTools(t, "ip", "id", "uname")
 	eachMode(t, func(t *testing.T, m mode) {
-		if !m.canSee(t, "sh lives a few ms between two polls; exec events (netlink process connector) need CAP_NET_ADMIN") {
+		if !m.canSeeAs(t, "webshell_short_lived", "sh lives a few ms between two polls; exec events (netlink process connector) need CAP_NET_ADMIN") {
 			return
 		}
 		topo := netns.New(t, 0)
