@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -168,5 +169,23 @@ func TestCatalogueLookups(t *testing.T) {
 	all := Tactics()
 	if len(all) != 14 || all[0].ID != "TA0043" || all[13].ID != "TA0040" {
 		t.Errorf("Tactics() order: first %s last %s (%d)", all[0].ID, all[len(all)-1].ID, len(all))
+	}
+}
+
+// Every rule says what it sees as root and as an unprivileged user (issue
+// 10: `netsentinel rules` prints both; an empty line would read as "sees
+// nothing").
+func TestEveryRuleStatesWhatItSeesPerMode(t *testing.T) {
+	for _, f := range Factories() {
+		d, err := f.New(f.DefaultConfig(), Common{HomeNet: DefaultHomeNet()})
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		for _, r := range d.Rules() {
+			if strings.TrimSpace(r.Sees.Privileged) == "" || strings.TrimSpace(r.Sees.Unprivileged) == "" {
+				t.Errorf("rule %s: Sees %+v, want both modes described", r.ID, r.Sees)
+			}
+		}
+		closeDetector(d)
 	}
 }
