@@ -223,6 +223,17 @@ type Source interface {
 	Close() error
 }
 
+// Recycler is implemented by a Source that can reuse the memory of a
+// snapshot its caller is finished with. Recycle hands snap back: the caller
+// and everything it shared snap with must no longer read it (its Sockets
+// are cleared and their backing array becomes a later snapshot's). A
+// caller that cannot know that (a snapshot kept by a dashboard) never
+// recycles. At 50,000 connections this saves a 20 MB allocation per poll,
+// and the garbage collection that goes with it.
+type Recycler interface {
+	Recycle(snap *Snapshot)
+}
+
 // Options configure a Source.
 type Options struct {
 	ProcRoot string // default "/proc"; HOST_PROC or --host-proc override

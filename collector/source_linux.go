@@ -82,6 +82,7 @@ type linuxSource struct {
 
 	diagErr, destroyErr error // why diag / destroy are nil
 	lastSockets         int
+	spare               []Socket // a recycled snapshot's sockets, reused by the next dump
 	destroyBuf          []Socket
 	failing             map[string]string // source → last error logged
 
@@ -119,6 +120,16 @@ func (s *linuxSource) openDestroy() {
 
 func (s *linuxSource) openNeigh() { s.neigh.open() }
 
+// Recycle keeps snap's socket slice for the next dump (see Recycler).
+func (s *linuxSource) Recycle(snap *Snapshot) {
+	if snap == nil || cap(snap.Sockets) == 0 {
+		return
+	}
+	// The dump appends zeroed entries, so nothing stale survives reuse.
+	s.spare = snap.Sockets[:0]
+	snap.Sockets, snap.Opened = nil, nil // the first poll's Opened is the same memory
+}
+
 // Collect takes one snapshot.
 func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 	if err := ctx.Err(); err != nil {
@@ -128,7 +139,8 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 	snap := &Snapshot{Time: start, Hostname: s.hostname, HostIPs: hostIPs()}
 	errs := map[string]error{}
 
-	// Sockets. A fresh slice each poll: snapshots outlive the next Collect.
+	// Sockets. A fresh slice each poll (snapshots outlive the next
+	// Collect) unless the caller recycled one (Recycle).
 	s.openDiag()
 	var sockErr error
 	if s.diag == nil {
@@ -138,7 +150,12 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 		if s.lastSockets == 0 { // the first poll: ask the kernel's counters
 			want += estimateSockets(s.procRoot) * 9 / 8
 		}
-		snap.Sockets, sockErr = s.diag.Dump(make([]Socket, 0, want))
+		buf := s.spare // too small, the dump's appends grow it once
+		s.spare = nil
+		if buf == nil {
+			buf = make([]Socket, 0, want)
+		}
+		snap.Sockets, sockErr = s.diag.Dump(buf)
 	}
 	if sockErr != nil {
 		errs["sockets"] = sockErr

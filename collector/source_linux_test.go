@@ -4,11 +4,13 @@ package collector
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap/zaptest"
 )
@@ -240,4 +242,48 @@ func TestSourceCollectHonoursCancelledContext(t *testing.T) {
 	if _, err := src.Collect(ctx); err == nil {
 		t.Error("Collect with a cancelled context succeeded")
 	}
+}
+
+// A recycled snapshot's socket memory holds the next dump (no new slice per
+// poll), and the recycled snapshot no longer shows sockets.
+func TestSourceRecycleReusesSocketMemory(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	src := newTestSource(t, Options{})
+	r, ok := src.(Recycler)
+	if !ok {
+		t.Fatal("the Linux source does not recycle")
+	}
+	first := collect(t, src)
+	if len(first.Sockets) == 0 {
+		t.Fatal("no sockets listed (the test's listener at least)")
+	}
+	mem, room := unsafe.SliceData(first.Sockets[:1]), cap(first.Sockets)
+	second := collect(t, src)
+	r.Recycle(first)
+	if first.Sockets != nil {
+		t.Error("a recycled snapshot still lists sockets")
+	}
+	third := collect(t, src)
+	if unsafe.SliceData(third.Sockets[:1]) != mem && len(third.Sockets) <= room {
+		t.Error("the dump after Recycle did not reuse the recycled memory")
+	}
+	if unsafe.SliceData(second.Sockets[:1]) == mem {
+		t.Error("a dump reused memory that was not recycled")
+	}
+	if findListener(third.Sockets, ln.Addr().(*net.TCPAddr).AddrPort()) == nil {
+		t.Error("the reused dump lost the test's listener")
+	}
+}
+
+func findListener(socks []Socket, ap netip.AddrPort) *Socket {
+	for i := range socks {
+		if socks[i].Proto == "tcp" && socks[i].State == "LISTEN" && socks[i].Local == ap {
+			return &socks[i]
+		}
+	}
+	return nil
 }

@@ -78,7 +78,7 @@ type tupleKey struct {
 
 type newRef struct {
 	sock   int // index in socks
-	opened int // index in opened
+	opened int // index in newRefs
 	e      *trackEntry
 }
 
@@ -183,7 +183,6 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 	if len(t.byCookie)+len(t.byTuple) == 0 && len(socks) > 1024 {
 		// The first poll: size the maps once instead of growing them.
 		t.byCookie = make(map[uint64]*trackEntry, len(socks))
-		opened = make([]Socket, 0, len(socks))
 	}
 	endNow := func(e *trackEntry) {
 		e.closedGen = t.gen
@@ -222,8 +221,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 			e.pos = len(t.next)
 			t.next = append(t.next, e)
 			listed++
-			opened = append(opened, *s)
-			t.newRefs = append(t.newRefs, newRef{sock: i, opened: len(opened) - 1, e: e})
+			t.newRefs = append(t.newRefs, newRef{sock: i, opened: len(t.newRefs), e: e})
 			if isEndState(s.State) { // opened and ended between two polls
 				if destroyActive {
 					e.endGen, e.endAt = t.gen, now
@@ -302,7 +300,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 				if t.gen-max(e.closedGen, e.seenGen) >= closedLinger {
 					t.remove(e)
 				}
-			case e.last.State == "SYN_RECV" && t.handover(e, socks, opened, &opHidden):
+			case e.last.State == "SYN_RECV" && t.handover(e, socks, &opHidden):
 				t.remove(e)
 			case !destroyActive || waited(e):
 				endNow(e)
@@ -327,14 +325,20 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 	slices.SortFunc(closed, func(a, b Socket) int {
 		return cmp.Or(cmp.Compare(a.Cookie, b.Cookie), a.Local.Compare(b.Local), a.Remote.Compare(b.Remote))
 	})
-	if len(opHidden) > 0 {
-		kept := opened[:0]
-		for i := range opened {
-			if !opHidden[i] {
-				kept = append(kept, opened[i])
+	// Opened is built last, from the sockets as they now are. When every
+	// socket is new (the first poll) it is the socket list itself, not a
+	// copy of it: 22 MB less at 100,000 sockets.
+	switch n := len(t.newRefs); {
+	case n == 0:
+	case n == len(socks) && len(opHidden) == 0:
+		opened = socks[:n:n]
+	default:
+		opened = make([]Socket, 0, n-len(opHidden))
+		for j, r := range t.newRefs {
+			if !opHidden[j] {
+				opened = append(opened, socks[r.sock])
 			}
 		}
-		opened = kept
 	}
 	return opened, closed
 }
@@ -342,7 +346,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 // handover reports whether the vanished SYN_RECV entry e was accepted into a
 // socket first seen at this poll with the same endpoints; that socket then
 // inherits e's FirstSeen and is not reported as opened.
-func (t *tracker) handover(e *trackEntry, socks, opened []Socket, hidden *map[int]bool) bool {
+func (t *tracker) handover(e *trackEntry, socks []Socket, hidden *map[int]bool) bool {
 	if !t.newTupleOK {
 		for _, r := range t.newRefs {
 			t.newTuple[keyOf(&socks[r.sock])] = r

@@ -67,6 +67,10 @@ type Pipeline struct {
 
 	routes  atomic.Pointer[[]sinks.Route] // by index of outs
 	excBase map[string]uint64             // exception counts at the window start
+	// prev is the snapshot before the current one, handed back to a
+	// recycling source (collector.Recycler) once a newer one replaced it
+	// everywhere: never with an observer, which may still hold it.
+	prev *collector.Snapshot
 }
 
 // Observer sees every poll: its snapshot and the alerts detected in it. It is
@@ -291,6 +295,14 @@ func (p *Pipeline) cycle(ctx context.Context, wp **Window) (done bool, err error
 	}
 	if p.observer != nil {
 		p.observer(snap, alerts)
+	} else if r, ok := p.src.(collector.Recycler); ok {
+		// The previous snapshot is no window's Last any more (its report,
+		// if its window closed, was written above) and the engine keeps no
+		// socket past Run: its memory can hold the next dump.
+		if p.prev != nil {
+			r.Recycle(p.prev)
+		}
+		p.prev = snap
 	}
 	if ce := p.log.Check(zap.DebugLevel, "poll"); ce != nil {
 		ce.Write(zap.Int("poll", w.Polls), zap.Duration("collect", snap.Stats.Duration),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -370,5 +371,91 @@ func TestStalledSpoolDoesNotStallPollingOrOtherSinks(t *testing.T) {
 	}
 	if st := stalled.Runner.Stats(); st.Sent != 0 || st.Dropped == 0 {
 		t.Fatalf("stalled sink %+v: want nothing sent and its overflow counted", st)
+	}
+}
+
+// recyclingSource is a replay that takes snapshots back (collector.Recycler)
+// and records when: a snapshot may only come back once a newer one was
+// collected, and at most once.
+type recyclingSource struct {
+	collector.Source
+	collected []*collector.Snapshot
+	recycled  map[*collector.Snapshot]bool
+	errs      []string
+}
+
+func (r *recyclingSource) Collect(ctx context.Context) (*collector.Snapshot, error) {
+	s, err := r.Source.Collect(ctx)
+	if s != nil {
+		r.collected = append(r.collected, s)
+	}
+	return s, err
+}
+
+func (r *recyclingSource) Recycle(s *collector.Snapshot) {
+	n := len(r.collected)
+	switch {
+	case r.recycled[s]:
+		r.errs = append(r.errs, fmt.Sprintf("snapshot at %v recycled twice", s.Time))
+	case n == 0 || r.collected[n-1] == s:
+		r.errs = append(r.errs, fmt.Sprintf("snapshot at %v recycled while it is the latest", s.Time))
+	}
+	r.recycled[s] = true
+	s.Sockets = nil // what the collector does: its memory is the next dump's
+}
+
+// The pipeline hands each snapshot back to a recycling source once a newer
+// one replaced it, never before its window's report was written (every
+// report still lists its last poll's connection), and never when an
+// observer (the dashboard) may hold it.
+func TestSnapshotsRecycledOnlyWhenReplaced(t *testing.T) {
+	for _, observed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("observer=%v", observed), func(t *testing.T) {
+			rep, err := collector.OpenReplay(recording(t, 10, time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := &recyclingSource{Source: rep, recycled: map[*collector.Snapshot]bool{}}
+			dir := t.TempDir()
+			var out syncBuf
+			p := newPipeline(t, Config{Interval: time.Second, Window: 3 * time.Minute, ReportPath: filepath.Join(dir, "report.json")}, src, &out)
+			if observed {
+				p.SetObserver(func(*collector.Snapshot, []detect.Alert) {})
+			}
+			if err := p.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range src.errs {
+				t.Error(e)
+			}
+			want := 9 // all but the last
+			if observed {
+				want = 0
+			}
+			if len(src.recycled) != want {
+				t.Errorf("%d snapshots recycled, want %d", len(src.recycled), want)
+			}
+			files, _ := filepath.Glob(filepath.Join(dir, "report-*.json"))
+			if len(files) != 4 {
+				t.Fatalf("window reports = %v, want 4", files)
+			}
+			for _, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var doc struct {
+					NS struct {
+						Active []json.RawMessage `json:"active_connections"`
+					} `json:"network_state"`
+				}
+				if err := json.Unmarshal(data, &doc); err != nil {
+					t.Fatal(err)
+				}
+				if len(doc.NS.Active) != 1 {
+					t.Errorf("%s lists %d connections, want its last poll's 1", filepath.Base(f), len(doc.NS.Active))
+				}
+			}
+		})
 	}
 }
