@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"cmp"
 	"net/netip"
 	"slices"
 	"sort"
@@ -416,7 +415,67 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 		rport, lport uint16
 		so           *collector.Socket
 	}
+	less := func(a, b *connRef) bool {
+		// Early returns: cmp.Or would compare every field every time.
+		if c := strings.Compare(a.so.Proto, b.so.Proto); c != 0 {
+			return c < 0
+		}
+		if c := strings.Compare(a.raddr, b.raddr); c != 0 {
+			return c < 0
+		}
+		if a.rport != b.rport {
+			return a.rport < b.rport
+		}
+		if c := strings.Compare(a.laddr, b.laddr); c != 0 {
+			return c < 0
+		}
+		return a.lport < b.lport
+	}
+	// The first maxListed connections in that order are kept in a max-heap
+	// (the largest kept at conns[0]) as the sockets stream by: a row that
+	// does not beat the largest kept costs one comparison, and no slice of
+	// every connection is built or sorted.
 	var conns []connRef
+	omitted := 0
+	siftDown := func(i int) {
+		for {
+			l, big := 2*i+1, i
+			if l < len(conns) && less(&conns[big], &conns[l]) {
+				big = l
+			}
+			if r := l + 1; r < len(conns) && less(&conns[big], &conns[r]) {
+				big = r
+			}
+			if big == i {
+				return
+			}
+			conns[i], conns[big] = conns[big], conns[i]
+			i = big
+		}
+	}
+	keep := func(c connRef) {
+		if maxListed <= 0 {
+			omitted++
+			return
+		}
+		if len(conns) < maxListed {
+			conns = append(conns, c)
+			for i := len(conns) - 1; i > 0; {
+				p := (i - 1) / 2
+				if !less(&conns[p], &conns[i]) {
+					break
+				}
+				conns[p], conns[i] = conns[i], conns[p]
+				i = p
+			}
+			return
+		}
+		omitted++
+		if less(&c, &conns[0]) {
+			conns[0] = c
+			siftDown(0)
+		}
+	}
 	var lis []Listener
 	for i := range s.Sockets {
 		so := &s.Sockets[i]
@@ -425,7 +484,7 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 		}
 		switch {
 		case isActive(so):
-			conns = append(conns, connRef{raddr: str(so.Remote.Addr()), laddr: str(so.Local.Addr()),
+			keep(connRef{raddr: str(so.Remote.Addr()), laddr: str(so.Local.Addr()),
 				rport: so.Remote.Port(), lport: so.Local.Port(), so: so})
 		case isListening(so):
 			lis = append(lis, Listener{Protocol: so.Proto, Address: addrString(so.Local.Addr()),
@@ -433,25 +492,15 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 		}
 	}
 	slices.SortFunc(conns, func(a, b connRef) int {
-		// Early returns: cmp.Or would compare every field every time.
-		if c := strings.Compare(a.so.Proto, b.so.Proto); c != 0 {
-			return c
+		switch {
+		case less(&a, &b):
+			return -1
+		case less(&b, &a):
+			return 1
 		}
-		if c := strings.Compare(a.raddr, b.raddr); c != 0 {
-			return c
-		}
-		if a.rport != b.rport {
-			return cmp.Compare(a.rport, b.rport)
-		}
-		if c := strings.Compare(a.laddr, b.laddr); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.lport, b.lport)
+		return 0
 	})
-	if len(conns) > maxListed {
-		ns.OmittedConnections = len(conns) - maxListed
-		conns = conns[:maxListed]
-	}
+	ns.OmittedConnections = omitted
 	ns.ActiveConnections = slices.Grow(ns.ActiveConnections, len(conns))
 	for _, c := range conns {
 		so := c.so

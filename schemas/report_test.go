@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +206,23 @@ func TestReportDefaultConnectionCap(t *testing.T) {
 	}
 	if c := ac[0]; c.RemoteAddress != "127.0.0.0" || c.LocalAddress != "127.0.0.1" || c.LocalPort != 8080 || c.Status != "ESTABLISHED" {
 		t.Errorf("first connection %+v", c)
+	}
+	// Exactly the first DefaultMaxListed of the whole order are listed.
+	type ep struct {
+		addr string
+		port int
+	}
+	var all []ep
+	for _, so := range snap.Sockets {
+		all = append(all, ep{so.Remote.Addr().String(), int(so.Remote.Port())})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		return all[i].addr < all[j].addr || (all[i].addr == all[j].addr && all[i].port < all[j].port)
+	})
+	for i, c := range ac {
+		if (ep{c.RemoteAddress, c.RemotePort}) != all[i] {
+			t.Fatalf("listed #%d is %s:%d, want %s:%d", i, c.RemoteAddress, c.RemotePort, all[i].addr, all[i].port)
+		}
 	}
 }
 
