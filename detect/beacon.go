@@ -113,7 +113,7 @@ type beacon struct {
 	exclProc map[string]bool
 	keys     *Window[beaconKey, beaconState]
 	seen     *Window[string, struct{}]
-	streams  *Window[string, beaconStream]
+	streams  *Window[connID, beaconStream]
 	// owner remembers the process last seen connecting to a destination, so
 	// its short connections that close before any poll (no PID: destroy
 	// notifications and TIME_WAIT rows carry no owner) join its series.
@@ -162,7 +162,7 @@ func newBeacon(c BeaconConfig) (*beacon, error) {
 	ttl := 2*time.Duration(float64(c.MaxInterval)*(1+c.MaxJitter)) + time.Minute
 	d.keys = NewWindow[beaconKey, beaconState](c.MaxKeys, ttl)
 	d.owner = NewWindow[beaconKey, string](c.MaxKeys, ttl)
-	d.streams = NewWindow[string, beaconStream](c.MaxKeys, 10*time.Minute)
+	d.streams = NewWindow[connID, beaconStream](c.MaxKeys, 10*time.Minute)
 	d.seen = NewWindow[string, struct{}](maxBeaconSeen, 10*time.Minute)
 	return d, nil
 }
@@ -344,7 +344,7 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	// start); the first one seen counts.
 	for i := range snap.Closed {
 		add(&snap.Closed[i], true)
-		d.streams.Delete(ConnKey(&snap.Closed[i]))
+		d.streams.Delete(connIDOf(&snap.Closed[i]))
 	}
 	for i := range snap.Opened {
 		add(&snap.Opened[i], false)
@@ -397,20 +397,20 @@ func (d *beacon) followStreams(snap *collector.Snapshot, env *Env, first bool, p
 		if !ok {
 			continue
 		}
-		id := ConnKey(s)
 		total := s.BytesAcked + s.BytesReceived
-		prev, known := d.streams.Get(id)
+		cur, known := d.streams.Upsert(connIDOf(s), snap.Time)
+		prev := *cur
 		if !known || first || total < prev.bytes {
-			d.streams.Put(id, beaconStream{bytes: total}, snap.Time) // baseline
+			*cur = beaconStream{bytes: total} // baseline
 			continue
 		}
 		delta := total - prev.bytes
 		burst := delta > 0 && !prev.active
-		*d.streams.Touch(id, snap.Time, nil) = beaconStream{bytes: total, active: delta > 0}
+		*cur = beaconStream{bytes: total, active: delta > 0}
 		if !burst {
 			continue
 		}
-		k.stream = id
+		k.stream = ConnKey(s)
 		st := d.keys.Touch(k, snap.Time, nil)
 		st.dir = dir
 		if s.PID > 0 {

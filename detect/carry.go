@@ -20,7 +20,7 @@ func carry[K comparable, V any](fresh, old *Window[K, V]) *Window[K, V] {
 	}
 	old.max, old.ttl = fresh.max, fresh.ttl
 	for len(old.items) > old.max {
-		old.removeElement(old.order.Back())
+		old.remove(old.back)
 		old.evicted++
 	}
 	return old
@@ -36,6 +36,7 @@ func (d *exfil) takeState(old Detector) {
 	if o, ok := old.(*exfil); ok {
 		d.last, d.sums = carry(d.last, o.last), carry(d.sums, o.sums)
 		d.started, d.prev = o.started, o.prev
+		d.evicted, d.droppedAt = o.evicted, o.droppedAt // evictions by the new cap count as drops
 	}
 }
 
@@ -43,6 +44,7 @@ func (d *portScan) takeState(old Detector) {
 	if o, ok := old.(*portScan); ok {
 		d.inbound, d.seenTools = carry(d.inbound, o.inbound), carry(d.seenTools, o.seenTools)
 		d.out.takeState(o.out)
+		d.prev = o.prev
 		d.closedPorts.takeState(o.closedPorts)
 		d.attemptFails.takeState(o.attemptFails)
 	}

@@ -64,16 +64,47 @@ type Env struct {
 	// listeners indexes the listening sockets of listenSnap, built on first
 	// use by Direction and shared by the detectors of one Run.
 	listenSnap *collector.Snapshot
-	listeners  listenerIndex
+	listeners  *listenerIndex
+	// stdio indexes the sockets of stdioSnap that some process holds on
+	// its fds 0-2 (Process.StdioSockets), by inode, built on first use.
+	stdioSnap *collector.Snapshot
+	stdio     map[uint64]*collector.Socket
 	// claims are connections a detector accounted for in this Run, by the
 	// rule whose alerts about them are dropped (see Claim).
 	claims map[string]map[string]struct{}
 }
 
+// stdioSocket returns the socket of snap with inode ino when some process
+// of snap holds it on a standard stream. The index holds only those sockets:
+// a poll with no such process costs one pass over the processes, not a map
+// of every socket.
+func (e *Env) stdioSocket(snap *collector.Snapshot, ino uint64) *collector.Socket {
+	if e.stdioSnap != snap || e.stdio == nil {
+		e.stdioSnap, e.stdio = snap, map[uint64]*collector.Socket{}
+		for _, p := range snap.Processes {
+			if p == nil {
+				continue
+			}
+			for _, i := range p.StdioSockets {
+				e.stdio[i] = nil
+			}
+		}
+		if len(e.stdio) > 0 {
+			for i := range snap.Sockets {
+				s := &snap.Sockets[i]
+				if _, want := e.stdio[s.Inode]; want && s.Inode != 0 {
+					e.stdio[s.Inode] = s
+				}
+			}
+		}
+	}
+	return e.stdio[ino]
+}
+
 // listenersFor returns the listening-socket index of snap, building it once.
-func (e *Env) listenersFor(snap *collector.Snapshot) listenerIndex {
+func (e *Env) listenersFor(snap *collector.Snapshot) *listenerIndex {
 	if e.listenSnap != snap || e.listeners == nil {
-		e.listeners = buildListeners(snap)
+		e.listeners = buildListeners(snap, e.listeners)
 		e.listenSnap = snap
 	}
 	return e.listeners

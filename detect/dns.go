@@ -82,7 +82,7 @@ type suspiciousDNS struct {
 	resolvers map[string]bool
 	browsers  map[string]bool
 	rates     *Window[string, dnsRate]
-	seen      *Window[string, struct{}]
+	seen      *Window[connID, struct{}] // DNS connections already counted for the rate
 	lastNS    []netip.Addr
 	haveNS    bool
 }
@@ -94,7 +94,7 @@ func newDNS(c DNSConfig) (*suspiciousDNS, error) {
 	d := &suspiciousDNS{cfg: c, extra: map[netip.Addr]bool{}, doh: map[netip.Addr]bool{}, dohPorts: NewPortSet(c.DoHPorts...),
 		resolvers: lowerSet(c.ResolverProcesses), browsers: lowerSet(c.Browsers),
 		rates: NewWindow[string, dnsRate](c.MaxKeys, c.RateWindow),
-		seen:  NewWindow[string, struct{}](maxBeaconSeen, 10*time.Minute)}
+		seen:  NewWindow[connID, struct{}](maxBeaconSeen, 10*time.Minute)}
 	for _, s := range c.ExtraResolvers {
 		a, err := netip.ParseAddr(strings.TrimSpace(s))
 		if err != nil {
@@ -248,19 +248,26 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 				map[string]any{"resolver": ra.String(), "port": port})
 		}
 	}
+	// Only DNS (53, 853/tcp) and DoH connections can match; the rest of the
+	// table is skipped before any look-up, and only DNS connections are
+	// remembered (fresh matters only for them).
+	visit := func(s *collector.Socket) {
+		if !s.Remote.IsValid() {
+			return
+		}
+		port := s.Remote.Port()
+		if port == 53 || (port == 853 && s.Proto == "tcp") {
+			_, dup := d.seen.Upsert(connIDOf(s), now)
+			check(s, !dup)
+		} else if s.Proto == "tcp" && d.dohPorts.Has(port) && d.doh[s.Remote.Addr().Unmap()] {
+			check(s, false)
+		}
+	}
 	for i := range snap.Sockets {
-		s := &snap.Sockets[i]
-		id := ConnKey(s)
-		_, dup := d.seen.Get(id)
-		d.seen.Touch(id, now, nil)
-		check(s, !dup)
+		visit(&snap.Sockets[i])
 	}
 	for i := range snap.Closed {
-		s := &snap.Closed[i]
-		id := ConnKey(s)
-		_, dup := d.seen.Get(id)
-		d.seen.Touch(id, now, nil)
-		check(s, !dup)
+		visit(&snap.Closed[i])
 	}
 	d.seen.Expire(now)
 

@@ -215,7 +215,8 @@ func (e *Engine) Run(snap *collector.Snapshot) []Alert {
 	// Processes of this snapshot feed the recent-process cache after the
 	// detectors ran (Env.Process prefers the snapshot anyway).
 	defer e.rememberProcesses(snap)
-	e.env.listeners, e.env.listenSnap, e.env.claims = nil, nil, nil
+	e.env.listenSnap, e.env.claims = nil, nil // the listener index is rebuilt in place
+	e.env.stdio, e.env.stdioSnap = nil, nil
 
 	type cand struct {
 		r *runner
@@ -269,7 +270,8 @@ func (e *Engine) Run(snap *collector.Snapshot) []Alert {
 	}
 	e.env.claims = nil
 	e.cool.Expire(snap.Time)
-	e.env.listeners, e.env.listenSnap = nil, nil
+	e.env.listenSnap = nil
+	e.env.stdio, e.env.stdioSnap = nil, nil
 	return out
 }
 

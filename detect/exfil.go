@@ -142,12 +142,23 @@ type exfil struct {
 	cfg     ExfilConfig
 	bucket  time.Duration
 	scopes  map[int]bool
-	last    *Window[string, connCounters] // ConnKey -> counters counted so far
+	last    *Window[connID, connCounters] // connection -> counters counted so far
 	sums    *Window[exfilKey, exfilState]
 	staged  *Window[string, staging] // user key -> staging transfer
 	covered *Window[exfilKey, struct{}]
 	started bool
 	prev    time.Time
+	// evicted is last's evictions accounted for and droppedAt the latest
+	// poll that evicted or expired entries: a closed connection first seen
+	// before then may have had its counters dropped.
+	evicted   uint64
+	droppedAt time.Time
+}
+
+// mayHaveDropped reports whether last may have dropped, since t, the
+// counters of a connection first seen at t.
+func (d *exfil) mayHaveDropped(t time.Time) bool {
+	return d.last.Evicted() != d.evicted || !d.droppedAt.Before(t)
 }
 
 func newExfil(c ExfilConfig) (*exfil, error) {
@@ -174,7 +185,7 @@ func newExfil(c ExfilConfig) (*exfil, error) {
 		cfg: c, bucket: c.Window / 10, scopes: scopes,
 		// Open connections are touched every poll; the TTL only drops
 		// connections that vanished without a Closed entry.
-		last:    NewWindow[string, connCounters](c.MaxConnections, c.Window),
+		last:    NewWindow[connID, connCounters](c.MaxConnections, c.Window),
 		sums:    NewWindow[exfilKey, exfilState](c.MaxKeys, c.Window),
 		staged:  NewWindow[string, staging](c.MaxKeys, c.StagingWindow),
 		covered: NewWindow[exfilKey, struct{}](c.MaxKeys, c.Window),
@@ -299,8 +310,33 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		if s.Proto != "tcp" || !s.Remote.IsValid() || IsListener(s) {
 			return
 		}
-		id := ConnKey(s)
-		prev, known := d.last.Get(id)
+		// Bytes to a loopback peer count nowhere (neither upload nor
+		// staging) and ingress bytes only with IncludeIngress: such
+		// connections need no per-connection state, which on a proxy or
+		// load balancer is most of them.
+		if s.Remote.Addr().Unmap().IsLoopback() || (!d.cfg.IncludeIngress && Direction(snap, env, s) != DirEgress) {
+			return
+		}
+		// Only connections that moved bytes are remembered: one with none
+		// yet has nothing to subtract (its first bytes all count), and on a
+		// busy host most connections are idle.
+		id := connIDOf(s)
+		var cur *connCounters // the entry (nil when none is kept)
+		var known bool
+		switch {
+		case closed:
+			cur, known = d.last.Get(id)
+		case s.BytesAcked == 0:
+			if cur, known = d.last.Get(id); known {
+				d.last.Upsert(id, now) // touched: a TIME_WAIT row keeps its counters
+			}
+		default:
+			cur, known = d.last.Upsert(id, now)
+		}
+		var prev connCounters
+		if known {
+			prev = *cur
+		}
 		var delta uint64
 		keep := false
 		switch {
@@ -313,23 +349,19 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			delta = s.BytesAcked
 		case first && !closed:
 			delta = 0 // open before the sensor started: baseline
-		case closed && !s.FirstSeen.IsZero() && s.FirstSeen.Before(d.prev):
-			delta = 0 // listed at an earlier poll but its counters were dropped
+		case closed && !s.FirstSeen.IsZero() && s.FirstSeen.Before(d.prev) && d.mayHaveDropped(s.FirstSeen):
+			delta = 0 // listed at an earlier poll, and its counters may have been dropped since
 		default:
 			delta = s.BytesAcked // opened (and maybe closed) since the last poll
 		}
 		switch {
 		case closed:
 			d.last.Delete(id)
-		case keep:
-			d.last.Touch(id, now, nil)
+		case keep, cur == nil:
 		default:
-			d.last.Put(id, connCounters{acked: s.BytesAcked}, now)
+			*cur = connCounters{acked: s.BytesAcked}
 		}
 		if delta == 0 {
-			return
-		}
-		if !d.cfg.IncludeIngress && Direction(snap, env, s) != DirEgress {
 			return
 		}
 		ra := s.Remote.Addr().Unmap()
@@ -393,7 +425,9 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	for _, p := range external {
 		upload(p.s, p.delta)
 	}
-	d.last.Expire(now)
+	if d.last.Expire(now) > 0 || d.last.Evicted() != d.evicted {
+		d.evicted, d.droppedAt = d.last.Evicted(), now
+	}
 	d.sums.Expire(now)
 	d.staged.Expire(now)
 	d.covered.Expire(now)

@@ -76,6 +76,23 @@ func TestExfil(t *testing.T) {
 			},
 		},
 		{
+			name: "connection idle for polls that uploads and closes between two polls", steps: 4, entity: "sftp|198.51.100.45", minB: 60 * mb,
+			snap: func(i int) *collector.Snapshot {
+				s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+				bldProc(s, 85, 1, "sftp")
+				c := exfSock("10.0.0.5:40005", "198.51.100.45:22", 85, 78, 0, 0)
+				c.FirstSeen = bldT0.Add(2 * time.Second)
+				switch i {
+				case 1, 2:
+					s.Sockets = append(s.Sockets, c)
+				case 3:
+					c.BytesAcked, c.State, c.Destroyed = 60*mb, "CLOSE", true
+					s.Closed = append(s.Closed, c)
+				}
+				return s
+			},
+		},
+		{
 			name: "connection open before the sensor started counts from the baseline only", steps: 3,
 			snap: func(i int) *collector.Snapshot {
 				s := bldSnap(bldT0.Add(time.Duration(i)*2*time.Second), exfSock("10.0.0.5:40003", "198.51.100.50:443", 90, 5, 900*mb+uint64(i)*mb, 0))
@@ -138,6 +155,29 @@ func TestExfilBoundedMemory(t *testing.T) {
 		if d.last.Len() > 5000 || d.sums.Len() > 1000 || d.staged.Len() > 1000 || d.covered.Len() > 1000 {
 			t.Fatalf("last %d sums %d staged %d covered %d over cap", d.last.Len(), d.sums.Len(), d.staged.Len(), d.covered.Len())
 		}
+	}
+}
+
+// Idle connections (no bytes acknowledged yet) cost no memory: most of a
+// busy host's connections are idle at any poll.
+func TestExfilRemembersOnlyConnectionsThatMovedBytes(t *testing.T) {
+	d, err := newExfil(*defaultExfilConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := bldEnv()
+	for i := 0; i < 5; i++ {
+		s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
+		for j := 0; j < 1000; j++ {
+			n := i*1000 + j
+			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED", Local: bldAP("10.0.0.5:40000"), Cookie: uint64(n + 1),
+				Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(n >> 16), byte(n >> 8), byte(n)}), 443), PID: int32(n)})
+		}
+		s.Sockets = append(s.Sockets, exfSock("10.0.0.5:40001", "198.51.100.9:443", 1, 1<<40, uint64(i+1)*1000, 0))
+		d.Detect(s, env)
+	}
+	if n := d.last.Len(); n != 1 {
+		t.Errorf("%d connections remembered, want 1 (the one that moved bytes)", n)
 	}
 }
 

@@ -93,6 +93,9 @@ type portScan struct {
 	seenTools *Window[string, struct{}]
 	// host-wide counters against their learned baselines
 	closedPorts, attemptFails *counterBaseline
+	// prev is the previous snapshot's time: an inbound connection first
+	// seen before it touched its port then, and was counted then.
+	prev time.Time
 }
 
 func newPortScan(c PortScanConfig) (*portScan, error) {
@@ -199,8 +202,14 @@ func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	var out []Alert
 	touchedIn := map[netip.Addr]bool{}
 	d.out.begin(snap, env)
+	prev := d.prev
+	d.prev = now
 	visit := func(s *collector.Socket) {
-		if inboundAttempt(snap, env, s) {
+		// A connection touches its port once, when it is first seen: one
+		// listed at an earlier poll was counted then (a busy server's
+		// clients would otherwise cost a look-up each, every poll).
+		counted := !s.FirstSeen.IsZero() && !prev.IsZero() && !s.FirstSeen.After(prev)
+		if !counted && inboundAttempt(snap, env, s) {
 			src := s.Remote.Addr().Unmap()
 			dist := *d.inbound.Touch(src, now, func() *Distinct[string] {
 				return NewDistinct[string](d.cfg.Window, 4*d.cfg.InboundPorts)

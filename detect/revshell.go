@@ -40,35 +40,21 @@ const (
 	relaySelf     = "self"          // an interpreter holding the connection itself, with a reverse-shell idiom (gawk /inet/, perl IO::Socket)
 )
 
-// revIndex indexes one snapshot for relay look-ups.
+// revIndex indexes one snapshot for relay look-ups. The socket indexes
+// (byPID, unowned) are built on the first conn call: most polls ask only
+// about the process tree.
 type revIndex struct {
 	kind     func(p *collector.Process) (string, string)
 	snap     *collector.Snapshot
 	env      *Env
-	byPID    map[int32][]*collector.Socket
-	byInode  map[uint64]*collector.Socket
+	byPID    map[int32][]*collector.Socket  // outbound, by owner (nil until built)
 	unowned  map[uint32][]*collector.Socket // outbound, no owner, by socket UID
 	children map[int32][]int32
 	pgroup   map[int32][]int32
 }
 
 func newRevIndex(snap *collector.Snapshot, env *Env) *revIndex {
-	x := &revIndex{snap: snap, env: env, byPID: map[int32][]*collector.Socket{}, byInode: map[uint64]*collector.Socket{},
-		unowned: map[uint32][]*collector.Socket{}, children: map[int32][]int32{}, pgroup: map[int32][]int32{}}
-	for i := range snap.Sockets {
-		s := &snap.Sockets[i]
-		if s.Inode != 0 {
-			x.byInode[s.Inode] = s
-		}
-		if !outboundConn(snap, env, s) {
-			continue
-		}
-		if s.PID > 0 {
-			x.byPID[s.PID] = append(x.byPID[s.PID], s)
-		} else {
-			x.unowned[s.UID] = append(x.unowned[s.UID], s)
-		}
-	}
+	x := &revIndex{snap: snap, env: env, children: map[int32][]int32{}, pgroup: map[int32][]int32{}}
 	for pid, p := range snap.Processes {
 		if p == nil {
 			continue
@@ -79,6 +65,21 @@ func newRevIndex(snap *collector.Snapshot, env *Env) *revIndex {
 		}
 	}
 	return x
+}
+
+func (x *revIndex) indexSockets() {
+	x.byPID, x.unowned = map[int32][]*collector.Socket{}, map[uint32][]*collector.Socket{}
+	for i := range x.snap.Sockets {
+		s := &x.snap.Sockets[i]
+		if !outboundConn(x.snap, x.env, s) {
+			continue
+		}
+		if s.PID > 0 {
+			x.byPID[s.PID] = append(x.byPID[s.PID], s)
+		} else {
+			x.unowned[s.UID] = append(x.unowned[s.UID], s)
+		}
+	}
 }
 
 // outboundConn reports a connection this host opened to a non-loopback peer:
@@ -103,11 +104,14 @@ func (x *revIndex) conn(relay *collector.Process) (relayTie, bool) {
 	if relay == nil {
 		return relayTie{}, false
 	}
+	if x.byPID == nil {
+		x.indexSockets()
+	}
 	if ss := x.byPID[relay.PID]; len(ss) > 0 {
 		return relayTie{sock: ss[0]}, true
 	}
 	for _, ino := range relay.StdioSockets {
-		if s := x.byInode[ino]; s != nil && outboundConn(x.snap, x.env, s) {
+		if s := x.env.stdioSocket(x.snap, ino); s != nil && outboundConn(x.snap, x.env, s) {
 			return relayTie{sock: s}, true
 		}
 	}

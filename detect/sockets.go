@@ -24,6 +24,32 @@ func IsListener(s *collector.Socket) bool {
 	return s.State == "LISTEN"
 }
 
+// connID is ConnKey as a compact comparable value: the same identity
+// without building a string, for the per-connection windows that are looked
+// up for every socket of every poll (48 bytes; IPv4 addresses are stored
+// mapped, zones are not kept: sockets carry none).
+type connID struct {
+	cookie       uint64
+	lport, rport uint16
+	proto        uint8 // 1 tcp, 2 udp, 3 other
+	laddr, raddr [16]byte
+}
+
+func connIDOf(s *collector.Socket) connID {
+	if s.Cookie != 0 {
+		return connID{cookie: s.Cookie}
+	}
+	p := uint8(3)
+	switch s.Proto {
+	case "tcp":
+		p = 1
+	case "udp":
+		p = 2
+	}
+	return connID{proto: p, lport: s.Local.Port(), rport: s.Remote.Port(),
+		laddr: s.Local.Addr().As16(), raddr: s.Remote.Addr().As16()}
+}
+
 // ConnKey identifies a connection across polls and destroy events: the kernel
 // socket cookie when known, else the protocol and both endpoints.
 func ConnKey(s *collector.Socket) string {
@@ -52,29 +78,67 @@ func (e *Env) IsExternal(a netip.Addr) bool {
 }
 
 type listenKey struct {
-	proto string
-	port  uint16
+	udp  bool
+	port uint16
 }
 
 // listenerIndex maps (proto, port) to the local addresses listening on it.
-type listenerIndex map[listenKey][]netip.Addr
+// Two bitmaps answer most questions without the map: ports nothing listens
+// on (every outbound connection's ephemeral port) and ports with a wildcard
+// listener (a server's accepted connections).
+type listenerIndex struct {
+	some, any PortSet // TCP; some: any listener, any: one on the unspecified address
+	usome     PortSet // UDP
+	uany      PortSet
+	addrs     map[listenKey][]netip.Addr
+}
 
-func buildListeners(snap *collector.Snapshot) listenerIndex {
-	idx := listenerIndex{}
+// buildListeners indexes snap's listeners, reusing idx's memory when given.
+func buildListeners(snap *collector.Snapshot, idx *listenerIndex) *listenerIndex {
+	if idx == nil {
+		idx = &listenerIndex{addrs: map[listenKey][]netip.Addr{}}
+	} else {
+		idx.some.clear()
+		idx.any.clear()
+		idx.usome.clear()
+		idx.uany.clear()
+		clear(idx.addrs)
+	}
 	for i := range snap.Sockets {
 		s := &snap.Sockets[i]
 		if !IsListener(s) || !s.Local.IsValid() {
 			continue
 		}
-		k := listenKey{s.Proto, s.Local.Port()}
-		idx[k] = append(idx[k], s.Local.Addr().Unmap())
+		port, a := s.Local.Port(), s.Local.Addr().Unmap()
+		some, any := &idx.some, &idx.any
+		if s.Proto == "udp" {
+			some, any = &idx.usome, &idx.uany
+		}
+		some.Add(port)
+		if a.IsUnspecified() {
+			any.Add(port)
+		}
+		k := listenKey{s.Proto == "udp", port}
+		idx.addrs[k] = append(idx.addrs[k], a)
 	}
 	return idx
 }
 
-func (idx listenerIndex) accepts(s *collector.Socket) bool {
-	for _, a := range idx[listenKey{s.Proto, s.Local.Port()}] {
-		if a.IsUnspecified() || a == s.Local.Addr().Unmap() {
+func (idx *listenerIndex) accepts(s *collector.Socket) bool {
+	port := s.Local.Port()
+	some, any := idx.some, idx.any
+	if s.Proto == "udp" {
+		some, any = idx.usome, idx.uany
+	}
+	switch {
+	case !some.Has(port):
+		return false
+	case any.Has(port):
+		return true
+	}
+	local := s.Local.Addr().Unmap()
+	for _, a := range idx.addrs[listenKey{s.Proto == "udp", port}] {
+		if a.IsUnspecified() || a == local {
 			return true
 		}
 	}

@@ -286,7 +286,6 @@ func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
 
 	var out []Alert
-	var sockIdx map[uint64]*collector.Socket
 	var rev *revIndex
 	for _, pid := range pids {
 		p := snap.Processes[pid]
@@ -299,16 +298,8 @@ func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		// Reverse shells, at any time (the engine's cooldown de-duplicates).
 		onSocket := false
 		if (kind == "shell" || kind == "interpreter") && len(p.StdioSockets) > 0 {
-			if sockIdx == nil {
-				sockIdx = map[uint64]*collector.Socket{}
-				for i := range snap.Sockets {
-					if s := &snap.Sockets[i]; s.Inode != 0 {
-						sockIdx[s.Inode] = s
-					}
-				}
-			}
 			for _, ino := range p.StdioSockets {
-				s := sockIdx[ino]
+				s := env.stdioSocket(snap, ino)
 				if s == nil || !s.Remote.IsValid() || s.Remote.Addr().IsUnspecified() || s.Remote.Port() == 0 || IsListener(s) {
 					continue
 				}

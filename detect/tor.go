@@ -471,19 +471,28 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	g := d.groups(snap)
 
 	var out []Alert
-	seen := map[string]bool{}
-	visit := func(s *collector.Socket, closed bool) {
-		key := ConnKey(s)
-		if seen[key] {
-			return
+	// A socket can be listed and closed in the same poll (TIME_WAIT): it
+	// counts once. Only sockets that matter are remembered, so a poll costs
+	// a few checks per socket and no look-up for the rest.
+	seen := map[connID]bool{}
+	first := func(s *collector.Socket) bool {
+		id := connIDOf(s)
+		if seen[id] {
+			return false
 		}
-		seen[key] = true
+		seen[id] = true
+		return true
+	}
+	visit := func(s *collector.Socket, closed bool) {
 		tp, byUID := g.owner(snap, s)
 		if IsListener(s) {
 			if !s.Local.IsValid() {
 				return
 			}
 			socks := s.Proto == "tcp" && d.socks.Has(s.Local.Port())
+			if (tp == nil && !socks) || !first(s) {
+				return
+			}
 			switch {
 			case tp != nil:
 				tp.listeners = append(tp.listeners, s.Proto+"/"+s.Local.String())
@@ -499,19 +508,20 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		if !s.Remote.IsValid() || s.Remote.Addr().IsUnspecified() {
 			return
 		}
-		if env.listenersFor(snap).accepts(s) {
-			return // the accepted side of a connection to a local listener
+		torPort := d.ports.Has(s.Remote.Port())
+		relayHit := !s.Remote.Addr().Unmap().IsLoopback() && relays.contains(s.Remote.Addr())
+		if tp == nil && !torPort && !relayHit {
+			return
+		}
+		if !first(s) || env.listenersFor(snap).accepts(s) {
+			return // counted, or the accepted side of a connection to a local listener
 		}
 		var reasons []string
-		if d.ports.Has(s.Remote.Port()) {
+		if torPort {
 			reasons = append(reasons, "tor_port")
 		}
-		relayHit := relays.contains(s.Remote.Addr())
 		if relayHit {
 			reasons = append(reasons, "relay_address")
-		}
-		if tp == nil && len(reasons) == 0 {
-			return
 		}
 		env.Claim(s, RuleSuspiciousPort)
 		if tp != nil {

@@ -48,6 +48,7 @@ type proxyProc struct {
 	clients   map[uint16]int // listener port -> accepted connections from this host
 	hosts     map[netip.Addr]bool
 	dests     map[string]bool
+	candidate bool // fans out enough to alert: its local clients are counted
 }
 
 // proxies finds processes (other than Tor's) serving a local client on their
@@ -71,24 +72,22 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 	if len(procs) == 0 {
 		return nil
 	}
-	// Both ends of a connection between two local sockets are in the dump.
-	local := map[string]bool{}
-	for i := range snap.Sockets {
-		s := &snap.Sockets[i]
-		if s.Proto == "tcp" && s.State != "LISTEN" && s.Remote.IsValid() {
-			local[tupleKey(s.Proto, s.Local, s.Remote)] = true
+	// Fan-out first: only a process reaching ProxyMinHosts external hosts
+	// can alert, so the local-client check below (an index of every local
+	// connection) runs only when there is one.
+	established := func(s *collector.Socket) *proxyProc {
+		if s.Proto != "tcp" || s.State != "ESTABLISHED" || !s.Remote.IsValid() {
+			return nil
 		}
+		return procs[s.PID]
 	}
 	for i := range snap.Sockets {
 		s := &snap.Sockets[i]
-		pp := procs[s.PID]
-		if pp == nil || s.Proto != "tcp" || s.State != "ESTABLISHED" || !s.Remote.IsValid() {
+		pp := established(s)
+		if pp == nil {
 			continue
 		}
-		if port, ok := pp.accepts(s); ok {
-			if local[tupleKey(s.Proto, s.Remote, s.Local)] {
-				pp.clients[port]++
-			}
+		if _, ok := pp.accepts(s); ok {
 			continue
 		}
 		if env.IsExternal(s.Remote.Addr()) && d.proxyPorts.Has(s.Remote.Port()) {
@@ -96,9 +95,9 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 			pp.dests[s.Remote.String()] = true
 		}
 	}
-	pids := make([]int32, 0, len(procs))
+	var pids []int32
 	for pid, pp := range procs {
-		if _, tor := g.member[pid]; tor || len(pp.hosts) < d.cfg.ProxyMinHosts || len(pp.clients) == 0 {
+		if _, tor := g.member[pid]; tor || len(pp.hosts) < d.cfg.ProxyMinHosts {
 			continue
 		}
 		if p := env.Process(snap, pid); p != nil && hasName(d.proxyAllow, p) {
@@ -106,6 +105,38 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 		}
 		pids = append(pids, pid)
 	}
+	if len(pids) == 0 {
+		return nil
+	}
+	// Both ends of a connection between two local sockets are in the dump.
+	type ends struct{ local, remote netip.AddrPort }
+	local := map[ends]bool{}
+	for i := range snap.Sockets {
+		s := &snap.Sockets[i]
+		if s.Proto == "tcp" && s.State != "LISTEN" && s.Remote.IsValid() {
+			local[ends{s.Local, s.Remote}] = true
+		}
+	}
+	for _, pid := range pids {
+		procs[pid].candidate = true
+	}
+	for i := range snap.Sockets {
+		s := &snap.Sockets[i]
+		pp := established(s)
+		if pp == nil || !pp.candidate {
+			continue
+		}
+		if port, ok := pp.accepts(s); ok && local[ends{s.Remote, s.Local}] {
+			pp.clients[port]++
+		}
+	}
+	kept := pids[:0]
+	for _, pid := range pids {
+		if len(procs[pid].clients) > 0 {
+			kept = append(kept, pid)
+		}
+	}
+	pids = kept
 	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
 	out := make([]Alert, 0, len(pids))
 	for _, pid := range pids {

@@ -1,7 +1,7 @@
 package detect
 
 import (
-	"container/list"
+	"math"
 	"time"
 )
 
@@ -11,23 +11,29 @@ const DefaultWindowKeys = 10000
 // Window is a map from K to V bounded in size (least recently touched key
 // evicted first) and in time (keys not touched for ttl are dropped by Expire).
 // Times are snapshot times. Not safe for concurrent use.
+//
+// Entries sit on an intrusive doubly linked list in touch order (one
+// allocation per key, times as Unix nanoseconds): detectors keep a window
+// entry per connection, so its size is most of their memory.
 type Window[K comparable, V any] struct {
 	ttl     time.Duration
 	max     int
-	items   map[K]*list.Element
-	order   *list.List // front: most recently touched
+	items   map[K]*windowEntry[K, V]
+	front   *windowEntry[K, V] // most recently touched
+	back    *windowEntry[K, V] // least recently touched
 	evicted uint64
 	// newest is the latest time given to Touch; disordered is set once a
 	// Touch came with an earlier time (then the list is not sorted by last
 	// touch time and Expire must scan it all).
-	newest     time.Time
+	newest     int64
 	disordered bool
 }
 
 type windowEntry[K comparable, V any] struct {
 	key         K
 	val         V
-	first, last time.Time
+	first, last int64 // Unix nanoseconds
+	prev, next  *windowEntry[K, V]
 }
 
 // NewWindow returns a Window holding at most max keys (DefaultWindowKeys when
@@ -36,36 +42,46 @@ func NewWindow[K comparable, V any](max int, ttl time.Duration) *Window[K, V] {
 	if max <= 0 {
 		max = DefaultWindowKeys
 	}
-	return &Window[K, V]{ttl: ttl, max: max, items: map[K]*list.Element{}, order: list.New()}
+	return &Window[K, V]{ttl: ttl, max: max, items: map[K]*windowEntry[K, V]{}, newest: math.MinInt64}
 }
 
 // Touch returns a pointer to k's value, creating it with init (zero value when
 // init is nil) when absent, and marks k touched at now. The pointer stays
 // valid until k is deleted, expired or evicted.
 func (w *Window[K, V]) Touch(k K, now time.Time, init func() V) *V {
-	if now.Before(w.newest) {
+	v, existed := w.Upsert(k, now)
+	if !existed && init != nil {
+		*v = init()
+	}
+	return v
+}
+
+// Upsert is Touch with the zero value as init that also reports whether k
+// was there: one map look-up for the detectors that read and update a key
+// for every socket of a poll.
+func (w *Window[K, V]) Upsert(k K, now time.Time) (v *V, existed bool) {
+	t := now.UnixNano()
+	if t < w.newest {
 		w.disordered = true
 	} else {
-		w.newest = now
+		w.newest = t
 	}
-	if el, ok := w.items[k]; ok {
-		e := el.Value.(*windowEntry[K, V])
-		if now.After(e.last) {
-			e.last = now
+	if e, ok := w.items[k]; ok {
+		if t > e.last {
+			e.last = t
 		}
-		w.order.MoveToFront(el)
-		return &e.val
+		w.unlink(e)
+		w.pushFront(e)
+		return &e.val, true
 	}
-	e := &windowEntry[K, V]{key: k, first: now, last: now}
-	if init != nil {
-		e.val = init()
-	}
-	w.items[k] = w.order.PushFront(e)
+	e := &windowEntry[K, V]{key: k, first: t, last: t}
+	w.items[k] = e
+	w.pushFront(e)
 	for len(w.items) > w.max {
-		w.removeElement(w.order.Back())
+		w.remove(w.back)
 		w.evicted++
 	}
-	return &e.val
+	return &e.val, false
 }
 
 // Put sets k's value and marks it touched at now.
@@ -75,27 +91,26 @@ func (w *Window[K, V]) Put(k K, v V, now time.Time) {
 
 // Get returns a pointer to k's value without touching it.
 func (w *Window[K, V]) Get(k K) (*V, bool) {
-	el, ok := w.items[k]
+	e, ok := w.items[k]
 	if !ok {
 		return nil, false
 	}
-	return &el.Value.(*windowEntry[K, V]).val, true
+	return &e.val, true
 }
 
 // Seen returns when k was first and last touched.
 func (w *Window[K, V]) Seen(k K) (first, last time.Time, ok bool) {
-	el, ok := w.items[k]
+	e, ok := w.items[k]
 	if !ok {
 		return time.Time{}, time.Time{}, false
 	}
-	e := el.Value.(*windowEntry[K, V])
-	return e.first, e.last, true
+	return time.Unix(0, e.first).UTC(), time.Unix(0, e.last).UTC(), true
 }
 
 // Delete removes k.
 func (w *Window[K, V]) Delete(k K) {
-	if el, ok := w.items[k]; ok {
-		w.removeElement(el)
+	if e, ok := w.items[k]; ok {
+		w.remove(e)
 	}
 }
 
@@ -105,22 +120,22 @@ func (w *Window[K, V]) Expire(now time.Time) int {
 	if w.ttl <= 0 {
 		return 0
 	}
-	cutoff := now.Add(-w.ttl)
+	cutoff := now.Add(-w.ttl).UnixNano()
 	n := 0
 	// Keys are ordered by touch order. While every Touch came in time order
 	// the oldest are at the back and the scan stops at the first key still
 	// fresh (a poll's Expire then costs what expired, not every key); with
 	// out-of-order times a stale key may sit behind a fresher one, so the
 	// whole list is scanned (bounded by max).
-	for el := w.order.Back(); el != nil; {
-		prev := el.Prev()
-		if el.Value.(*windowEntry[K, V]).last.Before(cutoff) {
-			w.removeElement(el)
+	for e := w.back; e != nil; {
+		prev := e.prev
+		if e.last < cutoff {
+			w.remove(e)
 			n++
 		} else if !w.disordered {
 			break
 		}
-		el = prev
+		e = prev
 	}
 	return n
 }
@@ -137,16 +152,39 @@ func (w *Window[K, V]) Evicted() uint64 { return w.evicted }
 // Range calls fn for each key, most recently touched first, until fn returns
 // false. fn must not add or remove keys.
 func (w *Window[K, V]) Range(fn func(k K, v *V) bool) {
-	for el := w.order.Front(); el != nil; el = el.Next() {
-		e := el.Value.(*windowEntry[K, V])
+	for e := w.front; e != nil; e = e.next {
 		if !fn(e.key, &e.val) {
 			return
 		}
 	}
 }
 
-func (w *Window[K, V]) removeElement(el *list.Element) {
-	e := el.Value.(*windowEntry[K, V])
+func (w *Window[K, V]) pushFront(e *windowEntry[K, V]) {
+	e.prev, e.next = nil, w.front
+	if w.front != nil {
+		w.front.prev = e
+	}
+	w.front = e
+	if w.back == nil {
+		w.back = e
+	}
+}
+
+func (w *Window[K, V]) unlink(e *windowEntry[K, V]) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		w.front = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		w.back = e.prev
+	}
+	e.prev, e.next = nil, nil
+}
+
+func (w *Window[K, V]) remove(e *windowEntry[K, V]) {
 	delete(w.items, e.key)
-	w.order.Remove(el)
+	w.unlink(e)
 }

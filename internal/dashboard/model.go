@@ -36,7 +36,7 @@ type Options struct {
 	Lookup schemas.TechniqueLookup
 	// HomeNet decides which addresses are external (highlighted).
 	HomeNet []netip.Prefix
-	// RiskyPorts are listening ports marked risky (DefaultRiskyPorts).
+	// RiskyPorts are listening ports marked risky (empty: DefaultRiskyPorts).
 	RiskyPorts detect.PortSet
 	// NoColor renders without colour (the NO_COLOR convention); severity,
 	// external addresses and risky ports keep their text markers.
@@ -82,7 +82,7 @@ func NewModel(opts Options, w, h int) *Model {
 	if opts.Start.IsZero() {
 		opts.Start = time.Now()
 	}
-	if opts.RiskyPorts == nil {
+	if opts.RiskyPorts.Len() == 0 {
 		opts.RiskyPorts = DefaultRiskyPorts()
 	}
 	return &Model{opts: opts, st: newStyles(opts.NoColor), w: w, h: h, now: opts.Start, minSev: detect.SeverityLow, byBytes: true}

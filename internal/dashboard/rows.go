@@ -269,11 +269,11 @@ func DefaultRiskyPorts() detect.PortSet {
 	if err != nil {
 		ps = detect.PortSet{}
 	}
-	for p := range detect.DefaultTorPorts {
-		ps[p] = struct{}{}
+	for _, p := range detect.DefaultTorPorts.Sorted() {
+		ps.Add(p)
 	}
 	for _, p := range []uint16{21, 23, 135, 139, 445, 3389, 5900, 6379} {
-		ps[p] = struct{}{}
+		ps.Add(p)
 	}
 	return ps
 }
