@@ -21,12 +21,16 @@ type Plan struct {
 	Once     bool          // also run `netsentinel --once` (start-up + first poll)
 }
 
-// Round is one interleaved round: the whole agent, then the bare dump and
-// gopsutil with as many dumps as the agent polled, then --once.
+// Round is one interleaved round: the whole agent, then the bare dump (both
+// request shapes) and gopsutil with as many dumps as the agent polled, then
+// --once.
 type Round struct {
 	Agent, Bare, PS, Once Result
-	AgentPolls            int // polls in the agent's report
-	Sockets               int // sockets in the bare dump's last dump
+	// BareOneWalk is the bare dump with TCP as one TCPDIAG_GETSOCK request
+	// (sockdump -tcp-one-walk), as the agent sends it: the lower floor.
+	BareOneWalk Result
+	AgentPolls  int // polls in the agent's report
+	Sockets     int // sockets in the bare dump's last dump
 }
 
 // RunRound runs one round in n; dir is a scratch directory for reports.
@@ -52,6 +56,10 @@ func (n *Namespace) RunRound(ctx context.Context, bins Binaries, dir string, p P
 		return r, fmt.Errorf("sockdump printed %q: %w", r.Bare.Stdout, err)
 	}
 	r.Sockets = last
+	r.BareOneWalk, err = n.Run(ctx, dir, bins.SockDump, "-n", polls, "-interval", p.Interval.String(), "-tcp-one-walk")
+	if err != nil {
+		return r, err
+	}
 	if err := n.HoldersAlive(); err != nil {
 		return r, err
 	}

@@ -29,8 +29,9 @@ func repoRoot(t *testing.T) string {
 	return ""
 }
 
-// PeakRSSLimit is the README's promise for 1,000,000 distinct endpoints.
-const PeakRSSLimit = 150 << 20
+// PeakRSSLimit is the README's promise for 1,000,000 distinct endpoints
+// (issue 11: at most 100 MB), met without a soft memory limit.
+const PeakRSSLimit = 100_000_000
 
 // endpoints writes a gzipped recording of snaps snapshots, each with procs
 // processes holding per sockets to never-seen remote addresses (public
@@ -77,7 +78,8 @@ func endpoints(t *testing.T, path string, snaps, procs, per int) int {
 
 // TestMillionEndpointsPeakRSS replays 1,000,000 distinct remote endpoints
 // through the whole binary (all detectors on, ECS formatting, a file sink)
-// and checks the peak resident set stays under 150 MB.
+// and checks the peak resident set stays under 100 MB with GOMEMLIMIT=off:
+// the bound holds without a soft memory limit trimming garbage.
 func TestMillionEndpointsPeakRSS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000,000-endpoint replay")
@@ -96,6 +98,7 @@ func TestMillionEndpointsPeakRSS(t *testing.T) {
 
 	cmd := exec.Command(bin, "replay", rec, "--interval", "1s", "-o", filepath.Join(dir, "report.json"),
 		"--sink", "file:"+filepath.Join(dir, "alerts.ndjson"), "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "GOMEMLIMIT=off")
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	start = time.Now()
@@ -114,6 +117,6 @@ func TestMillionEndpointsPeakRSS(t *testing.T) {
 	t.Logf("replayed %d endpoints in %s: peak RSS %.1f MB, %d alert lines",
 		n, time.Since(start).Round(time.Millisecond), float64(peak)/1e6, bytes.Count(alerts, []byte("\n")))
 	if peak >= PeakRSSLimit {
-		t.Fatalf("peak RSS %.1f MB >= %d MB for %d endpoints", float64(peak)/1e6, PeakRSSLimit>>20, n)
+		t.Fatalf("peak RSS %.1f MB >= %d MB for %d endpoints", float64(peak)/1e6, PeakRSSLimit/1_000_000, n)
 	}
 }

@@ -133,8 +133,8 @@ func measure(ctx context.Context, bins bench.Binaries, tmp string, n, rounds, pe
 		if rd.Sockets < 2*n {
 			return r, fmt.Errorf("the bare dump listed %d sockets, want at least %d", rd.Sockets, 2*n)
 		}
-		logf("%d connections, round %d: agent %.3fs (%d polls, %.1f MiB), bare %.3fs, gopsutil %.3fs, --once %.0f ms",
-			n, i+1, rd.Agent.CPU.Seconds(), rd.AgentPolls, mib(rd.Agent.MaxRSS), rd.Bare.CPU.Seconds(), rd.PS.CPU.Seconds(), ms(rd.Once.CPU))
+		logf("%d connections, round %d: agent %.3fs (%d polls, %.1f MiB), bare %.3fs (one TCP walk %.3fs), gopsutil %.3fs, --once %.0f ms",
+			n, i+1, rd.Agent.CPU.Seconds(), rd.AgentPolls, mib(rd.Agent.MaxRSS), rd.Bare.CPU.Seconds(), rd.BareOneWalk.CPU.Seconds(), rd.PS.CPU.Seconds(), ms(rd.Once.CPU))
 		r.rounds = append(r.rounds, rd)
 	}
 	if n == steadyConns {
@@ -156,9 +156,11 @@ func printTable(out io.Writer, rows []row, rounds int, plan bench.Plan, steady [
 	fmt.Fprintf(out, "Established loopback connections in a network namespace (two sockets each), %d interleaved rounds, medians;\n", rounds)
 	fmt.Fprintf(out, "agent = `netsentinel -d %v --interval %v` (start-up, every poll, detection, final report); bare dump and gopsutil\n",
 		time.Duration(plan.Polls)*plan.Interval, plan.Interval)
-	fmt.Fprintf(out, "run as many times as the agent polled, at the same interval; CPU = user + system of the process (wait4).\n\n")
-	fmt.Fprintln(out, "| connections | sockets | agent polls | agent CPU s | bare dump CPU s | gopsutil CPU s | agent / bare (min-max) | gopsutil / bare | agent peak RSS MiB | first poll CPU ms (`--once`) | `--once` peak RSS MiB |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(out, "run as many times as the agent polled, at the same interval; CPU = user + system of the process (wait4).\n")
+	fmt.Fprintf(out, "Bare dump = issue 11's floor: four SOCK_DIAG_BY_FAMILY requests (TCP v4, TCP v6 with tcp_info, UDP v4, UDP v6);\n")
+	fmt.Fprintf(out, "\"TCP in one walk\" = the same with TCP as one TCPDIAG_GETSOCK request, as the agent asks (`sockdump -tcp-one-walk`).\n\n")
+	fmt.Fprintln(out, "| connections | sockets | agent polls | agent CPU s | bare dump CPU s | gopsutil CPU s | agent / bare (min-max) | agent / bare, TCP in one walk | gopsutil / bare | agent peak RSS MiB | first poll CPU ms (`--once`) | `--once` peak RSS MiB |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		rs := r.rounds
 		ratio := func(x bench.Round) float64 { return x.Agent.CPU.Seconds() / x.Bare.CPU.Seconds() }
@@ -171,7 +173,7 @@ func printTable(out io.Writer, rows []row, rounds int, plan bench.Plan, steady [
 			ps = fmt.Sprintf("%.2f", bench.Median(rs, func(x bench.Round) float64 { return x.PS.CPU.Seconds() }))
 			psRatio = fmt.Sprintf("%.1fx", bench.Median(rs, func(x bench.Round) float64 { return x.PS.CPU.Seconds() / x.Bare.CPU.Seconds() }))
 		}
-		fmt.Fprintf(out, "| %d | %.0f | %.0f | %.3f | %.3f | %s | **%.2fx** (%.2f-%.2f) | %s | %.1f | %.0f | %.1f |\n",
+		fmt.Fprintf(out, "| %d | %.0f | %.0f | %.3f | %.3f | %s | **%.2fx** (%.2f-%.2f) | %.2fx | %s | %.1f | %.0f | %.1f |\n",
 			r.conns,
 			bench.Median(rs, func(x bench.Round) float64 { return float64(x.Sockets) }),
 			bench.Median(rs, func(x bench.Round) float64 { return float64(x.AgentPolls) }),
@@ -179,6 +181,7 @@ func printTable(out io.Writer, rows []row, rounds int, plan bench.Plan, steady [
 			bench.Median(rs, func(x bench.Round) float64 { return x.Bare.CPU.Seconds() }),
 			ps,
 			bench.Median(rs, ratio), lo, hi,
+			bench.Median(rs, func(x bench.Round) float64 { return x.Agent.CPU.Seconds() / x.BareOneWalk.CPU.Seconds() }),
 			psRatio,
 			bench.Median(rs, func(x bench.Round) float64 { return mib(x.Agent.MaxRSS) }),
 			bench.Median(rs, func(x bench.Round) float64 { return ms(x.Once.CPU) }),
