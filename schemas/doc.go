@@ -89,7 +89,9 @@
 //
 // ecs-alert.schema.json, native-alert.schema.json and report.schema.json
 // (draft 2020-12) are embedded (ECSAlertSchema, NativeAlertSchema,
-// ReportSchema) and enforced by Validator. elasticsearch/index-template.json
+// ReportSchema); the package's tests validate every formatter's output
+// against them (a JSON Schema library is a test dependency only, so the
+// agent does not load and initialise it). elasticsearch/index-template.json
 // (IndexTemplate, install as IndexTemplateName) is a composable template for
 // logs-netsentinel.alert-* data streams, priority 200 (above the built-in
 // logs template's 100), composed of logs@mappings, logs@settings,
