@@ -55,6 +55,9 @@ type tracker struct {
 	order, next []*trackEntry
 
 	untracked int
+	// base is the first Update's time: entries keep when their end was
+	// seen as an offset from it (monotonic, 8 bytes instead of 24).
+	base time.Time
 }
 
 // defaultTrackerEntries is the default tracker.MaxEntries.
@@ -82,15 +85,16 @@ type newRef struct {
 	e      *trackEntry
 }
 
+// An entry is 224 bytes (a Go size class): its FirstSeen is last's, and
+// endAt is an offset from tracker.base.
 type trackEntry struct {
-	last      Socket // last observation, PID/inode/uid/counters carried over
-	firstSeen time.Time
-	seenGen   uint64    // last poll that listed it
-	endGen    uint64    // poll that saw it end, waiting for a destroy notification (0: none)
-	endAt     time.Time // when that poll ran
-	closedGen uint64    // poll it was reported closed (0: still open)
-	pos       int       // index in tracker.order (valid when listed by the last Update)
-	removed   bool      // no longer in the maps
+	last      Socket        // last observation, PID/inode/uid/counters and FirstSeen carried over
+	seenGen   uint64        // last poll that listed it
+	endGen    uint64        // poll that saw it end, waiting for a destroy notification (0: none)
+	endAt     time.Duration // when that poll ran, since tracker.base
+	closedGen uint64        // poll it was reported closed (0: still open)
+	pos       int           // index in tracker.order (valid when listed by the last Update)
+	removed   bool          // no longer in the maps
 }
 
 // newTracker returns an empty tracker.
@@ -152,7 +156,7 @@ func (t *tracker) remove(e *trackEntry) {
 func (e *trackEntry) merge(s *Socket) {
 	// Only the carried fields are saved, not the whole previous Socket:
 	// this runs for every socket of every poll.
-	pid, ino, uid := e.last.PID, e.last.Inode, e.last.UID
+	pid, ino, uid, first := e.last.PID, e.last.Inode, e.last.UID, e.last.FirstSeen
 	acked, recv, sent := e.last.BytesAcked, e.last.BytesReceived, e.last.BytesSent
 	e.last = *s
 	if s.PID == 0 {
@@ -165,7 +169,7 @@ func (e *trackEntry) merge(s *Socket) {
 	e.last.BytesAcked = max(s.BytesAcked, acked)
 	e.last.BytesReceived = max(s.BytesReceived, recv)
 	e.last.BytesSent = max(s.BytesSent, sent)
-	e.last.FirstSeen = e.firstSeen
+	e.last.FirstSeen = first
 }
 
 func isEndState(st string) bool { return st == "TIME_WAIT" || st == "CLOSE" }
@@ -178,6 +182,10 @@ func isEndState(st string) bool { return st == "TIME_WAIT" || st == "CLOSE" }
 func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, destroyActive bool) (opened, closed []Socket) {
 	t.gen++
 	t.untracked = 0
+	if t.base.IsZero() {
+		t.base = now
+	}
+	since := now.Sub(t.base)
 	clear(t.newTuple)
 	t.newRefs, t.newTupleOK = t.newRefs[:0], false
 	if len(t.byCookie)+len(t.byTuple) == 0 && len(socks) > 1024 {
@@ -212,7 +220,8 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 		}
 		if e == nil {
 			s.FirstSeen = now
-			e = &trackEntry{firstSeen: now, seenGen: t.gen}
+			e = &trackEntry{seenGen: t.gen}
+			e.last.FirstSeen = now
 			e.merge(s)
 			if !t.insert(s, e) {
 				t.untracked++
@@ -224,7 +233,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 			t.newRefs = append(t.newRefs, newRef{sock: i, opened: len(t.newRefs), e: e})
 			if isEndState(s.State) { // opened and ended between two polls
 				if destroyActive {
-					e.endGen, e.endAt = t.gen, now
+					e.endGen, e.endAt = t.gen, since
 					waiting = true
 				} else {
 					endNow(e)
@@ -238,7 +247,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 		}
 		e.seenGen = t.gen
 		e.merge(s)
-		s.FirstSeen = e.firstSeen
+		s.FirstSeen = e.last.FirstSeen
 		// The listing keeps the owner too (a TIME_WAIT or orphaned socket
 		// has no inode, uid or PID of its own): one connection has one
 		// owner from first sight to its destroy notification.
@@ -251,7 +260,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 		}
 		if isEndState(s.State) && !wasEnded && e.endGen == 0 {
 			if destroyActive {
-				e.endGen, e.endAt = t.gen, now
+				e.endGen, e.endAt = t.gen, since
 			} else {
 				endNow(e)
 			}
@@ -271,7 +280,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 				c.FirstSeen = now // the watcher stamps the time it saw the socket end
 			}
 			closed = append(closed, c)
-			ne := &trackEntry{last: c, firstSeen: c.FirstSeen, closedGen: t.gen}
+			ne := &trackEntry{last: c, closedGen: t.gen}
 			t.insert(d, ne) // a later TIME_WAIT listing is not a new connection
 			continue
 		}
@@ -286,7 +295,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 	// waited: the end was seen at an earlier poll, at least destroyGrace ago,
 	// and no notification came.
 	waited := func(e *trackEntry) bool {
-		return e.endGen != 0 && e.endGen < t.gen && now.Sub(e.endAt) >= destroyGrace
+		return e.endGen != 0 && e.endGen < t.gen && since-e.endAt >= destroyGrace
 	}
 	var opHidden map[int]bool
 	sweep := func(m func(func(*trackEntry))) {
@@ -305,7 +314,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 			case !destroyActive || waited(e):
 				endNow(e)
 			case e.endGen == 0:
-				e.endGen, e.endAt = t.gen, now // vanished: wait for the notification
+				e.endGen, e.endAt = t.gen, since // vanished: wait for the notification
 			}
 		})
 	}
@@ -357,9 +366,8 @@ func (t *tracker) handover(e *trackEntry, socks []Socket, hidden *map[int]bool) 
 	if !ok {
 		return false
 	}
-	ref.e.firstSeen = e.firstSeen
-	ref.e.last.FirstSeen = e.firstSeen
-	socks[ref.sock].FirstSeen = e.firstSeen
+	ref.e.last.FirstSeen = e.last.FirstSeen
+	socks[ref.sock].FirstSeen = e.last.FirstSeen
 	if *hidden == nil {
 		*hidden = make(map[int]bool)
 	}
