@@ -20,8 +20,8 @@ import (
 // Socket is one TCP or UDP socket as seen by a poll or a destroy notification.
 type Socket struct {
 	// The fields are ordered so that the struct packs without padding
-	// (176 bytes): the collector holds two lists of them and the tracker a
-	// copy of each.
+	// (176 bytes): the collector holds two lists of them (the tracker
+	// points into the latest).
 	Proto     string         `json:"proto"`               // "tcp" or "udp"
 	Family    uint8          `json:"family"`              // 4 or 6
 	Destroyed bool           `json:"destroyed,omitempty"` // delivered by a socket-destroy notification
@@ -231,7 +231,9 @@ type Source interface {
 // are cleared and their backing array becomes a later snapshot's). A
 // caller that cannot know that (a snapshot kept by a dashboard) never
 // recycles. At 50,000 connections this saves a 20 MB allocation per poll,
-// and the garbage collection that goes with it.
+// and the garbage collection that goes with it. The latest snapshot is
+// never taken back (the source's tracker reads its sockets at the next
+// poll): Recycle leaves it as it is. Nobody may modify a snapshot's sockets.
 type Recycler interface {
 	Recycle(snap *Snapshot)
 }

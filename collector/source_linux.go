@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 )
@@ -83,6 +84,7 @@ type linuxSource struct {
 	diagErr, destroyErr error // why diag / destroy are nil
 	lastSockets         int
 	spare               []Socket // a recycled snapshot's sockets, reused by the next dump
+	latest              *Socket  // the last dump's memory, which the tracker points into
 	destroyBuf          []Socket
 	failing             map[string]string // source → last error logged
 
@@ -120,9 +122,11 @@ func (s *linuxSource) openDestroy() {
 
 func (s *linuxSource) openNeigh() { s.neigh.open() }
 
-// Recycle keeps snap's socket slice for the next dump (see Recycler).
+// Recycle keeps snap's socket slice for the next dump (see Recycler). The
+// latest snapshot's list is never reused: the tracker reads it at the next
+// poll.
 func (s *linuxSource) Recycle(snap *Snapshot) {
-	if snap == nil || cap(snap.Sockets) == 0 {
+	if snap == nil || cap(snap.Sockets) == 0 || unsafe.SliceData(snap.Sockets) == s.latest {
 		return
 	}
 	// The dump appends zeroed entries, so nothing stale survives reuse.
@@ -164,6 +168,7 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 		snap.Sockets = []Socket{}
 	}
 	s.lastSockets = len(snap.Sockets)
+	s.latest = unsafe.SliceData(snap.Sockets)
 
 	// Processes after sockets: every socket in the dump then belongs to a
 	// process in the table (unless it exited), so a connection made by a

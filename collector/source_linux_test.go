@@ -277,6 +277,15 @@ func TestSourceRecycleReusesSocketMemory(t *testing.T) {
 	if findListener(third.Sockets, ln.Addr().(*net.TCPAddr).AddrPort()) == nil {
 		t.Error("the reused dump lost the test's listener")
 	}
+	// The latest list is the tracker's until the next poll: never reused.
+	latest := unsafe.SliceData(third.Sockets[:1])
+	r.Recycle(third)
+	if third.Sockets == nil {
+		t.Error("the latest snapshot was taken back")
+	}
+	if fourth := collect(t, src); unsafe.SliceData(fourth.Sockets[:1]) == latest {
+		t.Error("a dump reused the latest snapshot's memory")
+	}
 }
 
 func findListener(socks []Socket, ap netip.AddrPort) *Socket {

@@ -377,14 +377,56 @@ func sameCookies(a, b []uint64) bool {
 
 // TestSocketMemoryPerConnection holds the per-socket memory the README's
 // figures rest on: the collector keeps two socket lists and the tracker one
-// entry per socket, so at 100,000 sockets every 16 bytes here is 4.8 MB of
-// peak RSS (issue 11: 40 MB at 10,000 connections, 120 MB at 50,000).
+// entry per socket, so at 100,000 sockets every 16 bytes of a Socket is
+// 3.2 MB of peak RSS (issue 11: 40 MB at 10,000 connections, 120 MB at 50,000).
 func TestSocketMemoryPerConnection(t *testing.T) {
 	if n := unsafe.Sizeof(Socket{}); n > 176 {
 		t.Errorf("collector.Socket is %d bytes, want at most 176 (check field order for padding)", n)
 	}
-	// 224 is a Go allocation size class: one byte more costs 256.
-	if n := unsafe.Sizeof(trackEntry{}); n > 224 {
-		t.Errorf("trackEntry is %d bytes, want at most 224", n)
+	// 64 is a Go allocation size class: one byte more costs 80. An entry
+	// points at its socket instead of copying it.
+	if n := unsafe.Sizeof(trackEntry{}); n > 64 {
+		t.Errorf("trackEntry is %d bytes, want at most 64", n)
+	}
+}
+
+// The tracker points into the latest list instead of copying every socket;
+// the collector then dumps into an older list's memory. A connection that
+// vanished, and one ended by a destroy notification, must still be reported
+// as they were after the list they were last seen in is overwritten.
+func TestTrackerSurvivesReuseOfEarlierLists(t *testing.T) {
+	tr := newTracker()
+	lists := [2][]Socket{{est(1, 10, 100), est(2, 20, 200), est(3, 30, 300)}}
+	tr.Update(poll(0), lists[0], nil, true)
+	// Poll 1: cookie 2 vanished (waits for its notification), cookie 3
+	// is ended by one; the caller's list is a new one.
+	lists[1] = []Socket{est(1, 10, 150), est(3, 30, 350)}
+	_, cl := tr.Update(poll(1), lists[1], []Socket{destroyedOf(est(3, 30, 0), 390)}, true)
+	if len(cl) != 1 || cl[0].Cookie != 3 || cl[0].PID != 30 || cl[0].BytesAcked != 390 || !cl[0].Destroyed {
+		t.Fatalf("poll 1 closed %+v, want cookie 3 (PID 30, 390 bytes, destroyed)", cl)
+	}
+	if s := lists[1][1]; s.Destroyed || s.BytesAcked != 350 {
+		t.Errorf("the notification changed the listing: %+v", s)
+	}
+	// Poll 2 reuses poll 0's memory, as the collector's Recycler does.
+	for i := range lists[0] {
+		lists[0][i] = tcpSock(99, 1, 1, "SYN_SENT")
+	}
+	_, cl = tr.Update(poll(2), append(lists[0][:0], est(1, 0, 170)), nil, true)
+	if len(cl) != 1 || cl[0].Cookie != 2 || cl[0].PID != 20 || cl[0].BytesAcked != 200 ||
+		cl[0].State != "ESTABLISHED" || cl[0].Local.Port() != 40002 || !cl[0].FirstSeen.Equal(poll(0)) {
+		t.Fatalf("poll 2 closed %+v, want cookie 2 as poll 0 listed it", cl)
+	}
+	if s := lists[0][0]; s.PID != 10 || !s.FirstSeen.Equal(poll(0)) {
+		t.Errorf("cookie 1 lost its owner or first sighting: %+v", s)
+	}
+	// Poll 3 overwrites poll 1's list: cookie 1's end still has its owner
+	// and highest counters.
+	for i := range lists[1] {
+		lists[1][i] = tcpSock(98, 2, 2, "SYN_SENT")
+	}
+	_, cl = tr.Update(poll(3), lists[1][:0], []Socket{destroyedOf(est(1, 0, 0), 0)}, true)
+	if len(cl) != 1 || cl[0].Cookie != 1 || cl[0].PID != 10 || cl[0].BytesAcked != 170 {
+		t.Fatalf("poll 3 closed %+v, want cookie 1 with PID 10 and 170 bytes", cl)
 	}
 }
