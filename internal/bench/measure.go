@@ -19,18 +19,26 @@ type Plan struct {
 	Interval time.Duration // poll interval of the agent and the comparators
 	Gopsutil bool          // also run gopsutil's listing
 	Once     bool          // also run `netsentinel --once` (start-up + first poll)
+	// Floors also runs the lower floors: the dump as the agent asks for it
+	// (BareOneWalk), with the fd walk (Attributed) and a first poll's
+	// (FirstFloor). The suite's guard compares with the bare dump only.
+	Floors bool
 }
 
-// Round is one interleaved round: the whole agent, then the bare dump (both
-// request shapes) and gopsutil with as many dumps as the agent polled, then
-// --once.
+// Round is one interleaved round: the whole agent, then the bare dump (and
+// the lower floors) and gopsutil with as many dumps as the agent polled,
+// then --once.
 type Round struct {
 	Agent, Bare, PS, Once Result
 	// BareOneWalk is the bare dump with TCP as one TCPDIAG_GETSOCK request
 	// (sockdump -tcp-one-walk), as the agent sends it: the lower floor.
 	BareOneWalk Result
-	AgentPolls  int // polls in the agent's report
-	Sockets     int // sockets in the bare dump's last dump
+	// Attributed is BareOneWalk plus one read of every process's fd links
+	// (sockdump -fd-walk): the floor of a sensor that ties every socket to
+	// its process. FirstFloor is the same with one dump: a first poll's.
+	Attributed, FirstFloor Result
+	AgentPolls             int // polls in the agent's report
+	Sockets                int // sockets in the bare dump's last dump
 }
 
 // RunRound runs one round in n; dir is a scratch directory for reports.
@@ -56,9 +64,18 @@ func (n *Namespace) RunRound(ctx context.Context, bins Binaries, dir string, p P
 		return r, fmt.Errorf("sockdump printed %q: %w", r.Bare.Stdout, err)
 	}
 	r.Sockets = last
-	r.BareOneWalk, err = n.Run(ctx, dir, bins.SockDump, "-n", polls, "-interval", p.Interval.String(), "-tcp-one-walk")
-	if err != nil {
-		return r, err
+	if p.Floors {
+		r.BareOneWalk, err = n.Run(ctx, dir, bins.SockDump, "-n", polls, "-interval", p.Interval.String(), "-tcp-one-walk")
+		if err != nil {
+			return r, err
+		}
+		r.Attributed, err = n.Run(ctx, dir, bins.SockDump, "-n", polls, "-interval", p.Interval.String(), "-tcp-one-walk", "-fd-walk")
+		if err != nil {
+			return r, err
+		}
+		if r.FirstFloor, err = n.Run(ctx, dir, bins.SockDump, "-n", "1", "-tcp-one-walk", "-fd-walk"); err != nil {
+			return r, err
+		}
 	}
 	if err := n.HoldersAlive(); err != nil {
 		return r, err

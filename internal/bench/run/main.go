@@ -63,7 +63,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, conns, *rounds, *perHolder, bench.Plan{Polls: *polls, Interval: *interval, Gopsutil: *gops, Once: true},
+	if err := run(ctx, os.Stdout, conns, *rounds, *perHolder, bench.Plan{Polls: *polls, Interval: *interval, Gopsutil: *gops, Once: true, Floors: true},
 		*steadyConns, steady, *steadyWindow); err != nil {
 		fmt.Fprintln(os.Stderr, "run:", err)
 		stop()
@@ -133,8 +133,9 @@ func measure(ctx context.Context, bins bench.Binaries, tmp string, n, rounds, pe
 		if rd.Sockets < 2*n {
 			return r, fmt.Errorf("the bare dump listed %d sockets, want at least %d", rd.Sockets, 2*n)
 		}
-		logf("%d connections, round %d: agent %.3fs (%d polls, %.1f MiB), bare %.3fs (one TCP walk %.3fs), gopsutil %.3fs, --once %.0f ms",
-			n, i+1, rd.Agent.CPU.Seconds(), rd.AgentPolls, mib(rd.Agent.MaxRSS), rd.Bare.CPU.Seconds(), rd.BareOneWalk.CPU.Seconds(), rd.PS.CPU.Seconds(), ms(rd.Once.CPU))
+		logf("%d connections, round %d: agent %.3fs (%d polls, %.1f MiB), bare %.3fs (one TCP walk %.3fs, + fd walk %.3fs), gopsutil %.3fs, --once %.0f ms (floor %.0f ms)",
+			n, i+1, rd.Agent.CPU.Seconds(), rd.AgentPolls, mib(rd.Agent.MaxRSS), rd.Bare.CPU.Seconds(), rd.BareOneWalk.CPU.Seconds(), rd.Attributed.CPU.Seconds(),
+			rd.PS.CPU.Seconds(), ms(rd.Once.CPU), ms(rd.FirstFloor.CPU))
 		r.rounds = append(r.rounds, rd)
 	}
 	if n == steadyConns {
@@ -158,9 +159,11 @@ func printTable(out io.Writer, rows []row, rounds int, plan bench.Plan, steady [
 		time.Duration(plan.Polls)*plan.Interval, plan.Interval)
 	fmt.Fprintf(out, "run as many times as the agent polled, at the same interval; CPU = user + system of the process (wait4).\n")
 	fmt.Fprintf(out, "Bare dump = issue 11's floor: four SOCK_DIAG_BY_FAMILY requests (TCP v4, TCP v6 with tcp_info, UDP v4, UDP v6);\n")
-	fmt.Fprintf(out, "\"TCP in one walk\" = the same with TCP as one TCPDIAG_GETSOCK request, as the agent asks (`sockdump -tcp-one-walk`).\n\n")
-	fmt.Fprintln(out, "| connections | sockets | agent polls | agent CPU s | bare dump CPU s | gopsutil CPU s | agent / bare (min-max) | agent / bare, TCP in one walk | gopsutil / bare | agent peak RSS MiB | first poll CPU ms (`--once`) | `--once` peak RSS MiB |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(out, "\"TCP in one walk\" = the same with TCP as one TCPDIAG_GETSOCK request, as the agent asks (`sockdump -tcp-one-walk`);\n")
+	fmt.Fprintf(out, "\"+ fd walk\" = that, plus one read of every process's fd links (`sockdump -tcp-one-walk -fd-walk`): the floor of a\n")
+	fmt.Fprintf(out, "sensor that ties sockets to processes; the first-poll floor is the same with one dump.\n\n")
+	fmt.Fprintln(out, "| connections | sockets | agent polls | agent CPU s | bare dump CPU s | gopsutil CPU s | agent / bare (min-max) | agent / bare, TCP in one walk | agent / (one walk + fd walk) | gopsutil / bare | agent peak RSS MiB | first poll CPU ms (`--once`) | first-poll floor ms (one dump + fd walk) | `--once` peak RSS MiB |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		rs := r.rounds
 		ratio := func(x bench.Round) float64 { return x.Agent.CPU.Seconds() / x.Bare.CPU.Seconds() }
@@ -173,7 +176,7 @@ func printTable(out io.Writer, rows []row, rounds int, plan bench.Plan, steady [
 			ps = fmt.Sprintf("%.2f", bench.Median(rs, func(x bench.Round) float64 { return x.PS.CPU.Seconds() }))
 			psRatio = fmt.Sprintf("%.1fx", bench.Median(rs, func(x bench.Round) float64 { return x.PS.CPU.Seconds() / x.Bare.CPU.Seconds() }))
 		}
-		fmt.Fprintf(out, "| %d | %.0f | %.0f | %.3f | %.3f | %s | **%.2fx** (%.2f-%.2f) | %.2fx | %s | %.1f | %.0f | %.1f |\n",
+		fmt.Fprintf(out, "| %d | %.0f | %.0f | %.3f | %.3f | %s | **%.2fx** (%.2f-%.2f) | %.2fx | %.2fx | %s | %.1f | %.0f | %.0f | %.1f |\n",
 			r.conns,
 			bench.Median(rs, func(x bench.Round) float64 { return float64(x.Sockets) }),
 			bench.Median(rs, func(x bench.Round) float64 { return float64(x.AgentPolls) }),
@@ -182,9 +185,11 @@ func printTable(out io.Writer, rows []row, rounds int, plan bench.Plan, steady [
 			ps,
 			bench.Median(rs, ratio), lo, hi,
 			bench.Median(rs, func(x bench.Round) float64 { return x.Agent.CPU.Seconds() / x.BareOneWalk.CPU.Seconds() }),
+			bench.Median(rs, func(x bench.Round) float64 { return x.Agent.CPU.Seconds() / x.Attributed.CPU.Seconds() }),
 			psRatio,
 			bench.Median(rs, func(x bench.Round) float64 { return mib(x.Agent.MaxRSS) }),
 			bench.Median(rs, func(x bench.Round) float64 { return ms(x.Once.CPU) }),
+			bench.Median(rs, func(x bench.Round) float64 { return ms(x.FirstFloor.CPU) }),
 			bench.Median(rs, func(x bench.Round) float64 { return mib(x.Once.MaxRSS) }),
 		)
 	}

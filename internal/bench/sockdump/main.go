@@ -13,19 +13,28 @@
 // address families in one walk of its TCP hash: what the agent sends, so the
 // benchmark can show the agent against that lower floor too.
 //
+// With -fd-walk it also reads, once after the first dump, the target of every
+// fd of every process (/proc/<pid>/fd): what a sensor without privileges
+// beyond its own must pay once to tie socket inodes to processes, and what
+// the agent's first poll does. Dump plus fd walk is the floor of an
+// attributing sensor.
+//
 // It is self-contained on purpose (no import of the collector): a change to
 // the agent's netlink code cannot change the floor it is compared with.
 //
 //	sockdump -n 12 -interval 1s
 //
-// prints one line: dumps, messages of the last dump, total messages.
+// prints one line: dumps, messages of the last dump, total messages (and,
+// with -fd-walk, the fds read and how many were sockets).
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -52,6 +61,7 @@ func main() {
 	n := flag.Int("n", 12, "number of dumps")
 	interval := flag.Duration("interval", 0, "pause so that dumps start this far apart (0: back to back)")
 	oneWalk := flag.Bool("tcp-one-walk", false, "dump TCP with one TCPDIAG_GETSOCK request (both families, one hash walk)")
+	fdWalk := flag.Bool("fd-walk", false, "after the first dump, read every process's fd links once (socket attribution)")
 	flag.Parse()
 	dumps := targets[:]
 	if *oneWalk {
@@ -77,6 +87,7 @@ func main() {
 	oldReq := make([]byte, 16+60)
 	var seq uint32
 	total, last := 0, 0
+	fds, socks := 0, 0
 	start := time.Now()
 	for i := 0; i < *n; i++ {
 		if *interval > 0 {
@@ -103,8 +114,67 @@ func main() {
 			last += m
 		}
 		total += last
+		if i == 0 && *fdWalk {
+			fds, socks = walkFDs()
+		}
 	}
-	fmt.Printf("dumps %d messages_last %d messages_total %d\n", *n, last, total)
+	fmt.Printf("dumps %d messages_last %d messages_total %d", *n, last, total)
+	if *fdWalk {
+		fmt.Printf(" fds %d fd_sockets %d", fds, socks)
+	}
+	fmt.Println()
+}
+
+// walkFDs reads the link of every fd of every process it may read, as a
+// sensor must once to learn which process holds which socket inode, and
+// counts the fds and the sockets among them. Processes that exit or deny
+// access are skipped.
+func walkFDs() (fds, socks int) {
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		fail("list /proc", err)
+	}
+	dents := make([]byte, 32<<10)
+	link := make([]byte, 64)
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		dir, err := unix.Open("/proc/"+p.Name()+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		for {
+			n, err := unix.Getdents(dir, dents)
+			if err != nil || n <= 0 {
+				break
+			}
+			for off := 0; off+19 < n; {
+				reclen := int(binary.NativeEndian.Uint16(dents[off+16:]))
+				if reclen == 0 {
+					break
+				}
+				name := dents[off+19 : off+reclen]
+				if i := bytes.IndexByte(name, 0); i >= 0 {
+					name = name[:i]
+				}
+				off += reclen
+				if len(name) == 0 || name[0] == '.' {
+					continue
+				}
+				k, err := unix.Readlinkat(dir, string(name), link)
+				if err != nil {
+					continue
+				}
+				fds++
+				if bytes.HasPrefix(link[:k], []byte("socket:[")) {
+					socks++
+				}
+			}
+		}
+		unix.Close(dir)
+	}
+	return fds, socks
 }
 
 func fail(what string, err error) {
