@@ -3,10 +3,6 @@
 package collector
 
 import (
-	"errors"
-	"fmt"
-	"os"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,16 +19,9 @@ import (
 // socket buffer overflowed (ENOBUFS, counted as at least one per overflow)
 // and messages dropped because the bounded buffer was full.
 type destroyWatcher struct {
-	f *os.File
-
-	mu     sync.Mutex
-	buf    []Socket
-	lost   uint64
-	err    error // first read error that stopped the reader, if any
-	closed bool
-
+	nlWatcher
+	buf    []Socket // guarded by mu
 	maxBuf int
-	done   chan struct{}
 }
 
 // Destroy multicast groups (SKNLGRP_INET_TCP_DESTROY .. INET6_UDP_DESTROY).
@@ -56,65 +45,17 @@ func openDestroyWatcherMax(rcvbuf, maxBuf int) (*destroyWatcher, error) {
 	if rcvbuf <= 0 {
 		rcvbuf = defaultDestroyRcvBuf
 	}
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_SOCK_DIAG)
+	const name = "destroy watcher"
+	fd, err := openNLSocket(name, nlSocket{typ: unix.SOCK_RAW, proto: unix.NETLINK_SOCK_DIAG,
+		groups: destroyGroups, groupName: "destroy groups", rcvbuf: rcvbuf})
 	if err != nil {
-		return nil, fmt.Errorf("destroy watcher: open netlink socket: %w", err)
+		return nil, err
 	}
-	// SO_RCVBUFFORCE needs CAP_NET_ADMIN; fall back to the capped SO_RCVBUF.
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("destroy watcher: set receive buffer %d: %w", rcvbuf, err)
-		}
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: destroyGroups}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("destroy watcher: join destroy groups: %w", err)
-	}
-	w := &destroyWatcher{
-		f:      os.NewFile(uintptr(fd), "sock_diag-destroy"),
-		maxBuf: maxBuf,
-		done:   make(chan struct{}),
-	}
-	go w.run()
-	return w, nil
-}
-
-// run reads notifications until the socket is closed.
-func (w *destroyWatcher) run() {
-	defer close(w.done)
-	rc, err := w.f.SyscallConn()
-	if err != nil {
-		w.setErr(err)
-		return
-	}
-	buf := make([]byte, 64<<10)
+	w := &destroyWatcher{maxBuf: maxBuf}
 	var batch []Socket
-	for {
-		var n int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
-			return rerr != unix.EAGAIN && rerr != unix.EINTR
-		})
-		if err != nil { // closed
-			if !errors.Is(err, os.ErrClosed) {
-				w.setErr(err)
-			}
-			return
-		}
-		if rerr == unix.ENOBUFS {
-			w.mu.Lock()
-			w.lost++
-			w.mu.Unlock()
-			continue
-		}
-		if rerr != nil {
-			w.setErr(fmt.Errorf("destroy watcher: receive: %w", rerr))
-			return
-		}
+	w.start(name, fd, func(b []byte) {
 		var perr error
-		batch, _, perr = parseDiagMessages(buf[:n], 0, 0, true, batch[:0])
+		batch, _, perr = parseDiagMessages(b, 0, 0, true, batch[:0])
 		// The time a socket was seen ending: for a connection shorter than a
 		// poll this is the best start time there is (beaconing needs more
 		// than the poll time it would otherwise get).
@@ -126,25 +67,15 @@ func (w *destroyWatcher) run() {
 		if perr != nil {
 			w.lost++ // the unparsable rest of this datagram
 		}
-		room := w.maxBuf - len(w.buf)
-		if room < 0 {
-			room = 0
-		}
+		room := max(w.maxBuf-len(w.buf), 0)
 		if len(batch) > room {
 			w.lost += uint64(len(batch) - room)
 			batch = batch[:room]
 		}
 		w.buf = append(w.buf, batch...)
 		w.mu.Unlock()
-	}
-}
-
-func (w *destroyWatcher) setErr(err error) {
-	w.mu.Lock()
-	if w.err == nil && !w.closed {
-		w.err = err
-	}
-	w.mu.Unlock()
+	})
+	return w, nil
 }
 
 // Drain appends the sockets destroyed since the last Drain to dst and
@@ -158,28 +89,5 @@ func (w *destroyWatcher) Drain(dst []Socket) ([]Socket, uint64) {
 	if cap(w.buf) > 4096 && len(dst) < cap(w.buf)/4 {
 		w.buf = nil // shrink after a burst
 	}
-	lost := w.lost
-	w.lost = 0
-	return dst, lost
-}
-
-// Err reports the error that stopped the reader, if any (nil while healthy).
-func (w *destroyWatcher) Err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
-// Close stops the reader and releases the socket.
-func (w *destroyWatcher) Close() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return nil
-	}
-	w.closed = true
-	w.mu.Unlock()
-	err := w.f.Close()
-	<-w.done
-	return err
+	return dst, w.takeLost()
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -127,17 +125,10 @@ func (c *ifNames) name(idx int32) string {
 // STALE ...) with the MAC it already had is left out. Losses are counted:
 // socket overflows (ENOBUFS, at least one each) and a full buffer.
 type neighWatcher struct {
-	f *os.File
-
-	mu     sync.Mutex
-	buf    []neighEvent
-	last   map[neighKey]string // the MAC each entry was last reported with ("" none)
-	lost   uint64
-	err    error
-	closed bool
-
+	nlWatcher
+	buf    []neighEvent        // guarded by mu
+	last   map[neighKey]string // the MAC each entry was last reported with ("" none); guarded by mu
 	maxBuf int
-	done   chan struct{}
 }
 
 type neighEvent struct {
@@ -162,64 +153,17 @@ func openNeighWatcher() (*neighWatcher, error) {
 }
 
 func openNeighWatcherMax(rcvbuf, maxBuf int) (*neighWatcher, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_ROUTE)
+	const name = "neighbour events"
+	fd, err := openNLSocket(name, nlSocket{typ: unix.SOCK_RAW, proto: unix.NETLINK_ROUTE,
+		groups: 1 << (rtnlgrpNeigh - 1), groupName: "RTNLGRP_NEIGH", rcvbuf: rcvbuf})
 	if err != nil {
-		return nil, fmt.Errorf("neighbour events: open netlink socket: %w", err)
+		return nil, err
 	}
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("neighbour events: set receive buffer %d: %w", rcvbuf, err)
-		}
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (rtnlgrpNeigh - 1)}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("neighbour events: join RTNLGRP_NEIGH: %w", err)
-	}
-	w := &neighWatcher{
-		f:      os.NewFile(uintptr(fd), "rtnetlink-neigh"),
-		last:   map[neighKey]string{},
-		maxBuf: maxBuf,
-		done:   make(chan struct{}),
-	}
-	go w.run()
-	return w, nil
-}
-
-func (w *neighWatcher) run() {
-	defer close(w.done)
-	rc, err := w.f.SyscallConn()
-	if err != nil {
-		w.setErr(err)
-		return
-	}
-	buf := make([]byte, 64<<10)
+	w := &neighWatcher{last: map[neighKey]string{}, maxBuf: maxBuf}
 	var batch []neighMsg
-	for {
-		var n int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
-			return rerr != unix.EAGAIN && rerr != unix.EINTR
-		})
-		if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				w.setErr(err)
-			}
-			return
-		}
-		if rerr == unix.ENOBUFS {
-			w.mu.Lock()
-			w.lost++
-			w.mu.Unlock()
-			continue
-		}
-		if rerr != nil {
-			w.setErr(fmt.Errorf("neighbour events: receive: %w", rerr))
-			return
-		}
+	w.start(name, fd, func(b []byte) {
 		var perr error
-		batch, _, perr = parseNeighMessages(buf[:n], 0, batch[:0])
+		batch, _, perr = parseNeighMessages(b, 0, batch[:0])
 		now := time.Now()
 		w.mu.Lock()
 		if perr != nil {
@@ -229,7 +173,8 @@ func (w *neighWatcher) run() {
 			w.add(now, m)
 		}
 		w.mu.Unlock()
-	}
+	})
+	return w, nil
 }
 
 // add records m unless it repeats the entry's MAC. Called with mu held.
@@ -257,22 +202,13 @@ func (w *neighWatcher) add(now time.Time, m neighMsg) {
 	w.buf = append(w.buf, neighEvent{now, m})
 }
 
-func (w *neighWatcher) setErr(err error) {
-	w.mu.Lock()
-	if w.err == nil && !w.closed {
-		w.err = err
-	}
-	w.mu.Unlock()
-}
-
 // Drain appends the events since the last Drain to dst (devices named
 // through names) and returns it with the number of notifications lost.
 func (w *neighWatcher) Drain(dst []NeighborEvent, names *ifNames) ([]NeighborEvent, uint64) {
 	w.mu.Lock()
 	evs := w.buf
 	w.buf = nil
-	lost := w.lost
-	w.lost = 0
+	lost := w.takeLost()
 	w.mu.Unlock()
 	for _, e := range evs {
 		n := e.m.N
@@ -280,27 +216,6 @@ func (w *neighWatcher) Drain(dst []NeighborEvent, names *ifNames) ([]NeighborEve
 		dst = append(dst, NeighborEvent{Time: e.t, Deleted: e.m.Deleted, Neighbor: n})
 	}
 	return dst, lost
-}
-
-// Err reports the error that stopped the reader, if any.
-func (w *neighWatcher) Err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
-// Close stops the reader and releases the socket.
-func (w *neighWatcher) Close() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return nil
-	}
-	w.closed = true
-	w.mu.Unlock()
-	err := w.f.Close()
-	<-w.done
-	return err
 }
 
 // neighSource is the neighbour part of the Linux source: the dump socket

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,18 +31,12 @@ import (
 // the read is recorded as what it became, or not at all; a lone `sh -c id`,
 // which dash replaces by id within microseconds, is usually recorded as id.
 type procConn struct {
-	f    *os.File
+	nlWatcher
 	root string
 	boot time.Time
 
-	mu     sync.Mutex
-	recs   []*Process
-	lost   uint64
-	err    error
-	closed bool
-	done   chan struct{}
-
-	buf []byte // file reads, reader goroutine only
+	recs []*Process // guarded by mu
+	buf  []byte     // file reads, reader goroutine only
 }
 
 // maxProcConnRecs bounds the records kept between two polls.
@@ -89,16 +82,11 @@ func procConnUsable() error {
 // openProcConn subscribes to process events; processes are read under root
 // (a proc root showing the initial PID namespace).
 func openProcConn(root string, boot time.Time) (*procConn, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_CONNECTOR)
+	const name = "process connector"
+	fd, err := openNLSocket(name, nlSocket{typ: unix.SOCK_DGRAM, proto: unix.NETLINK_CONNECTOR,
+		groups: cnIdxProc, groupName: "CN_IDX_PROC", rcvbuf: 4 << 20, bestEffortBuf: true})
 	if err != nil {
-		return nil, fmt.Errorf("process connector: open netlink socket: %w", err)
-	}
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: cnIdxProc}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("process connector: join CN_IDX_PROC: %w", err)
+		return nil, err
 	}
 	if err := unix.Sendto(fd, listenRequest(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
@@ -107,9 +95,24 @@ func openProcConn(root string, boot time.Time) (*procConn, error) {
 		}
 		return nil, fmt.Errorf("process connector: PROC_CN_MCAST_LISTEN: %w", err)
 	}
-	c := &procConn{f: os.NewFile(uintptr(fd), "proc-connector"), root: root, boot: boot,
-		done: make(chan struct{}), buf: make([]byte, 0, 4096)}
-	go c.run()
+	c := &procConn{root: root, boot: boot, buf: make([]byte, 0, 4096)}
+	var pids []int32
+	c.start(name, fd, func(b []byte) {
+		pids = parseExecEvents(b, pids[:0])
+		for _, pid := range pids {
+			p, err := c.read(pid)
+			if err != nil {
+				continue // gone already, or a kernel thread
+			}
+			c.mu.Lock()
+			if len(c.recs) < maxProcConnRecs {
+				c.recs = append(c.recs, p)
+			} else {
+				c.lost++
+			}
+			c.mu.Unlock()
+		}
+	})
 	return c, nil
 }
 
@@ -159,55 +162,6 @@ func parseExecEvents(b []byte, dst []int32) []int32 {
 	return dst
 }
 
-func (c *procConn) run() {
-	defer close(c.done)
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		c.setErr(err)
-		return
-	}
-	buf := make([]byte, 64<<10)
-	var pids []int32
-	for {
-		var n int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
-			return rerr != unix.EAGAIN && rerr != unix.EINTR
-		})
-		if err != nil { // closed
-			if !errors.Is(err, os.ErrClosed) {
-				c.setErr(err)
-			}
-			return
-		}
-		if rerr == unix.ENOBUFS {
-			c.mu.Lock()
-			c.lost++
-			c.mu.Unlock()
-			continue
-		}
-		if rerr != nil {
-			c.setErr(fmt.Errorf("process connector: receive: %w", rerr))
-			return
-		}
-		pids = parseExecEvents(buf[:n], pids[:0])
-		for _, pid := range pids {
-			p, err := c.read(pid)
-			if err != nil {
-				continue // gone already, or a kernel thread
-			}
-			c.mu.Lock()
-			if len(c.recs) < maxProcConnRecs {
-				c.recs = append(c.recs, p)
-			} else {
-				c.lost++
-			}
-			c.mu.Unlock()
-		}
-	}
-}
-
 // read reads one process as it is right after its exec.
 func (c *procConn) read(pid int32) (*Process, error) {
 	dir := filepath.Join(c.root, strconv.FormatInt(int64(pid), 10))
@@ -246,41 +200,12 @@ func (c *procConn) read(pid int32) (*Process, error) {
 	}, nil
 }
 
-func (c *procConn) setErr(err error) {
-	c.mu.Lock()
-	if c.err == nil && !c.closed {
-		c.err = err
-	}
-	c.mu.Unlock()
-}
-
 // Drain returns the processes read since the last call and how many events
 // were lost (receive buffer overflow, or more than maxProcConnRecs).
 func (c *procConn) Drain() ([]*Process, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	recs, lost := c.recs, c.lost
-	c.recs, c.lost = nil, 0
-	return recs, lost
-}
-
-// Err is the error that stopped the reader, if any.
-func (c *procConn) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}
-
-// Close stops the reader and closes the socket.
-func (c *procConn) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	c.mu.Unlock()
-	err := c.f.Close()
-	<-c.done
-	return err
+	recs := c.recs
+	c.recs = nil
+	return recs, c.takeLost()
 }
