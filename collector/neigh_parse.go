@@ -76,49 +76,33 @@ type neighBatch struct {
 // with an error wrapping ErrNetlinkTruncated, keeping what was parsed.
 func parseNeighMessages(buf []byte, seq uint32, dst []neighMsg) ([]neighMsg, neighBatch, error) {
 	var res neighBatch
-	ne := binary.NativeEndian
 	for len(buf) > 0 {
-		if len(buf) < nlmsgHdrLen {
-			return dst, res, fmt.Errorf("%w: %d bytes left, header needs %d", ErrNetlinkTruncated, len(buf), nlmsgHdrLen)
+		typ, mseq, msg, rest, err := nlNext(buf)
+		if err != nil {
+			return dst, res, err
 		}
-		mlen := ne.Uint32(buf[0:4])
-		typ := ne.Uint16(buf[4:6])
-		mseq := ne.Uint32(buf[8:12])
-		if mlen < nlmsgHdrLen || uint64(mlen) > uint64(len(buf)) {
-			return dst, res, fmt.Errorf("%w: message length %d, %d bytes available", ErrNetlinkTruncated, mlen, len(buf))
-		}
-		msg := buf[nlmsgHdrLen:mlen]
-		next := (int(mlen) + 3) &^ 3
-		if next > len(buf) {
-			next = len(buf)
-		}
-		buf = buf[next:]
+		buf = rest
 		if seq != 0 && mseq != seq {
 			continue
 		}
-		switch typ {
-		case nlmsgDone:
-			res.Done = true
-			return dst, res, nil
-		case nlmsgError:
-			if len(msg) < 4 {
-				return dst, res, fmt.Errorf("%w: NLMSG_ERROR payload %d bytes", ErrNetlinkTruncated, len(msg))
-			}
-			if errno := int32(ne.Uint32(msg[0:4])); errno != 0 {
-				return dst, res, fmt.Errorf("%w: errno %d", ErrNetlinkError, -errno)
-			}
-		case nlmsgOverrun:
-			return dst, res, ErrNetlinkOverrun
-		case rtmNewNeigh, rtmDelNeigh:
-			res.Messages++
-			m, ok, err := parseNdMsg(msg)
-			if err != nil {
+		if typ < nlmsgMinType {
+			if done, err := nlControl(typ, msg); done || err != nil {
+				res.Done = done
 				return dst, res, err
 			}
-			if ok {
-				m.Deleted = typ == rtmDelNeigh
-				dst = append(dst, m)
-			}
+			continue
+		}
+		if typ != rtmNewNeigh && typ != rtmDelNeigh {
+			continue
+		}
+		res.Messages++
+		m, ok, err := parseNdMsg(msg)
+		if err != nil {
+			return dst, res, err
+		}
+		if ok {
+			m.Deleted = typ == rtmDelNeigh
+			dst = append(dst, m)
 		}
 	}
 	return dst, res, nil

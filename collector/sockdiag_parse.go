@@ -25,7 +25,7 @@ import (
 // here so this file builds on every OS).
 const (
 	nlmsgHdrLen      = 16
-	nlmsgNoop        = 1
+	nlmsgMinType     = 0x10 // types below are netlink's own control messages
 	nlmsgError       = 2
 	nlmsgDone        = 3
 	nlmsgOverrun     = 4
@@ -166,58 +166,81 @@ type diagBatch struct {
 // before it are returned.
 func parseDiagMessages(buf []byte, defProto uint8, seq uint32, destroyed bool, dst []Socket) ([]Socket, diagBatch, error) {
 	var res diagBatch
-	ne := binary.NativeEndian
 	for len(buf) > 0 {
-		if len(buf) < nlmsgHdrLen {
-			return dst, res, fmt.Errorf("%w: %d bytes left, header needs %d", ErrNetlinkTruncated, len(buf), nlmsgHdrLen)
+		typ, mseq, msg, rest, err := nlNext(buf)
+		if err != nil {
+			return dst, res, err
 		}
-		mlen := ne.Uint32(buf[0:4])
-		typ := ne.Uint16(buf[4:6])
-		mseq := ne.Uint32(buf[8:12])
-		if mlen < nlmsgHdrLen || uint64(mlen) > uint64(len(buf)) {
-			return dst, res, fmt.Errorf("%w: message length %d, %d bytes available", ErrNetlinkTruncated, mlen, len(buf))
-		}
-		msg := buf[nlmsgHdrLen:mlen]
-		// Advance to the next message (4-byte aligned; the last may be unpadded).
-		next := (int(mlen) + 3) &^ 3
-		if next > len(buf) {
-			next = len(buf)
-		}
-		buf = buf[next:]
+		buf = rest
 		if seq != 0 && mseq != seq {
-			continue
+			continue // a stale reply
 		}
-		switch typ {
-		case nlmsgDone:
-			res.Done = true
-			return dst, res, nil
-		case nlmsgError:
-			if len(msg) < 4 {
-				return dst, res, fmt.Errorf("%w: NLMSG_ERROR payload %d bytes", ErrNetlinkTruncated, len(msg))
-			}
-			errno := int32(ne.Uint32(msg[0:4]))
-			if errno == 0 { // an ACK
-				continue
-			}
-			return dst, res, fmt.Errorf("%w: errno %d", ErrNetlinkError, -errno)
-		case nlmsgOverrun:
-			return dst, res, ErrNetlinkOverrun
-		case nlmsgNoop:
-			continue
-		case sockDiagByFamily, tcpDiagGetSock:
-			res.Messages++
-			dst = append(dst, Socket{})
-			s := &dst[len(dst)-1]
-			if err := parseInetDiagMsg(msg, defProto, s); err != nil {
-				dst = dst[:len(dst)-1]
+		if typ < nlmsgMinType {
+			if done, err := nlControl(typ, msg); done || err != nil {
+				res.Done = done
 				return dst, res, err
 			}
-			s.Destroyed = destroyed
-		default:
-			// Unknown message types are skipped, not fatal.
+			continue
 		}
+		if typ != sockDiagByFamily && typ != tcpDiagGetSock {
+			continue // unknown message types are skipped, not fatal
+		}
+		res.Messages++
+		dst = append(dst, Socket{})
+		s := &dst[len(dst)-1]
+		if err := parseInetDiagMsg(msg, defProto, s); err != nil {
+			dst = dst[:len(dst)-1]
+			return dst, res, err
+		}
+		s.Destroyed = destroyed
 	}
 	return dst, res, nil
+}
+
+// nlNext splits the first netlink message off buf: its type, sequence
+// number and payload, and the rest of buf (past its 4-byte alignment; the
+// last message may be unpadded). A truncated message is an error wrapping
+// ErrNetlinkTruncated. The collector's netlink parsers walk a receive with
+// it and nlControl.
+func nlNext(buf []byte) (typ uint16, seq uint32, msg, rest []byte, err error) {
+	if len(buf) < nlmsgHdrLen {
+		return 0, 0, nil, nil, nlTruncated(len(buf), 0)
+	}
+	mlen := binary.NativeEndian.Uint32(buf[0:4])
+	if mlen < nlmsgHdrLen || uint64(mlen) > uint64(len(buf)) {
+		return 0, 0, nil, nil, nlTruncated(len(buf), mlen)
+	}
+	return binary.NativeEndian.Uint16(buf[4:6]), binary.NativeEndian.Uint32(buf[8:12]), buf[nlmsgHdrLen:mlen], buf[min((mlen+3)&^3, uint32(len(buf))):], nil
+}
+
+// nlTruncated is the error of nlNext for a buffer of left bytes.
+func nlTruncated(left int, mlen uint32) error {
+	if left < nlmsgHdrLen {
+		return fmt.Errorf("%w: %d bytes left, header needs %d", ErrNetlinkTruncated, left, nlmsgHdrLen)
+	}
+	return fmt.Errorf("%w: message length %d, %d bytes available", ErrNetlinkTruncated, mlen, left)
+}
+
+// nlControl handles one of netlink's own control messages (a type below
+// nlmsgMinType): NLMSG_DONE ends a dump (done); an NLMSG_ERROR carrying an
+// errno is an error wrapping ErrNetlinkError and NLMSG_OVERRUN is
+// ErrNetlinkOverrun; acknowledgements, NLMSG_NOOP and unknown control types
+// are nothing.
+func nlControl(typ uint16, msg []byte) (done bool, err error) {
+	switch typ {
+	case nlmsgDone:
+		return true, nil
+	case nlmsgError:
+		if len(msg) < 4 {
+			return false, fmt.Errorf("%w: NLMSG_ERROR payload %d bytes", ErrNetlinkTruncated, len(msg))
+		}
+		if errno := int32(binary.NativeEndian.Uint32(msg[0:4])); errno != 0 {
+			return false, fmt.Errorf("%w: errno %d", ErrNetlinkError, -errno)
+		}
+	case nlmsgOverrun:
+		return false, ErrNetlinkOverrun
+	}
+	return false, nil
 }
 
 // parseInetDiagMsg fills s from one inet_diag_msg and its attributes.
