@@ -82,8 +82,11 @@ type processSpawn struct {
 	shells, interps, netcat         map[string]bool
 	web, db, mail, officeP, officeC map[string]bool
 	relayAllow                      map[string]bool
-	seen                            *Window[spawnKey, struct{}]
-	started                         bool
+	// seen holds each live process with the name it was last seen under:
+	// a process first listed between fork and exec carries its parent's
+	// name, and its exec (same PID and start time, a new name) is the spawn.
+	seen    *Window[spawnKey, string]
+	started bool
 }
 
 func newSpawn(c SpawnConfig) (*processSpawn, error) {
@@ -96,7 +99,7 @@ func newSpawn(c SpawnConfig) (*processSpawn, error) {
 		officeP: lowerSet(c.OfficeParents), officeC: lowerSet(c.OfficeChildren), relayAllow: lowerSet(c.RelayAllow),
 		// Every live process is touched each snapshot, so the TTL only drops
 		// exited ones.
-		seen: NewWindow[spawnKey, struct{}](c.MaxTracked, time.Hour),
+		seen: NewWindow[spawnKey, string](c.MaxTracked, time.Hour),
 	}, nil
 }
 
@@ -290,9 +293,9 @@ func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	for _, pid := range pids {
 		p := snap.Processes[pid]
 		k := spawnKey{pid, p.StartTime.UnixNano()}
-		_, known := d.seen.Get(k)
-		d.seen.Touch(k, now, nil)
-		isNew := !known && !first
+		name, known := d.seen.Upsert(k, now)
+		isNew := !first && (!known || *name != p.Name) // new, or exec'd since it was listed
+		*name = p.Name
 		kind, kname := d.kind(p)
 
 		// Reverse shells, at any time (the engine's cooldown de-duplicates).

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +155,31 @@ func TestProcessSpawnExistingShellAtStartIsBaseline(t *testing.T) {
 	bldProc(s, 1000, 101, "sh", "sh")
 	if got := d.Detect(s, bldEnv()); len(got) != 0 {
 		t.Fatalf("first snapshot is the baseline, got %+v", got)
+	}
+}
+
+// Polling can list a child between fork and exec, under its parent's name;
+// its exec into a shell one poll later (same PID and start time) is the
+// spawn, or an unprivileged sensor, which has no exec events, misses it.
+func TestProcessSpawnSeenBeforeItsExec(t *testing.T) {
+	d, _ := newSpawn(*defaultSpawnConfig())
+	env := bldEnv()
+	d.Detect(spawnBase(0), env)
+	s := spawnBase(1)
+	bldProc(s, 1000, 101, "nginx", "nginx: worker process") // forked, not yet exec'd
+	if got := d.Detect(s, env); len(got) != 0 {
+		t.Fatalf("a worker's fork alerted: %+v", got)
+	}
+	s = spawnBase(2)
+	bldProc(s, 1000, 101, "sh", "sh", "-c", "id")
+	got := d.Detect(s, env)
+	if len(got) != 1 || !strings.HasPrefix(got[0].Entity, "spawn:1000@") || got[0].Technique != "T1059.004" {
+		t.Fatalf("exec into sh under nginx: got %+v, want one T1059.004 alert for pid 1000", got)
+	}
+	s = spawnBase(3)
+	bldProc(s, 1000, 101, "sh", "sh", "-c", "id")
+	if got := d.Detect(s, env); len(got) != 0 {
+		t.Fatalf("the same shell alerted again: %+v", got)
 	}
 }
 
