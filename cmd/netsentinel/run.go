@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -55,8 +56,12 @@ func cmdRun(ctx context.Context, rf *runFlags, stdout, stderr io.Writer, mode ru
 		// A soft heap target, so detector state near its caps does not
 		// double in RSS between collections (1,000,000 endpoints: ~105 MB
 		// peak RSS instead of ~175 MB), raised with the live heap so it
-		// never starves the collector. GOMEMLIMIT overrides it.
-		followMemoryLimit(DefaultMemoryLimit)
+		// never starves the collector. GOMEMLIMIT overrides it. Stopped
+		// and restored on return: a run inside a test binary must not leave
+		// its follower moving the process's limit afterwards.
+		prev := debug.SetMemoryLimit(-1)
+		stop := followMemoryLimit(DefaultMemoryLimit)
+		defer func() { stop(); debug.SetMemoryLimit(prev) }()
 	}
 
 	eng, err := newEngine(&cfg, log)
