@@ -36,6 +36,12 @@ type Socket struct {
 	// was last seen with through TIME_WAIT and its destroy notification
 	// (which report none); one first seen in those states has none.
 	PID int32 `json:"pid,omitempty"`
+	// DataIdleMs is how long before the dump the connection last carried
+	// data either way, in milliseconds (tcp_info's last_data_sent and
+	// last_data_recv, the smaller; jiffy resolution). 0: unknown (not TCP,
+	// a recording from before the field) or within the dump's millisecond.
+	// It fills the four bytes after PID: the struct stays 176 bytes.
+	DataIdleMs uint32 `json:"data_idle_ms,omitempty"`
 	// tcp_info byte counters (TCP only; zero when unknown).
 	BytesAcked    uint64 `json:"bytes_acked,omitempty"`    // bytes sent and acknowledged by the peer
 	BytesReceived uint64 `json:"bytes_received,omitempty"` // bytes received

@@ -85,9 +85,14 @@ func TestSockDiagDumpFindsLoopbackSocketsWithCounters(t *testing.T) {
 		t.Run(tc.network, func(t *testing.T) {
 			p := openLoopPair(t, tc.network, tc.addr)
 			defer p.close()
+			before := time.Now()
 			p.exchange(t, 12345)
+			after := time.Now()
+			time.Sleep(150 * time.Millisecond) // the idle time measured below, not a wait for anything
 
+			dumpAt := time.Now()
 			socks, err := d.Dump(nil)
+			dumped := time.Now()
 			if err != nil {
 				t.Fatalf("Dump: %v", err)
 			}
@@ -122,6 +127,16 @@ func TestSockDiagDumpFindsLoopbackSocketsWithCounters(t *testing.T) {
 			}
 			if srv.BytesReceived != 12345 {
 				t.Errorf("server bytes received %d, want 12345", srv.BytesReceived)
+			}
+			// Both ends last carried data during the exchange: their idle time
+			// lies between the dump's start less the exchange's end and the
+			// dump's end less the exchange's start (give or take a 10 ms jiffy).
+			const jiffy = 10 * time.Millisecond
+			lo, hi := dumpAt.Sub(after)-jiffy, dumped.Sub(before)+jiffy
+			for _, s := range []*Socket{cli, srv} {
+				if idle := time.Duration(s.DataIdleMs) * time.Millisecond; idle < lo || idle > hi {
+					t.Errorf("socket %s: data idle %s, want within [%s, %s]", s.Local, idle, lo, hi)
+				}
 			}
 		})
 	}
@@ -258,8 +273,13 @@ func TestSockDiagTCPCompatMatchesPerFamilyDumps(t *testing.T) {
 		t.Fatalf("our 6 sockets: %d in the compat dump, %d in the per-family dumps", len(a), len(b))
 	}
 	for c, s := range a {
-		if b[c] != s {
-			t.Errorf("cookie %d: compat %+v, per family %+v", c, s, b[c])
+		o := b[c]
+		if o.DataIdleMs < s.DataIdleMs { // the time since the last data grows between the two dumps
+			t.Errorf("cookie %d: data idle %d ms in the compat dump, %d ms in the later per-family one", c, s.DataIdleMs, o.DataIdleMs)
+		}
+		s.DataIdleMs, o.DataIdleMs = 0, 0
+		if o != s {
+			t.Errorf("cookie %d: compat %+v, per family %+v", c, s, o)
 		}
 	}
 }

@@ -57,6 +57,8 @@ const (
 	// reported as the kernel counts them: tcpi_bytes_acked includes the SYN
 	// and FIN, tcpi_bytes_received the peer's FIN, as one byte each;
 	// tcpi_bytes_sent counts payload only (retransmits included).
+	tcpiLastDataSentOff  = 44 // ms since, as are the next
+	tcpiLastDataRecvOff  = 52
 	tcpiBytesAckedOff    = 120
 	tcpiBytesReceivedOff = 128
 	tcpiBytesSentOff     = 200 // kernel >= 4.19
@@ -302,6 +304,9 @@ func parseInetDiagMsg(b []byte, defProto uint8, s *Socket) error {
 	s.Proto = protoName(proto)
 	s.State = stateName(proto, state)
 	if proto == ipprotoTCP && info != nil {
+		if len(info) >= tcpiLastDataRecvOff+4 {
+			s.DataIdleMs = min(ne.Uint32(info[tcpiLastDataSentOff:]), ne.Uint32(info[tcpiLastDataRecvOff:]))
+		}
 		if len(info) >= tcpiBytesReceivedOff+8 {
 			s.BytesAcked = ne.Uint64(info[tcpiBytesAckedOff:])
 			s.BytesReceived = ne.Uint64(info[tcpiBytesReceivedOff:])
