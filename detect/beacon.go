@@ -416,7 +416,17 @@ func (d *beacon) followStreams(snap *collector.Snapshot, env *Env, first bool, p
 		if s.PID > 0 {
 			st.pid = s.PID
 		}
-		st.events = insertEvent(st.events, beaconEvent{t: snap.Time.UnixNano(), res: int32(min(poll.Milliseconds(), math.MaxInt32)), mult: 1}, d.cfg.History)
+		// The burst is stamped with the connection's last data, which the
+		// kernel dates to the millisecond (tcp_info), not with the poll: a
+		// heartbeat whose beats land on a poll would otherwise read 3, 4 and
+		// 5 polls apart, the spread of a 25 % jitter, and need the
+		// connections of one. Without that date (0, or older than the last
+		// poll) it is the poll's time, known to a poll.
+		ev := beaconEvent{t: snap.Time.UnixNano(), res: int32(min(poll.Milliseconds(), math.MaxInt32)), mult: 1}
+		if idle := time.Duration(s.DataIdleMs) * time.Millisecond; idle > 0 && idle < poll {
+			ev.t, ev.res = snap.Time.Add(-idle).UnixNano(), 0
+		}
+		st.events = insertEvent(st.events, ev, d.cfg.History)
 		st.sizes = appendCapped(st.sizes, float32(delta), d.cfg.History)
 		changed[k] = true
 	}

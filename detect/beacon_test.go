@@ -351,6 +351,48 @@ func TestBeaconHeartbeatOverOneConnection(t *testing.T) {
 			t.Fatalf("alert fields %+v", a)
 		}
 	})
+	// A strict heartbeat (every 4 polls) whose beats land on a poll: a few
+	// milliseconds of scheduling put each one before or after it, so the
+	// polls that see them are 3, 4 and 5 apart. The collector dates each
+	// connection's last data (tcp_info): the bursts are 4 polls apart to
+	// the millisecond and the alert is due at min_connections, as for any
+	// other phase. Without that date 12 bursts were not enough (the spread
+	// of a 25 % jitter needs 19).
+	t.Run("heartbeat_on_the_poll", func(t *testing.T) {
+		want := defaultBeaconConfig().MinConnections
+		for seed := uint64(0); seed < 20; seed++ {
+			rng := beaconRNG(seed, 11)
+			d := newTestBeacon(t)
+			env := bldEnv()
+			var total uint64
+			beats, alertAt := 0, 0
+			var last time.Time
+			next := bldT0.Add(4*beaconPoll + time.Duration(30*(2*rng.Float64()-1))*time.Millisecond)
+			for poll := 0; poll < 60 && beats < 12; poll++ {
+				now := bldT0.Add(time.Duration(poll) * beaconPoll)
+				for !next.After(now) { // the beats since the last poll
+					total += 8
+					beats++
+					last = next
+					next = bldT0.Add(time.Duration(4*(beats+1))*beaconPoll + time.Duration(30*(2*rng.Float64()-1))*time.Millisecond)
+				}
+				s := bldSnap(now)
+				bldProc(s, 31, 1, "implant")
+				sock := collector.Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: bldAP("10.0.0.5:41000"),
+					Remote: bldAP("203.0.113.9:8443"), PID: 31, Inode: 99, Cookie: 5, BytesAcked: 300 + total, BytesReceived: 200}
+				if !last.IsZero() {
+					sock.DataIdleMs = uint32(now.Sub(last).Milliseconds())
+				}
+				s.Sockets = append(s.Sockets, sock)
+				if got := d.Detect(s, env); len(got) > 0 && alertAt == 0 {
+					alertAt = beats
+				}
+			}
+			if alertAt == 0 || alertAt > want {
+				t.Fatalf("seed %d: heartbeat on the poll flagged at burst %d of %d, want by burst %d (min_connections)", seed, alertAt, beats, want)
+			}
+		}
+	})
 	t.Run("random", func(t *testing.T) {
 		if alerts := run(t, func(rng *rand.Rand, _ int) bool { return rng.Float64() < 0.2 }); len(alerts) > 0 {
 			t.Fatalf("random activity flagged: %s", alerts[0].Message)
