@@ -366,15 +366,18 @@ func TestBeaconHeartbeatOverOneConnection(t *testing.T) {
 			env := bldEnv()
 			var total uint64
 			beats, alertAt := 0, 0
+			beatAt := func(k int) time.Time { // the k-th beat, within ±30 ms of a poll
+				return bldT0.Add(time.Duration(4*k)*beaconPoll + time.Duration((2*rng.Float64()-1)*float64(30*time.Millisecond)))
+			}
 			var last time.Time
-			next := bldT0.Add(4*beaconPoll + time.Duration(30*(2*rng.Float64()-1))*time.Millisecond)
+			next := beatAt(1)
 			for poll := 0; poll < 60 && beats < 12; poll++ {
 				now := bldT0.Add(time.Duration(poll) * beaconPoll)
 				for !next.After(now) { // the beats since the last poll
 					total += 8
 					beats++
 					last = next
-					next = bldT0.Add(time.Duration(4*(beats+1))*beaconPoll + time.Duration(30*(2*rng.Float64()-1))*time.Millisecond)
+					next = beatAt(beats + 1)
 				}
 				s := bldSnap(now)
 				bldProc(s, 31, 1, "implant")

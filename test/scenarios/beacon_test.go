@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand"
 	"path/filepath"
@@ -45,24 +44,9 @@ func TestBeaconHeartbeatOneConnection(t *testing.T) {
 			listen(t, topo, topo.I, ip, port, 90*time.Second)
 		}
 		s := startSensor(t, topo, "beacon_heartbeat", sensorOptions{mode: m})
-		beat := func(ip string, jit float64, seed int) <-chan time.Time {
+		beat := func(ip string, jit float64, seed int) <-chan time.Time { // the time of the due beat
 			cmd := topo.HostCmd(ctxFor(t, 90*time.Second), "python3", "-c", heartbeatClient, ip, port, strconv.Itoa(beats), "4", fmt.Sprint(jit), strconv.Itoa(seed))
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			bg(t, topo, cmd)
-			ch := make(chan time.Time, 1)
-			go func() {
-				sc := bufio.NewScanner(out)
-				for sc.Scan() {
-					if sc.Text() == strconv.Itoa(due) {
-						ch <- time.Now()
-					}
-				}
-				close(ch)
-			}()
-			return ch
+			return probeTimes(t, topo, cmd, func(l string) bool { return l == strconv.Itoa(due) })
 		}
 		ctl := beat(control, -1, 3)
 		dueAt, ok := <-beat(c2, 0, 1)

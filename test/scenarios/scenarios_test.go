@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand"
 	"os"
@@ -392,26 +391,8 @@ func TestExfiltrationBurst(t *testing.T) {
 		const threshold = "50000000" // exfiltration's default threshold_bytes, which the sensor runs with
 		script := "exec 3>&1; { head -c " + threshold + " /dev/zero; echo crossed >&3; head -c $((200000000 - " + threshold + ")) /dev/zero; } | ncat --send-only " + dst + " 443 >/dev/null 3>&-"
 		cmd := topo.HostCmd(ctxFor(t, 30*time.Second), "sh", "-c", script)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
 		start := time.Now()
-		bg(t, topo, cmd)
-		crossed := make(chan time.Time, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if sc.Text() == "crossed" {
-					crossed <- time.Now()
-				}
-			}
-			close(crossed)
-		}()
-		at, ok := <-crossed
-		if !ok {
-			t.Fatal("the upload ended before its first 50 MB had entered ncat's pipe")
-		}
+		at := nthProbe(t, probeTimes(t, topo, cmd, func(l string) bool { return l == "crossed" }), 1, 30*time.Second, "200 MB burst's first 50 MB")
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("upload failed: %v", err)
 		}
