@@ -70,6 +70,23 @@ func listenOnce(t *testing.T, topo *netns.Topology, ip, port, opts string) {
 	topo.WaitListen(t, topo.I, ip, port)
 }
 
+// shellListener is listenOnce for a reverse shell: the listener sends the
+// shell that connects one command and returns the time its output arrives,
+// the moment the shell is known to run on the connection (a loaded machine
+// can take seconds to start an interpreter and its shell). The command's echo
+// (a pty echoes it) does not contain the output it waits for.
+func shellListener(t *testing.T, topo *netns.Topology, ip, port string) <-chan time.Time {
+	t.Helper()
+	internetHost(t, topo, ip)
+	cmd := topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "sh", "-c",
+		"{ echo 'echo ns-$((6*7))-ready'; sleep 30; } | timeout 30 ncat -l "+ip+" "+port)
+	ready := probeTimes(t, topo, cmd, func(l string) bool { return strings.Contains(l, shellReady) })
+	topo.WaitListen(t, topo.I, ip, port)
+	return ready
+}
+
+const shellReady = "ns-42-ready"
+
 // sshKeys generates a client key and a host key in dir.
 type sshKeys struct{ dir, client, host string }
 
