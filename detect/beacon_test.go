@@ -150,6 +150,39 @@ func TestBeaconLowJitterFlaggedAtMinConnections(t *testing.T) {
 	}
 }
 
+// A 2 s beacon whose gaps spread evenly over ±50 % and reach both edges (1 s
+// and 3 s), on a loaded host where each connect (and the sensor's read of
+// its destroy notification) comes up to 40 ms late: the band check gives
+// each exact stamp beaconStampNoise of slack, so it is still flagged by the
+// 48th connection (the scenario beacon_jitter50's bound). With 5 ms of slack,
+// as before, a 1.0 s gap read as 0.97 s and the series was never flagged.
+func TestBeaconEdgeJitterOnALoadedHost(t *testing.T) {
+	cfg := *defaultBeaconConfig()
+	const period, due = 2 * time.Second, 48
+	phi := (math.Sqrt(5) - 1) / 2
+	for seed := uint64(0); seed < 40; seed++ {
+		rng := beaconRNG(seed, 50)
+		at := bldT0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
+		var conns []beaconConn
+		for k := 0; k < due; k++ {
+			late := time.Duration(rng.Int64N(int64(40 * time.Millisecond)))
+			conns = append(conns, beaconConn{start: at.Add(late), exact: true, bytes: 700})
+			f := 0.5 + math.Mod(float64(k)*phi, 1) // evenly over [0.5, 1.5): 0.5 at k = 0
+			if k == 20 {
+				f = 1.5
+			}
+			at = at.Add(time.Duration(float64(period) * f))
+		}
+		alertAt, alerts := beaconRun(t, newTestBeacon(t), conns, 4242, "203.0.113.7:443")
+		if alertAt == 0 || alertAt > due {
+			t.Fatalf("seed %d: flagged at connection %d of %d, want by the %dth", seed, alertAt, len(conns), due)
+		}
+		if alertAt < cfg.MinConnections || alerts[0].Technique != "T1071" {
+			t.Fatalf("seed %d: flagged at connection %d: %+v", seed, alertAt, alerts[0])
+		}
+	}
+}
+
 // The false-positive budget and the detection rate, measured through
 // Detect on the sensor model of beaconRun: random traffic (exponential gaps,
 // and bursty Pareto gaps: shape 1.5, a floor of a third of the mean, so most
