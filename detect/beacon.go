@@ -238,12 +238,14 @@ func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socke
 	if !s.Remote.IsValid() || IsListener(s) || (s.Proto != "tcp" && s.Proto != "udp") {
 		return beaconKey{}, "", false
 	}
-	dir := Direction(snap, env, s)
-	if dir != DirEgress && dir != DirInternal {
-		return beaconKey{}, "", false
-	}
+	// The address test before Direction: it rejects loopback and home_net
+	// peers (most of a busy server's sockets) without the listener look-up.
 	ra := s.Remote.Addr().Unmap()
 	if !d.cfg.IncludeInternal && !env.IsExternal(ra) {
+		return beaconKey{}, "", false
+	}
+	dir := Direction(snap, env, s)
+	if dir != DirEgress && dir != DirInternal {
 		return beaconKey{}, "", false
 	}
 	for _, p := range d.exclDst {

@@ -83,17 +83,20 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 	}
 	for i := range snap.Sockets {
 		s := &snap.Sockets[i]
+		// The port bitmap first: most sockets (a proxy's accepted side
+		// among them) fail it before any look-up.
+		if !s.Remote.IsValid() || !d.proxyPorts.Has(s.Remote.Port()) {
+			continue
+		}
 		pp := established(s)
-		if pp == nil {
+		if pp == nil || !env.IsExternal(s.Remote.Addr()) {
 			continue
 		}
 		if _, ok := pp.accepts(s); ok {
 			continue
 		}
-		if env.IsExternal(s.Remote.Addr()) && d.proxyPorts.Has(s.Remote.Port()) {
-			pp.hosts[s.Remote.Addr().Unmap()] = true
-			pp.dests[s.Remote.String()] = true
-		}
+		pp.hosts[s.Remote.Addr().Unmap()] = true
+		pp.dests[s.Remote.String()] = true
 	}
 	var pids []int32
 	for pid, pp := range procs {
