@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -401,5 +403,89 @@ func TestParseSocketLink(t *testing.T) {
 		if _, ok := parseSocketLink([]byte(bad)); ok {
 			t.Errorf("%q parsed as a socket", bad)
 		}
+	}
+}
+
+// A cache that has seen a listing gives the owners a fresh cache finds by
+// walking /proc, whatever changed since: the order, sockets gone, an inode
+// listed twice, the owner gone from the process table, and its PID back with
+// a new start time (reuse). A wrong answer kept from an earlier call fails
+// it (checked against a cache that answered from the previous listing's
+// positions without comparing inodes).
+func TestPIDCacheKnownOwnersMatchAFreshWalk(t *testing.T) {
+	d, err := openSockDiag()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, a := range []string{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"} {
+		p := openLoopPair(t, "tcp4", a)
+		defer p.close()
+	}
+	// A child holds the client ends of 20 more connections: owners
+	// alternate through the listing, so a wrong position shows.
+	h := startHold(20)
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	defer func() {
+		h.stdin.Close()
+		h.cmd.Wait()
+		for _, c := range h.conns {
+			c.Close()
+		}
+		h.ln.Close()
+	}()
+	pt := newProcTable("/proc")
+	procs := refreshProcs(t, pt)
+	base := dumpAll(t, d)
+	me := int32(os.Getpid())
+	mine := 0
+	c := newPIDCache("/proc")
+	c.Attribute(slices.Clone(base), procs)
+	c.Attribute(slices.Clone(base), procs) // every owner known
+	without := maps.Clone(procs)
+	delete(without, me)
+	reused := maps.Clone(procs)
+	cp := *procs[me]
+	cp.StartTime = cp.StartTime.Add(-time.Hour)
+	reused[me] = &cp
+	for _, v := range []struct {
+		name  string
+		socks []Socket
+		procs map[int32]*Process
+	}{
+		{"same", slices.Clone(base), procs},
+		{"reversed", func() []Socket { s := slices.Clone(base); slices.Reverse(s); return s }(), procs},
+		{"every third gone", func() []Socket {
+			var s []Socket
+			for i, x := range base {
+				if i%3 != 1 {
+					s = append(s, x)
+				}
+			}
+			return s
+		}(), procs},
+		{"listed twice", append(slices.Clone(base), base...), procs},
+		{"owner not in the table", slices.Clone(base), without},
+		{"owner's PID reused", slices.Clone(base), reused},
+		{"back to the first listing", slices.Clone(base), reused},
+	} {
+		got := slices.Clone(v.socks)
+		c.Attribute(got, v.procs)
+		want := slices.Clone(v.socks)
+		newPIDCache("/proc").Attribute(want, v.procs)
+		for i := range got {
+			if got[i].PID != want[i].PID {
+				t.Errorf("%s: socket %d (%s→%s inode %d) PID %d, a fresh walk finds %d",
+					v.name, i, got[i].Local, got[i].Remote, got[i].Inode, got[i].PID, want[i].PID)
+			}
+			if v.name == "same" && got[i].PID == me {
+				mine++
+			}
+		}
+	}
+	if mine < 29 {
+		t.Fatalf("only %d of this process's sockets attributed to it, want its 29", mine)
 	}
 }
