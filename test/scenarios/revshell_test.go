@@ -106,9 +106,10 @@ func TestReverseShellRelays(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			eachMode(t, func(t *testing.T, m mode) {
 				topo := netns.New(t, 0)
-				// ready: when the shell answered its first command (nil for
-				// the one-way UDP case, timed from its start).
-				var ready, readyOut <-chan time.Time
+				// ready: when the shell answered its first command, on the
+				// connection its output leaves by (nil for the one-way UDP
+				// case, timed from its start).
+				var ready <-chan time.Time
 				if tc.udp {
 					internetHost(t, topo, tc.c2)
 					bg(t, topo, topo.Cmd(ctxFor(t, 40*time.Second), topo.I, "timeout", "30", "socat", "-u", "UDP-RECV:"+tc.port+",bind="+tc.c2, "/dev/null"))
@@ -118,7 +119,7 @@ func TestReverseShellRelays(t *testing.T) {
 				}
 				dest := destIs(tc.c2)
 				if tc.c2out != "" {
-					readyOut = shellListener(t, topo, tc.c2out, tc.port)
+					ready = shellListener(t, topo, tc.c2out, tc.port) // the output's way out
 					dest = func(e map[string]any) bool { return destIs(tc.c2)(e) || destIs(tc.c2out)(e) }
 				}
 				dir := t.TempDir()
@@ -129,7 +130,7 @@ func TestReverseShellRelays(t *testing.T) {
 				argv := tc.argv(dir)
 				_, start := hostStart(t, topo, 30*time.Second, argv[0], argv[1:]...)
 				if ready != nil {
-					start = shellAnswered(t, tc.name, ready, readyOut)
+					start = nthProbe(t, ready, 1, 30*time.Second, tc.name+": the shell's answer "+shellReady)
 				}
 				e := s.expect(t, tc.name, tc.tech, start, tc.note, and(isTechnique("reverse_shell", tc.tech), dest, procIs(tc.proc)))
 				wantField(t, e, "process.name", tc.proc)
@@ -146,31 +147,6 @@ func TestReverseShellRelays(t *testing.T) {
 			})
 		})
 	}
-}
-
-// shellAnswered waits (at most 30 s) for the first shell-ready time from
-// either listener (the shell's output may leave by a second connection).
-func shellAnswered(t *testing.T, what string, a, b <-chan time.Time) time.Time {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for a != nil || b != nil {
-		select {
-		case at, ok := <-a:
-			if ok {
-				return at
-			}
-			a = nil
-		case at, ok := <-b:
-			if ok {
-				return at
-			}
-			b = nil
-		case <-deadline:
-			t.Fatalf("%s: the shell did not answer %q within 30 s", what, shellReady)
-		}
-	}
-	t.Fatalf("%s: the listeners ended before the shell answered %q", what, shellReady)
-	return time.Time{}
 }
 
 // pythonPTYRelay connects out, runs sh -i on a new pty (pty.fork: the child
