@@ -82,6 +82,7 @@ type Replay struct {
 	dec  *json.Decoder
 	line int
 	name string
+	prev []Socket // the previous snapshot's sockets, for SameAs
 }
 
 // OpenReplay opens a recording.
@@ -118,7 +119,31 @@ func (r *Replay) Collect(ctx context.Context) (*Snapshot, error) {
 	if s.Processes == nil {
 		s.Processes = map[int32]*Process{}
 	}
+	// Seq and SameAs as the live source's tracker sets them (they are not
+	// recorded): by cookie, against the previous snapshot.
+	s.Seq = uint64(r.line)
+	s.SameAs = LinkSameAs(r.prev, s.Sockets)
+	r.prev = s.Sockets
 	return &s, nil
+}
+
+// LinkSameAs returns Snapshot.SameAs for socks following prev, matching
+// sockets by cookie (sockets without one are never the same).
+func LinkSameAs(prev, socks []Socket) []int32 {
+	at := make(map[uint64]int32, len(prev))
+	for i := range prev {
+		if c := prev[i].Cookie; c != 0 {
+			at[c] = int32(i)
+		}
+	}
+	same := make([]int32, len(socks))
+	for i := range socks {
+		same[i] = -1
+		if k, ok := at[socks[i].Cookie]; ok && socks[i].Cookie != 0 && SameObservation(&socks[i], &prev[k]) {
+			same[i] = k
+		}
+	}
+	return same
 }
 
 // Close closes the file.

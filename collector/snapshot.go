@@ -221,6 +221,24 @@ type Snapshot struct {
 	// NeighborEvents are the neighbour changes announced since the previous
 	// poll, oldest first, all received before ARP (IPv4 and IPv6) was read.
 	NeighborEvents []NeighborEvent `json:"neighbor_events,omitempty"`
+
+	// Seq numbers the snapshots of one source (1, 2, ...; 0: unknown).
+	Seq uint64 `json:"-"`
+	// SameAs has, when not nil, one entry per socket: its index in
+	// Sockets of the source's previous snapshot (Seq-1) when it was listed
+	// there with every field but DataIdleMs the same (SameObservation),
+	// else -1. A consumer that kept that snapshot can carry over what it
+	// concluded about the socket instead of examining it again.
+	SameAs []int32 `json:"-"`
+}
+
+// SameObservation reports whether s is o listed again with nothing but
+// DataIdleMs (which grows on an idle connection) changed.
+func SameObservation(s, o *Socket) bool {
+	return s.Cookie == o.Cookie && s.State == o.State && s.PID == o.PID &&
+		s.BytesAcked == o.BytesAcked && s.BytesReceived == o.BytesReceived && s.BytesSent == o.BytesSent &&
+		s.Local == o.Local && s.Remote == o.Remote && s.Proto == o.Proto && s.Family == o.Family &&
+		s.UID == o.UID && s.Inode == o.Inode && s.Destroyed == o.Destroyed && s.FirstSeen.Equal(o.FirstSeen)
 }
 
 // Source produces snapshots. Collect must be safe to call repeatedly from one

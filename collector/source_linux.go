@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -84,6 +85,8 @@ type linuxSource struct {
 	diagErr, destroyErr error // why diag / destroy are nil
 	lastSockets         int
 	spare               []Socket // a recycled snapshot's sockets, reused by the next dump
+	spareSame           []int32  // and its SameAs
+	seq                 uint64   // snapshots taken (Snapshot.Seq)
 	latest              *Socket  // the last dump's memory, which the tracker points into
 	destroyBuf          []Socket
 	failing             map[string]string // source → last error logged
@@ -131,7 +134,8 @@ func (s *linuxSource) Recycle(snap *Snapshot) {
 	}
 	// The dump appends zeroed entries, so nothing stale survives reuse.
 	s.spare = snap.Sockets[:0]
-	snap.Sockets, snap.Opened = nil, nil // the first poll's Opened is the same memory
+	s.spareSame = snap.SameAs[:0]
+	snap.Sockets, snap.Opened, snap.SameAs = nil, nil, nil // the first poll's Opened is the same memory
 }
 
 // Collect takes one snapshot.
@@ -202,7 +206,11 @@ func (s *linuxSource) Collect(ctx context.Context) (*Snapshot, error) {
 			errs["destroy_events"] = fmt.Errorf("socket-destroy notifications unavailable: %w", s.destroyErr)
 		}
 	}
-	snap.Opened, snap.Closed = s.tracker.Update(snap.Time, snap.Sockets, s.destroyBuf, active)
+	s.seq++
+	snap.Seq = s.seq
+	snap.SameAs = slices.Grow(s.spareSame[:0], len(snap.Sockets))[:len(snap.Sockets)]
+	s.spareSame = nil
+	snap.Opened, snap.Closed = s.tracker.UpdateSame(snap.Time, snap.Sockets, s.destroyBuf, active, snap.SameAs)
 	if n := s.tracker.Stats().Untracked; n > 0 {
 		errs["tracker"] = fmt.Errorf("%d sockets not tracked: %d connections held (MaxEntries)", n, s.tracker.Stats().Tracked)
 	}

@@ -105,6 +105,7 @@ type trackEntry struct {
 	closedGen             uint32        // poll it was reported closed (0: still open)
 	pos                   int32         // index in tracker.order (valid when listed by the last Update)
 	endAt                 time.Duration // when endGen's poll ran, since tracker.base
+	idx                   int32         // index of sock in the latest list that listed it
 	own                   bool          // sock is the entry's own copy, not in a socket list
 	removed               bool          // no longer in the maps
 }
@@ -212,6 +213,13 @@ func isEndState(st string) bool { return st == "TIME_WAIT" || st == "CLOSE" }
 // notifications are being received (then ends seen only in the dump wait one
 // poll for their notification).
 func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, destroyActive bool) (opened, closed []Socket) {
+	return t.UpdateSame(now, socks, destroyed, destroyActive, nil)
+}
+
+// UpdateSame is Update that also fills same, when not nil and as long as
+// socks, with each socket's index in the previous Update's list when it was
+// listed there with the same fields (Snapshot.SameAs), else -1.
+func (t *tracker) UpdateSame(now time.Time, socks []Socket, destroyed []Socket, destroyActive bool, same []int32) (opened, closed []Socket) {
 	t.gen++
 	t.untracked = 0
 	if t.base.IsZero() {
@@ -250,9 +258,12 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 			e.pos = int32(len(t.next))
 			t.next = append(t.next, e)
 		}
+		if same != nil {
+			same[i] = -1
+		}
 		if e == nil {
 			s.FirstSeen = now
-			e = &trackEntry{seenGen: t.gen}
+			e = &trackEntry{seenGen: t.gen, idx: int32(i)}
 			e.observe(s, false)
 			if !t.insert(s, e) {
 				t.untracked++
@@ -273,6 +284,7 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 			continue
 		}
 		wasEnded := isEndState(e.sock.State)
+		prev, listedBefore := e.sock, e.seenGen == t.gen-1 && !e.own
 		if e.seenGen != t.gen {
 			listed++
 		}
@@ -281,6 +293,10 @@ func (t *tracker) Update(now time.Time, socks []Socket, destroyed []Socket, dest
 		// has no inode, uid or PID of its own): one connection has one
 		// owner from first sight to its destroy notification.
 		e.observe(s, false)
+		if same != nil && listedBefore && SameObservation(s, prev) {
+			same[i] = e.idx
+		}
+		e.idx = int32(i)
 		if e.closedGen != 0 {
 			continue
 		}

@@ -430,3 +430,45 @@ func TestTrackerSurvivesReuseOfEarlierLists(t *testing.T) {
 		t.Fatalf("poll 3 closed %+v, want cookie 1 with PID 10 and 170 bytes", cl)
 	}
 }
+
+// SameAs points at a socket's index in the previous list only when it was
+// listed there with the same fields; anything new, changed, or only known
+// from a notification is -1. Detectors skip what SameAs says they already
+// examined, so a wrong index would hide a change.
+func TestTrackerSameAsOnlyForUnchangedSockets(t *testing.T) {
+	tr := newTracker()
+	same := func(now time.Time, socks []Socket, destroyed []Socket) []int32 {
+		t.Helper()
+		s := make([]int32, len(socks))
+		for i := range s {
+			s[i] = 99 // every entry must be written
+		}
+		tr.UpdateSame(now, socks, destroyed, true, s)
+		return s
+	}
+	eq := func(got []int32, want ...int32) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("SameAs %v, want %v", got, want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("SameAs %v, want %v", got, want)
+			}
+		}
+	}
+	// Each poll lists into its own memory, as the collector does.
+	eq(same(poll(0), []Socket{est(1, 10, 100), est(2, 10, 100), est(3, 10, 100)}, nil), -1, -1, -1)
+	// 1 unchanged but moved to index 2; 2 moved bytes; 4 is new; 3 is gone.
+	eq(same(poll(1), []Socket{est(2, 10, 150), est(4, 10, 1), est(1, 10, 100)}, nil), -1, -1, 0)
+	// Unchanged again at its new index; 4 changed owner (PID found later).
+	eq(same(poll(2), []Socket{est(1, 10, 100), est(4, 11, 1), est(2, 10, 150)}, nil), 2, -1, 0)
+	// A socket missing for a poll is compared with nothing.
+	eq(same(poll(3), []Socket{est(1, 10, 100)}, nil), 0)
+	eq(same(poll(4), []Socket{est(1, 10, 100), est(4, 11, 1)}, nil), 0, -1)
+	// Ended by a notification and listed again (TIME_WAIT): not the same.
+	eq(same(poll(5), []Socket{est(4, 11, 1)}, []Socket{destroyedOf(est(1, 0, 0), 100)}), 1)
+	eq(same(poll(6), []Socket{timeWait(est(1, 0, 0)), est(4, 11, 1)}, nil), -1, 0)
+	// A socket listed twice in one dump: the second listing is never the same.
+	eq(same(poll(7), []Socket{est(4, 11, 1), est(4, 11, 1)}, nil), 1, -1)
+}
