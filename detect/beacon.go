@@ -235,23 +235,9 @@ func (d *beacon) entity(snap *collector.Snapshot, env *Env, s *collector.Socket,
 }
 
 func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socket) (beaconKey, string, bool) {
-	if !s.Remote.IsValid() || IsListener(s) || (s.Proto != "tcp" && s.Proto != "udp") {
+	ra, dir, ok := d.eligibleDst(snap, env, s)
+	if !ok {
 		return beaconKey{}, "", false
-	}
-	// The address test before Direction: it rejects loopback and home_net
-	// peers (most of a busy server's sockets) without the listener look-up.
-	ra := s.Remote.Addr().Unmap()
-	if !d.cfg.IncludeInternal && !env.IsExternal(ra) {
-		return beaconKey{}, "", false
-	}
-	dir := Direction(snap, env, s)
-	if dir != DirEgress && dir != DirInternal {
-		return beaconKey{}, "", false
-	}
-	for _, p := range d.exclDst {
-		if p.Contains(ra) {
-			return beaconKey{}, "", false
-		}
 	}
 	dst := beaconKey{proto: s.Proto, dst: netip.AddrPortFrom(ra, s.Remote.Port())}
 	proc := d.entity(snap, env, s, dst)
@@ -259,6 +245,31 @@ func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socke
 		return beaconKey{}, "", false
 	}
 	return beaconKey{proc: proc, proto: s.Proto, dst: dst.dst}, dir, true
+}
+
+// eligibleDst is eligible's part that reads only the socket, the
+// configuration and the listeners: a socket it rejects stays rejected while
+// it is listed unchanged (quiet.go).
+func (d *beacon) eligibleDst(snap *collector.Snapshot, env *Env, s *collector.Socket) (netip.Addr, string, bool) {
+	if !s.Remote.IsValid() || IsListener(s) || (s.Proto != "tcp" && s.Proto != "udp") {
+		return netip.Addr{}, "", false
+	}
+	// The address test before Direction: it rejects loopback and home_net
+	// peers (most of a busy server's sockets) without the listener look-up.
+	ra := s.Remote.Addr().Unmap()
+	if !d.cfg.IncludeInternal && !env.IsExternal(ra) {
+		return netip.Addr{}, "", false
+	}
+	dir := Direction(snap, env, s)
+	if dir != DirEgress && dir != DirInternal {
+		return netip.Addr{}, "", false
+	}
+	for _, p := range d.exclDst {
+		if p.Contains(ra) {
+			return netip.Addr{}, "", false
+		}
+	}
+	return ra, dir, true
 }
 
 // adopt records k.proc as the owner of k's destination and moves start
@@ -391,8 +402,16 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 // which they did not, starts a burst (its size: the bytes of that poll).
 func (d *beacon) followStreams(snap *collector.Snapshot, env *Env, first bool, poll time.Duration, changed map[beaconKey]bool) {
 	for i := range snap.Sockets {
+		if env.Quiet(i, quietBeacon) {
+			continue
+		}
 		s := &snap.Sockets[i]
 		if s.Proto != "tcp" || s.State != "ESTABLISHED" {
+			env.SetQuiet(i, quietBeacon)
+			continue
+		}
+		if _, _, ok := d.eligibleDst(snap, env, s); !ok {
+			env.SetQuiet(i, quietBeacon)
 			continue
 		}
 		k, dir, ok := d.eligible(snap, env, s)

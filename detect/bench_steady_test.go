@@ -5,6 +5,9 @@ package detect
 //
 //	go test ./detect -run '^$' -bench BenchmarkEngineSteady -cpu 1 -benchtime 100x -count 3
 //
+// Each case runs with the detectors' quiet marks (quiet.go; the snapshots are
+// linked as the collector's tracker links them) and without (marks=off).
+//
 // The snapshots are built before the clock starts, shaped like the
 // benchmark host of scripts/bench.sh: conns established loopback
 // connections (two sockets each) held by a few processes behind one
@@ -33,31 +36,38 @@ func BenchmarkEngineSteady(b *testing.B) {
 			name = fmt.Sprintf("proxy/conns=%d", bc.conns)
 		}
 		conns := bc.conns
-		b.Run(name, func(b *testing.B) {
-			snaps := steadySnapshots(conns, 30, bc.proxy)
-			obs := 0
-			for _, s := range snaps {
-				obs += len(s.Sockets) + len(s.Closed)
+		for _, marks := range []bool{true, false} {
+			name := name
+			if !marks {
+				name += "/marks=off" // every detector examines every socket (quiet.go)
 			}
-			eng := newBenchEngine(b)
-			defer eng.Close()
-			// The first poll (everything Opened) is the start-up cost,
-			// measured by the collector's benchmarks; warm up on it.
-			eng.Run(snaps[0])
-			b.ReportAllocs()
-			b.ResetTimer()
-			n := 0
-			for i := 0; i < b.N; i++ {
-				s := snaps[1+i%(len(snaps)-1)]
-				// The clock moves on across passes over the series, so
-				// the windows see time pass as in a long run.
-				s.Time = snaps[0].Time.Add(time.Duration(i+1) * time.Second)
-				eng.Run(s)
-				n += len(s.Sockets) + len(s.Closed)
-			}
-			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "obs/s")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/poll")
-		})
+			b.Run(name, func(b *testing.B) {
+				snaps := steadySnapshots(conns, 30, bc.proxy)
+				obs := 0
+				for _, s := range snaps {
+					obs += len(s.Sockets) + len(s.Closed)
+				}
+				eng := newBenchEngine(b)
+				eng.env.quiet.off = !marks
+				defer eng.Close()
+				// The first poll (everything Opened) is the start-up cost,
+				// measured by the collector's benchmarks; warm up on it.
+				eng.Run(snaps[0])
+				b.ReportAllocs()
+				b.ResetTimer()
+				n := 0
+				for i := 0; i < b.N; i++ {
+					s := snaps[1+i%(len(snaps)-1)]
+					// The clock moves on across passes over the series, so
+					// the windows see time pass as in a long run.
+					s.Time = snaps[0].Time.Add(time.Duration(i+1) * time.Second)
+					eng.Run(s)
+					n += len(s.Sockets) + len(s.Closed)
+				}
+				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "obs/s")
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/poll")
+			})
+		}
 	}
 }
 
@@ -168,6 +178,11 @@ func steadySnapshots(conns, polls int, proxy bool) []*collector.Snapshot {
 		}
 		snap.Sockets = socks
 		snap.Stats.Sockets = len(socks)
+		// As the collector's tracker links each poll to the one before.
+		snap.Seq = uint64(p + 1)
+		if p > 0 {
+			snap.SameAs = collector.LinkSameAs(snaps[p-1].Sockets, socks)
+		}
 		snaps = append(snaps, snap)
 	}
 	return snaps

@@ -72,6 +72,9 @@ type Env struct {
 	// claims are connections a detector accounted for in this Run, by the
 	// rule whose alerts about them are dropped (see Claim).
 	claims map[string]map[string]struct{}
+	// quiet are the per-socket marks of detectors that ignored a socket
+	// (quiet.go).
+	quiet quietMarks
 }
 
 // stdioSocket returns the socket of snap with inode ino when some process

@@ -251,9 +251,11 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	// Only DNS (53, 853/tcp) and DoH connections can match; the rest of the
 	// table is skipped before any look-up, and only DNS connections are
 	// remembered (fresh matters only for them).
-	visit := func(s *collector.Socket) {
+	// visit returns true when s can never match (quiet.go): neither DNS
+	// nor a configured DoH resolver.
+	visit := func(s *collector.Socket) (quiet bool) {
 		if !s.Remote.IsValid() {
-			return
+			return true
 		}
 		port := s.Remote.Port()
 		if port == 53 || (port == 853 && s.Proto == "tcp") {
@@ -261,10 +263,18 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			check(s, !dup)
 		} else if s.Proto == "tcp" && d.dohPorts.Has(port) && d.doh[s.Remote.Addr().Unmap()] {
 			check(s, false)
+		} else {
+			return true
 		}
+		return false
 	}
 	for i := range snap.Sockets {
-		visit(&snap.Sockets[i])
+		if env.Quiet(i, quietDNS) {
+			continue
+		}
+		if visit(&snap.Sockets[i]) {
+			env.SetQuiet(i, quietDNS)
+		}
 	}
 	for i := range snap.Closed {
 		visit(&snap.Closed[i])

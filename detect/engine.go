@@ -217,6 +217,7 @@ func (e *Engine) Run(snap *collector.Snapshot) []Alert {
 	defer e.rememberProcesses(snap)
 	e.env.listenSnap, e.env.claims = nil, nil // the listener index is rebuilt in place
 	e.env.stdio, e.env.stdioSnap = nil, nil
+	e.env.quiet.begin(snap, &e.env)
 
 	type cand struct {
 		r *runner
@@ -270,6 +271,7 @@ func (e *Engine) Run(snap *collector.Snapshot) []Alert {
 	}
 	e.env.claims = nil
 	e.cool.Expire(snap.Time)
+	e.env.quiet.end(snap)
 	e.env.listenSnap = nil
 	e.env.stdio, e.env.stdioSnap = nil, nil
 	return out

@@ -306,16 +306,18 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		delta uint64
 	}
 	var external []pending
-	count := func(s *collector.Socket, closed bool) {
+	// count returns true when it ignored s for reasons that hold as long as
+	// s is listed unchanged (quiet.go).
+	count := func(s *collector.Socket, closed bool) (quiet bool) {
 		if s.Proto != "tcp" || !s.Remote.IsValid() || IsListener(s) {
-			return
+			return true
 		}
 		// Bytes to a loopback peer count nowhere (neither upload nor
 		// staging) and ingress bytes only with IncludeIngress: such
 		// connections need no per-connection state, which on a proxy or
 		// load balancer is most of them.
 		if s.Remote.Addr().Unmap().IsLoopback() || (!d.cfg.IncludeIngress && Direction(snap, env, s) != DirEgress) {
-			return
+			return true
 		}
 		// Only connections that moved bytes are remembered: one with none
 		// yet has nothing to subtract (its first bytes all count), and on a
@@ -329,6 +331,10 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		case s.BytesAcked == 0:
 			if cur, known = d.last.Get(id); known {
 				d.last.Upsert(id, now) // touched: a TIME_WAIT row keeps its counters
+			} else if !closed {
+				// No counters and none remembered: nothing to do until the
+				// socket changes (only its own sighting creates its entry).
+				quiet = true
 			}
 		default:
 			cur, known = d.last.Upsert(id, now)
@@ -362,7 +368,7 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			*cur = connCounters{acked: s.BytesAcked}
 		}
 		if delta == 0 {
-			return
+			return quiet
 		}
 		ra := s.Remote.Addr().Unmap()
 		if !env.IsExternal(ra) {
@@ -370,11 +376,12 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			if d.cfg.StagedUploadBytes > 0 && user != "" && !ra.IsLoopback() && !self[ra] && !ra.IsLinkLocalUnicast() {
 				d.stage(snap, env, s, user, OwnerKey(snap, env, s), ra, delta, now)
 			}
-			return
+			return false
 		}
 		// External bytes count after this poll's internal ones: a staging
 		// copy that ends in the same poll as the upload starts is before it.
 		external = append(external, pending{s, delta})
+		return false
 	}
 	upload := func(s *collector.Socket, delta uint64) {
 		ra := s.Remote.Addr().Unmap()
@@ -417,7 +424,12 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		}
 	}
 	for i := range snap.Sockets {
-		count(&snap.Sockets[i], false)
+		if env.Quiet(i, quietExfil) {
+			continue
+		}
+		if count(&snap.Sockets[i], false) {
+			env.SetQuiet(i, quietExfil)
+		}
 	}
 	for i := range snap.Closed {
 		count(&snap.Closed[i], true)

@@ -130,13 +130,15 @@ func (d *lateral) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	touched := map[lateralKey]bool{}
 	var clients map[ownerAddr]clientRef // built on first need
 	known := map[int32]string{}         // pid -> client ("" none), per poll
-	visit := func(s *collector.Socket) {
+	// visit returns true when it ignored s for reasons that hold as long as
+	// s is listed unchanged (quiet.go): before the process is looked at.
+	visit := func(s *collector.Socket) (quiet bool) {
 		if !s.Remote.IsValid() || IsListener(s) {
-			return
+			return true
 		}
 		ra := s.Remote.Addr().Unmap()
 		if ra.IsLoopback() || self[ra] || !env.IsInternal(ra) || Direction(snap, env, s) != DirEgress {
-			return
+			return true
 		}
 		pid, inferred := s.PID, false
 		if pid <= 0 && !s.Destroyed {
@@ -159,7 +161,7 @@ func (d *lateral) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		} else if t, ok := d.cfg.Ports[s.Remote.Port()]; ok {
 			tech = t
 		} else {
-			return
+			return false
 		}
 		pk := ProcessKey(snap, env, pid)
 		if pid <= 0 {
@@ -184,9 +186,15 @@ func (d *lateral) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		}
 		st.last = netip.AddrPortFrom(ra, s.Remote.Port())
 		touched[k] = true
+		return false
 	}
 	for i := range snap.Sockets {
-		visit(&snap.Sockets[i])
+		if env.Quiet(i, quietLateral) {
+			continue
+		}
+		if visit(&snap.Sockets[i]) {
+			env.SetQuiet(i, quietLateral)
+		}
 	}
 	for i := range snap.Closed {
 		visit(&snap.Closed[i])

@@ -204,7 +204,10 @@ func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	d.out.begin(snap, env)
 	prev := d.prev
 	d.prev = now
-	visit := func(s *collector.Socket) {
+	// visit returns true when it ignored s for reasons that hold as long as
+	// s is listed unchanged (quiet.go): counted already (FirstSeen does not
+	// move and prev only grows) and no outbound attempt.
+	visit := func(s *collector.Socket) (quiet bool) {
 		// A connection touches its port once, when it is first seen: one
 		// listed at an earlier poll was counted then (a busy server's
 		// clients would otherwise cost a look-up each, every poll).
@@ -216,14 +219,21 @@ func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			})
 			dist.Add(fmt.Sprintf("%s/%d", s.Proto, s.Local.Port()), now)
 			touchedIn[src] = true
-			return
+			return false
 		}
 		if outboundAttempt(snap, env, s) {
 			d.out.add(snap, env, s)
+			return false
 		}
+		return counted
 	}
 	for i := range snap.Sockets {
-		visit(&snap.Sockets[i])
+		if env.Quiet(i, quietPortScan) {
+			continue
+		}
+		if visit(&snap.Sockets[i]) {
+			env.SetQuiet(i, quietPortScan)
+		}
 	}
 	for i := range snap.Closed {
 		visit(&snap.Closed[i])

@@ -115,6 +115,7 @@ func (e *Engine) Reconfigure(cfg Config) error {
 		}
 	}
 	e.runners = next
+	e.env.quiet.reset() // a mark depends on its detector's configuration
 	e.cooldown = cfg.Cooldown
 	e.cool.SetTTL(cfg.Cooldown)
 	e.env.Common = common

@@ -70,8 +70,12 @@ func newRevIndex(snap *collector.Snapshot, env *Env) *revIndex {
 func (x *revIndex) indexSockets() {
 	x.byPID, x.unowned = map[int32][]*collector.Socket{}, map[uint32][]*collector.Socket{}
 	for i := range x.snap.Sockets {
+		if x.env.Quiet(i, quietRelayConn) {
+			continue
+		}
 		s := &x.snap.Sockets[i]
 		if !outboundConn(x.snap, x.env, s) {
+			x.env.SetQuiet(i, quietRelayConn) // protocol, state and Direction only
 			continue
 		}
 		if s.PID > 0 {

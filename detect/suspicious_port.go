@@ -90,7 +90,10 @@ func (d *suspiciousPort) Rules() []RuleInfo {
 func (d *suspiciousPort) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	var out []Alert
 	listeners := map[string]bool{}
-	visit := func(s *collector.Socket, closed bool) {
+	// visit returns true when it ignored s for reasons that hold as long as
+	// s is listed unchanged (quiet.go): a listener or connection off the
+	// port list, an accepted side, a loopback peer.
+	visit := func(s *collector.Socket, closed bool) (quiet bool) {
 		if IsListener(s) {
 			if d.listening && s.Local.IsValid() && d.ports.Has(s.Local.Port()) {
 				a := d.listenAlert(snap, env, s)
@@ -98,20 +101,21 @@ func (d *suspiciousPort) Detect(snap *collector.Snapshot, env *Env) []Alert {
 					listeners[a.Entity] = true
 					out = append(out, a)
 				}
+				return false
 			}
-			return
+			return true
 		}
 		if !s.Remote.IsValid() || !d.ports.Has(s.Remote.Port()) {
-			return
+			return true
 		}
 		// The accepted side of a connection to a local listener has the
 		// client's (ephemeral) port as remote port: not an outbound use.
 		if env.listenersFor(snap).accepts(s) {
-			return
+			return true
 		}
 		// Loopback peers are the local listener's business (alerted above).
 		if s.Remote.Addr().Unmap().IsLoopback() {
-			return
+			return true
 		}
 		// One alert per connection: its later listings (TIME_WAIT, closed)
 		// only keep it remembered.
@@ -122,9 +126,15 @@ func (d *suspiciousPort) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		}
 		d.alerted.Put(k, struct{}{}, snap.Time)
 		out = append(out, d.outAlert(snap, env, s, closed))
+		return false
 	}
 	for i := range snap.Sockets {
-		visit(&snap.Sockets[i], false)
+		if env.Quiet(i, quietSuspiciousPort) {
+			continue
+		}
+		if visit(&snap.Sockets[i], false) {
+			env.SetQuiet(i, quietSuspiciousPort)
+		}
 	}
 	for i := range snap.Closed {
 		visit(&snap.Closed[i], true)

@@ -1,0 +1,148 @@
+package detect
+
+import (
+	"hash/maphash"
+	"net/netip"
+
+	"github.com/netsentinel/netsentinel/collector"
+)
+
+// Quiet sockets: most of a busy host's sockets are listed poll after poll
+// unchanged, and most detectors reject each of them with the same pure tests
+// every time (a loopback peer, a port off their list, an ingress
+// connection). A detector marks a socket quiet for itself (Env.SetQuiet)
+// when it ignored the socket for reasons that depend only on:
+//
+//   - the socket's own fields: protocol, endpoints, state, owner (PID, uid,
+//     inode), byte counters, FirstSeen;
+//   - the detector's configuration and home_net (a reload clears every mark);
+//   - the poll's listeners and the host's addresses (a change of either
+//     clears every mark).
+//
+// At the next Run, a socket the collector lists again with the same fields
+// (Snapshot.SameAs, filled by its connection tracker, which matches sockets
+// across polls anyway) keeps its marks, and the detector skips it without
+// reading it (Env.Quiet): the work of a poll then grows with what changed,
+// not with the number of sockets. Anything else a rejection depends on (the
+// process table, the detector's windows, a downloaded list) must not lead
+// to a mark. Snapshots without SameAs (recordings, tests) or not following
+// the previous Run's (Snapshot.Seq) carry no marks.
+type quietMarks struct {
+	prevMark []uint16 // the previous Run's marks
+	prevSeq  uint64   // and its snapshot's Seq
+	mark     []uint16 // this Run's marks, by index in snap.Sockets
+	key      uint64   // listeners and host addresses of the previous Run
+	seed     maphash.Seed
+	off      bool // disabled (tests compare against a run without marks)
+}
+
+// Bits of quietMarks, one per detector that uses them.
+const (
+	quietExfil uint16 = 1 << iota
+	quietLateral
+	quietPortScan
+	quietSuspiciousPort
+	quietDNS
+	quietBeacon
+	quietRelayConn // process_spawn's index of outbound connections (revIndex)
+)
+
+// begin carries the previous Run's marks over to snap's unchanged sockets.
+func (q *quietMarks) begin(snap *collector.Snapshot, env *Env) {
+	n := len(snap.Sockets)
+	if cap(q.mark) < n {
+		q.mark = make([]uint16, n, n+n/8)
+	}
+	q.mark = q.mark[:n]
+	clear(q.mark)
+	if q.off {
+		return
+	}
+	if q.seed == (maphash.Seed{}) {
+		q.seed = maphash.MakeSeed()
+	}
+	key := q.envKey(snap, env)
+	carry := key == q.key && q.prevSeq != 0 && snap.Seq == q.prevSeq+1 && len(snap.SameAs) == n
+	q.key = key
+	if !carry {
+		return // changed listeners or addresses, or not the next snapshot
+	}
+	prev := q.prevMark
+	for i, k := range snap.SameAs {
+		if k >= 0 && int(k) < len(prev) {
+			q.mark[i] = prev[k]
+		}
+	}
+}
+
+// end keeps snap's marks for the next Run.
+func (q *quietMarks) end(snap *collector.Snapshot) {
+	if q.off {
+		q.mark = q.mark[:0]
+		return
+	}
+	q.prevSeq = snap.Seq
+	q.prevMark, q.mark = q.mark, q.prevMark[:0]
+}
+
+// reset drops every mark (a reconfiguration).
+func (q *quietMarks) reset() {
+	q.prevSeq = 0
+}
+
+// envKey hashes what a mark may depend on besides the socket and the
+// configuration: the listeners (Direction, accepted sides) and the host's
+// own addresses.
+func (q *quietMarks) envKey(snap *collector.Snapshot, env *Env) uint64 {
+	var h maphash.Hash
+	h.SetSeed(q.seed)
+	for _, a := range snap.HostIPs {
+		b := a.As16()
+		h.Write(b[:])
+	}
+	h.WriteByte(0)
+	var sum, n uint64
+	idx := env.listenersFor(snap)
+	// The listener index is a set built from the list: order-free sum.
+	for k, addrs := range idx.addrs {
+		for _, a := range addrs {
+			sum += listenerHash(q.seed, k, a)
+			n++
+		}
+	}
+	var buf [16]byte
+	for i := range 8 {
+		buf[i] = byte(sum >> (8 * i))
+		buf[8+i] = byte(n >> (8 * i))
+	}
+	h.Write(buf[:])
+	return h.Sum64()
+}
+
+func listenerHash(seed maphash.Seed, k listenKey, a netip.Addr) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	b := a.As16()
+	h.Write(b[:])
+	if k.udp {
+		h.WriteByte(1)
+	}
+	h.WriteByte(byte(k.port))
+	h.WriteByte(byte(k.port >> 8))
+	return h.Sum64()
+}
+
+// Quiet reports whether snap.Sockets[i] of the running snapshot is marked
+// quiet for bit: the detector ignored it at the previous Run and it is
+// listed unchanged. Always false outside an engine's Run.
+func (e *Env) Quiet(i int, bit uint16) bool {
+	return i < len(e.quiet.mark) && e.quiet.mark[i]&bit != 0
+}
+
+// SetQuiet marks snap.Sockets[i] quiet for bit (see quietMarks for what a
+// mark may depend on). A no-op outside an engine's Run.
+func (e *Env) SetQuiet(i int, bit uint16) {
+	if i < len(e.quiet.mark) {
+		e.quiet.mark[i] |= bit
+	}
+}
