@@ -20,6 +20,7 @@ package detect
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,9 +38,9 @@ func BenchmarkEngineSteady(b *testing.B) {
 		}
 		conns := bc.conns
 		for _, marks := range []bool{true, false} {
-			name := name
+			name := name + "/marks=on"
 			if !marks {
-				name += "/marks=off" // every detector examines every socket (quiet.go)
+				name = strings.TrimSuffix(name, "on") + "off" // every detector examines every socket (quiet.go)
 			}
 			b.Run(name, func(b *testing.B) {
 				snaps := steadySnapshots(conns, 30, bc.proxy)

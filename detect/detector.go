@@ -107,7 +107,7 @@ func (e *Env) stdioSocket(snap *collector.Snapshot, ino uint64) *collector.Socke
 // listenersFor returns the listening-socket index of snap, building it once.
 func (e *Env) listenersFor(snap *collector.Snapshot) *listenerIndex {
 	if e.listenSnap != snap || e.listeners == nil {
-		e.listeners = buildListeners(snap, e.listeners)
+		e.listeners = buildListeners(snap, e.listeners, e)
 		e.listenSnap = snap
 	}
 	return e.listeners

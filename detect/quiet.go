@@ -2,6 +2,7 @@ package detect
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"net/netip"
 
 	"github.com/netsentinel/netsentinel/collector"
@@ -28,10 +29,11 @@ import (
 // to a mark. Snapshots without SameAs (recordings, tests) or not following
 // the previous Run's (Snapshot.Seq) carry no marks.
 type quietMarks struct {
-	prevMark []uint16 // the previous Run's marks
-	prevSeq  uint64   // and its snapshot's Seq
-	mark     []uint16 // this Run's marks, by index in snap.Sockets
-	key      uint64   // listeners and host addresses of the previous Run
+	prevMark []uint16   // the previous Run's marks
+	prevSeq  uint64     // and its snapshot's Seq
+	mark     []uint16   // this Run's marks, by index in snap.Sockets
+	key      uint64     // listeners and host addresses of the previous Run
+	keys     [16]uint64 // per bit: QuietKey's key at the previous Run
 	seed     maphash.Seed
 	off      bool // disabled (tests compare against a run without marks)
 }
@@ -44,7 +46,14 @@ const (
 	quietSuspiciousPort
 	quietDNS
 	quietBeacon
-	quietRelayConn // process_spawn's index of outbound connections (revIndex)
+	quietRelayConn   // process_spawn's index of outbound connections (revIndex)
+	quietTor         // tor's walk
+	quietProxy       // tor's local-proxy fan-out walk
+	quietNotListener // not a listener (IsListener reads only the socket)
+
+	// quietPure are the bits that depend on the socket alone: kept when
+	// the listeners or the host's addresses change.
+	quietPure = quietNotListener
 )
 
 // begin carries the previous Run's marks over to snap's unchanged sockets.
@@ -61,17 +70,38 @@ func (q *quietMarks) begin(snap *collector.Snapshot, env *Env) {
 	if q.seed == (maphash.Seed{}) {
 		q.seed = maphash.MakeSeed()
 	}
-	key := q.envKey(snap, env)
-	carry := key == q.key && q.prevSeq != 0 && snap.Seq == q.prevSeq+1 && len(snap.SameAs) == n
-	q.key = key
-	if !carry {
-		return // changed listeners or addresses, or not the next snapshot
-	}
-	prev := q.prevMark
-	for i, k := range snap.SameAs {
-		if k >= 0 && int(k) < len(prev) {
-			q.mark[i] = prev[k]
+	if q.prevSeq != 0 && snap.Seq == q.prevSeq+1 && len(snap.SameAs) == n {
+		prev := q.prevMark
+		for i, k := range snap.SameAs {
+			if k >= 0 && int(k) < len(prev) {
+				q.mark[i] = prev[k]
+			}
 		}
+	}
+	// The listener index reads the marks (quietNotListener): build it once
+	// the marks are carried, then drop those that depended on it.
+	key := q.envKey(snap, env)
+	if key != q.key {
+		q.key = key
+		for i := range q.mark {
+			q.mark[i] &= quietPure
+		}
+	}
+}
+
+// QuietKey drops bit's marks when key, a digest of whatever else the
+// detector's marks depend on (a downloaded list, the processes it tracks),
+// differs from the key given at the previous Run. Called at the start of
+// the detector's Detect.
+func (e *Env) QuietKey(bit uint16, key uint64) {
+	q := &e.quiet
+	b := bits.TrailingZeros16(bit)
+	if b >= len(q.keys) || q.keys[b] == key {
+		return
+	}
+	q.keys[b] = key
+	for i := range q.mark {
+		q.mark[i] &^= bit
 	}
 }
 

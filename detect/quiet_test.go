@@ -78,7 +78,9 @@ func TestQuietMarksCarryOnlyToTheNextUnchangedSnapshot(t *testing.T) {
 		eng.env.quiet.begin(s, &eng.env)
 		n := 0
 		for _, m := range eng.env.quiet.mark {
-			if m != 0 {
+			// Not the listener index's own marks, which begin sets
+			// itself (and which survive any change but the socket's).
+			if m&^quietNotListener != 0 {
 				n++
 			}
 		}

@@ -93,8 +93,9 @@ type listenerIndex struct {
 	addrs     map[listenKey][]netip.Addr
 }
 
-// buildListeners indexes snap's listeners, reusing idx's memory when given.
-func buildListeners(snap *collector.Snapshot, idx *listenerIndex) *listenerIndex {
+// buildListeners indexes snap's listeners, reusing idx's memory when given;
+// sockets env's marks say are no listener are skipped unread (quiet.go).
+func buildListeners(snap *collector.Snapshot, idx *listenerIndex, env *Env) *listenerIndex {
 	if idx == nil {
 		idx = &listenerIndex{addrs: map[listenKey][]netip.Addr{}}
 	} else {
@@ -105,8 +106,15 @@ func buildListeners(snap *collector.Snapshot, idx *listenerIndex) *listenerIndex
 		clear(idx.addrs)
 	}
 	for i := range snap.Sockets {
+		if env.Quiet(i, quietNotListener) {
+			continue
+		}
 		s := &snap.Sockets[i]
-		if !IsListener(s) || !s.Local.IsValid() {
+		if !IsListener(s) {
+			env.SetQuiet(i, quietNotListener)
+			continue
+		}
+		if !s.Local.IsValid() {
 			continue
 		}
 		port, a := s.Local.Port(), s.Local.Addr().Unmap()

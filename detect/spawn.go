@@ -87,6 +87,8 @@ type processSpawn struct {
 	// name, and its exec (same PID and start time, a new name) is the spawn.
 	seen    *Window[spawnKey, string]
 	started bool
+	kinds   map[*collector.Process]kindEntry // kind's memory
+	gen     uint32                           // Detect calls
 }
 
 func newSpawn(c SpawnConfig) (*processSpawn, error) {
@@ -184,7 +186,29 @@ func anyIn(set map[string]bool, ns []string) string {
 }
 
 // kind classifies p as "shell", "interpreter", "netcat" or "".
+// kind is classify, remembered per process value: the process table hands
+// out the same value for a process until something about it changes, so a
+// poll classifies only new and changed processes. Entries not asked for at
+// the latest Detect are dropped at the next one.
 func (d *processSpawn) kind(p *collector.Process) (string, string) {
+	if e, ok := d.kinds[p]; ok {
+		e.gen = d.gen
+		d.kinds[p] = e
+		return e.kind, e.name
+	}
+	k, n := d.classify(p)
+	d.kinds[p] = kindEntry{kind: k, name: n, gen: d.gen}
+	return k, n
+}
+
+type kindEntry struct {
+	kind, name string
+	gen        uint32
+}
+
+// classify returns p's kind (shell, interpreter, netcat or "") and the name
+// that matched.
+func (d *processSpawn) classify(p *collector.Process) (string, string) {
 	ns := names(p)
 	if n := anyIn(d.shells, ns); n != "" {
 		return "shell", n
@@ -278,6 +302,17 @@ func reverseIdiom(cmd []string) string {
 
 func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	now := snap.Time
+	if d.kinds == nil {
+		d.kinds = map[*collector.Process]kindEntry{}
+	}
+	d.gen++
+	defer func() {
+		for p, e := range d.kinds {
+			if e.gen != d.gen {
+				delete(d.kinds, p)
+			}
+		}
+	}()
 	first := !d.started
 	d.started = true
 	pids := make([]int32, 0, len(snap.Processes))

@@ -109,6 +109,7 @@ type torDetector struct {
 
 	fileAddrs []netip.Addr
 	relays    atomic.Pointer[relaySet]
+	markNonce uint64   // QuietKey's key while Tor processes run: never the same
 	notes     []string // load warnings, logged by Start
 
 	mu       sync.Mutex // guards urlAddrs, cancel, done
@@ -469,6 +470,18 @@ func (s *torSigns) isBridge(ap netip.AddrPort) bool {
 func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	relays := d.relays.Load()
 	g := d.groups(snap)
+	// Marks (quiet.go) read the relay set and, through owner, the Tor
+	// processes: they carry over only while the set is the same and there
+	// is no Tor process at all (the common host).
+	key := uint64(1)
+	if relays != nil {
+		key += relays.gen
+	}
+	if len(g.procs) > 0 {
+		d.markNonce++
+		key = 1<<63 | d.markNonce
+	}
+	env.QuietKey(quietTor, key)
 
 	var out []Alert
 	// A socket can be listed and closed in the same poll (TIME_WAIT): it
@@ -483,15 +496,20 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		seen[id] = true
 		return true
 	}
-	visit := func(s *collector.Socket, closed bool) {
+	// visit returns true when it ignored s for reasons that hold while s,
+	// the relay set and the Tor processes stay the same.
+	visit := func(s *collector.Socket, closed bool) (quiet bool) {
 		tp, byUID := g.owner(snap, s)
 		if IsListener(s) {
 			if !s.Local.IsValid() {
-				return
+				return true
 			}
 			socks := s.Proto == "tcp" && d.socks.Has(s.Local.Port())
-			if (tp == nil && !socks) || !first(s) {
-				return
+			if tp == nil && !socks {
+				return true
+			}
+			if !first(s) {
+				return false
 			}
 			switch {
 			case tp != nil:
@@ -503,18 +521,18 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			case socks:
 				out = append(out, d.listenAlert(snap, env, s))
 			}
-			return
+			return false
 		}
 		if !s.Remote.IsValid() || s.Remote.Addr().IsUnspecified() {
-			return
+			return true
 		}
 		torPort := d.ports.Has(s.Remote.Port())
 		relayHit := !s.Remote.Addr().Unmap().IsLoopback() && relays.contains(s.Remote.Addr())
 		if tp == nil && !torPort && !relayHit {
-			return
+			return true
 		}
 		if !first(s) || env.listenersFor(snap).accepts(s) {
-			return // counted, or the accepted side of a connection to a local listener
+			return false // counted, or the accepted side of a connection to a local listener
 		}
 		var reasons []string
 		if torPort {
@@ -536,12 +554,18 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			if byUID {
 				tp.byUID++
 			}
-			return
+			return false
 		}
 		out = append(out, d.connAlert(snap, env, s, reasons, closed, relays))
+		return false
 	}
 	for i := range snap.Sockets {
-		visit(&snap.Sockets[i], false)
+		if env.Quiet(i, quietTor) {
+			continue
+		}
+		if visit(&snap.Sockets[i], false) {
+			env.SetQuiet(i, quietTor)
+		}
 	}
 	for i := range snap.Closed {
 		visit(&snap.Closed[i], true)

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/netsentinel/netsentinel/internal/fsutil"
@@ -278,10 +279,14 @@ func FetchRelayList(ctx context.Context, client *http.Client, url string, timeou
 type relaySet struct {
 	addrs   map[netip.Addr]struct{}
 	sources []string
+	gen     uint64 // unique per set (quiet marks depend on the set)
 }
 
+// relaySets numbers relay sets.
+var relaySets atomic.Uint64
+
 func newRelaySet(lists map[string][]netip.Addr) *relaySet {
-	s := &relaySet{addrs: map[netip.Addr]struct{}{}}
+	s := &relaySet{addrs: map[netip.Addr]struct{}{}, gen: relaySets.Add(1)}
 	for src, addrs := range lists {
 		if len(addrs) == 0 {
 			continue

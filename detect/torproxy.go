@@ -58,15 +58,27 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 		return nil
 	}
 	procs := map[int32]*proxyProc{}
+	// One pass finds the listeners and the connections to a proxy port;
+	// a socket that is neither is marked quiet (quiet.go: it reads only the
+	// socket and the configuration).
+	var fanout []int32
 	for i := range snap.Sockets {
+		if env.Quiet(i, quietProxy) {
+			continue
+		}
 		s := &snap.Sockets[i]
-		if s.Proto == "tcp" && s.State == "LISTEN" && s.PID > 0 && s.Local.IsValid() {
+		switch {
+		case s.Proto == "tcp" && s.State == "LISTEN" && s.PID > 0 && s.Local.IsValid():
 			pp := procs[s.PID]
 			if pp == nil {
 				pp = &proxyProc{clients: map[uint16]int{}, hosts: map[netip.Addr]bool{}, dests: map[string]bool{}}
 				procs[s.PID] = pp
 			}
 			pp.listeners = append(pp.listeners, s)
+		case s.Remote.IsValid() && d.proxyPorts.Has(s.Remote.Port()):
+			fanout = append(fanout, int32(i))
+		default:
+			env.SetQuiet(i, quietProxy)
 		}
 	}
 	if len(procs) == 0 {
@@ -81,13 +93,8 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 		}
 		return procs[s.PID]
 	}
-	for i := range snap.Sockets {
+	for _, i := range fanout {
 		s := &snap.Sockets[i]
-		// The port bitmap first: most sockets (a proxy's accepted side
-		// among them) fail it before any look-up.
-		if !s.Remote.IsValid() || !d.proxyPorts.Has(s.Remote.Port()) {
-			continue
-		}
 		pp := established(s)
 		if pp == nil || !env.IsExternal(s.Remote.Addr()) {
 			continue
