@@ -36,6 +36,18 @@
 //	(*Env).IsExternal(a) bool           // routable and not in home_net / loopback / link-local
 //	(*Env).Claim(s, rules...)           // drop other rules' alerts about this connection in this snapshot
 //
+// Skipping unchanged sockets (quiet.go): a detector that walks
+// snap.Sockets marks a socket it ignored for reasons that read only the
+// socket, its configuration and the poll's listeners/host addresses; while
+// the collector lists the socket unchanged (Snapshot.SameAs) the engine
+// keeps the mark and the detector skips the socket unread:
+//
+//	for i := range snap.Sockets {
+//	    if env.Quiet(i, quietMine) { continue }
+//	    if visit(&snap.Sockets[i]) { env.SetQuiet(i, quietMine) } // true: ignored, nothing else read
+//	}
+//	env.QuietKey(quietMine, digest)     // marks that also depend on other state: dropped when it changes
+//
 // Ports:
 //
 //	PortSet, NewPortSet(ports...), ParsePorts([]string{"80", "6666-6669"}), (PortSet).Has, (PortSet).Sorted
