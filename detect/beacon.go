@@ -239,12 +239,19 @@ func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socke
 	if !ok {
 		return beaconKey{}, "", false
 	}
+	k, ok := d.keyFor(snap, env, s, ra)
+	return k, dir, ok
+}
+
+// keyFor is eligible's part that reads the owner: the series key of s (to
+// ra, its remote address), false when the owner is excluded.
+func (d *beacon) keyFor(snap *collector.Snapshot, env *Env, s *collector.Socket, ra netip.Addr) (beaconKey, bool) {
 	dst := beaconKey{proto: s.Proto, dst: netip.AddrPortFrom(ra, s.Remote.Port())}
 	proc := d.entity(snap, env, s, dst)
 	if d.exclProc[proc] {
-		return beaconKey{}, "", false
+		return beaconKey{}, false
 	}
-	return beaconKey{proc: proc, proto: s.Proto, dst: dst.dst}, dir, true
+	return beaconKey{proc: proc, proto: s.Proto, dst: dst.dst}, true
 }
 
 // eligibleDst is eligible's part that reads only the socket, the
@@ -401,35 +408,32 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 // start times: a poll at which a connection's counters grew, after one at
 // which they did not, starts a burst (its size: the bytes of that poll).
 func (d *beacon) followStreams(snap *collector.Snapshot, env *Env, first bool, poll time.Duration, changed map[beaconKey]bool) {
-	for i := range snap.Sockets {
-		if env.Quiet(i, quietBeacon) {
-			continue
-		}
-		s := &snap.Sockets[i]
+	// Quiet (true): not an established TCP connection, or not one the
+	// rule follows whoever owns it.
+	env.visitSockets(snap, quietBeacon, func(s *collector.Socket) bool {
 		if s.Proto != "tcp" || s.State != "ESTABLISHED" {
-			env.SetQuiet(i, quietBeacon)
-			continue
+			return true
 		}
-		if _, _, ok := d.eligibleDst(snap, env, s); !ok {
-			env.SetQuiet(i, quietBeacon)
-			continue
-		}
-		k, dir, ok := d.eligible(snap, env, s)
+		ra, dir, ok := d.eligibleDst(snap, env, s)
 		if !ok {
-			continue
+			return true
+		}
+		k, ok := d.keyFor(snap, env, s, ra)
+		if !ok {
+			return false
 		}
 		total := s.BytesAcked + s.BytesReceived
 		cur, known := d.streams.Upsert(connIDOf(s), snap.Time)
 		prev := *cur
 		if !known || first || total < prev.bytes {
 			*cur = beaconStream{bytes: total} // baseline
-			continue
+			return false
 		}
 		delta := total - prev.bytes
 		burst := delta > 0 && !prev.active
 		*cur = beaconStream{bytes: total, active: delta > 0}
 		if !burst {
-			continue
+			return false
 		}
 		k.stream = ConnKey(s)
 		st := d.keys.Touch(k, snap.Time, nil)
@@ -450,7 +454,8 @@ func (d *beacon) followStreams(snap *collector.Snapshot, env *Env, first bool, p
 		st.events = insertEvent(st.events, ev, d.cfg.History)
 		st.sizes = appendCapped(st.sizes, float32(delta), d.cfg.History)
 		changed[k] = true
-	}
+		return false
+	})
 }
 
 func (d *beacon) alert(snap *collector.Snapshot, env *Env, k beaconKey, st *beaconState, r beaconResult) Alert {

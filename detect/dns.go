@@ -268,14 +268,7 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		}
 		return false
 	}
-	for i := range snap.Sockets {
-		if env.Quiet(i, quietDNS) {
-			continue
-		}
-		if visit(&snap.Sockets[i]) {
-			env.SetQuiet(i, quietDNS)
-		}
-	}
+	env.visitSockets(snap, quietDNS, visit)
 	for i := range snap.Closed {
 		visit(&snap.Closed[i])
 	}

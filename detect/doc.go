@@ -42,10 +42,7 @@
 // the collector lists the socket unchanged (Snapshot.SameAs) the engine
 // keeps the mark and the detector skips the socket unread:
 //
-//	for i := range snap.Sockets {
-//	    if env.Quiet(i, quietMine) { continue }
-//	    if visit(&snap.Sockets[i]) { env.SetQuiet(i, quietMine) } // true: ignored, nothing else read
-//	}
+//	env.visitSockets(snap, quietMine, visit) // visit returns true: ignored, nothing else read
 //	env.QuietKey(quietMine, digest)     // marks that also depend on other state: dropped when it changes
 //
 // Ports:

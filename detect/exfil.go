@@ -423,14 +423,7 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			}
 		}
 	}
-	for i := range snap.Sockets {
-		if env.Quiet(i, quietExfil) {
-			continue
-		}
-		if count(&snap.Sockets[i], false) {
-			env.SetQuiet(i, quietExfil)
-		}
-	}
+	env.visitSockets(snap, quietExfil, func(s *collector.Socket) bool { return count(s, false) })
 	for i := range snap.Closed {
 		count(&snap.Closed[i], true)
 	}

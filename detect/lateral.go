@@ -188,14 +188,7 @@ func (d *lateral) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		touched[k] = true
 		return false
 	}
-	for i := range snap.Sockets {
-		if env.Quiet(i, quietLateral) {
-			continue
-		}
-		if visit(&snap.Sockets[i]) {
-			env.SetQuiet(i, quietLateral)
-		}
-	}
+	env.visitSockets(snap, quietLateral, visit)
 	for i := range snap.Closed {
 		visit(&snap.Closed[i])
 	}

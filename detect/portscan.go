@@ -227,14 +227,7 @@ func (d *portScan) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		}
 		return counted
 	}
-	for i := range snap.Sockets {
-		if env.Quiet(i, quietPortScan) {
-			continue
-		}
-		if visit(&snap.Sockets[i]) {
-			env.SetQuiet(i, quietPortScan)
-		}
-	}
+	env.visitSockets(snap, quietPortScan, visit)
 	for i := range snap.Closed {
 		visit(&snap.Closed[i])
 	}

@@ -11,8 +11,8 @@ import (
 // Quiet sockets: most of a busy host's sockets are listed poll after poll
 // unchanged, and most detectors reject each of them with the same pure tests
 // every time (a loopback peer, a port off their list, an ingress
-// connection). A detector marks a socket quiet for itself (Env.SetQuiet)
-// when it ignored the socket for reasons that depend only on:
+// connection). A detector walks the sockets with Env.visitSockets and marks a
+// socket quiet for itself when it ignored it for reasons that depend only on:
 //
 //   - the socket's own fields: protocol, endpoints, state, owner (PID, uid,
 //     inode), byte counters, FirstSeen;
@@ -23,11 +23,12 @@ import (
 // At the next Run, a socket the collector lists again with the same fields
 // (Snapshot.SameAs, filled by its connection tracker, which matches sockets
 // across polls anyway) keeps its marks, and the detector skips it without
-// reading it (Env.Quiet): the work of a poll then grows with what changed,
-// not with the number of sockets. Anything else a rejection depends on (the
-// process table, the detector's windows, a downloaded list) must not lead
-// to a mark. Snapshots without SameAs (recordings, tests) or not following
-// the previous Run's (Snapshot.Seq) carry no marks.
+// reading it: the work of a poll then grows with what changed, not with the
+// number of sockets. Anything else a rejection depends on (the process
+// table, the detector's windows, a downloaded list) must not lead to a mark,
+// unless the detector names it in a key (Env.QuietKey) that drops its marks
+// when it changes. Snapshots without SameAs or not following the previous
+// Run's (Snapshot.Seq) carry no marks.
 type quietMarks struct {
 	prevMark []uint16   // the previous Run's marks
 	prevSeq  uint64     // and its snapshot's Seq
@@ -162,17 +163,18 @@ func listenerHash(seed maphash.Seed, k listenKey, a netip.Addr) uint64 {
 	return h.Sum64()
 }
 
-// Quiet reports whether snap.Sockets[i] of the running snapshot is marked
-// quiet for bit: the detector ignored it at the previous Run and it is
-// listed unchanged. Always false outside an engine's Run.
-func (e *Env) Quiet(i int, bit uint16) bool {
-	return i < len(e.quiet.mark) && e.quiet.mark[i]&bit != 0
-}
-
-// SetQuiet marks snap.Sockets[i] quiet for bit (see quietMarks for what a
-// mark may depend on). A no-op outside an engine's Run.
-func (e *Env) SetQuiet(i int, bit uint16) {
-	if i < len(e.quiet.mark) {
-		e.quiet.mark[i] |= bit
+// visitSockets calls visit with each socket of snap not marked quiet for
+// bit, and marks those visit says it ignored (see quietMarks for what such a
+// reason may read). Outside an engine's Run (a detector called on its own)
+// there are no marks: every socket is visited.
+func (e *Env) visitSockets(snap *collector.Snapshot, bit uint16, visit func(s *collector.Socket) (quiet bool)) {
+	mark := e.quiet.mark // sized for snap by begin; empty outside a Run
+	for i := range snap.Sockets {
+		if i < len(mark) && mark[i]&bit != 0 {
+			continue
+		}
+		if visit(&snap.Sockets[i]) && i < len(mark) {
+			mark[i] |= bit
+		}
 	}
 }

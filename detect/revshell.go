@@ -69,21 +69,17 @@ func newRevIndex(snap *collector.Snapshot, env *Env) *revIndex {
 
 func (x *revIndex) indexSockets() {
 	x.byPID, x.unowned = map[int32][]*collector.Socket{}, map[uint32][]*collector.Socket{}
-	for i := range x.snap.Sockets {
-		if x.env.Quiet(i, quietRelayConn) {
-			continue
-		}
-		s := &x.snap.Sockets[i]
+	x.env.visitSockets(x.snap, quietRelayConn, func(s *collector.Socket) bool {
 		if !outboundConn(x.snap, x.env, s) {
-			x.env.SetQuiet(i, quietRelayConn) // protocol, state and Direction only
-			continue
+			return true // protocol, state and Direction only
 		}
 		if s.PID > 0 {
 			x.byPID[s.PID] = append(x.byPID[s.PID], s)
 		} else {
 			x.unowned[s.UID] = append(x.unowned[s.UID], s)
 		}
-	}
+		return false
+	})
 }
 
 // outboundConn reports a connection this host opened to a non-loopback peer:

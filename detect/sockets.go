@@ -105,17 +105,12 @@ func buildListeners(snap *collector.Snapshot, idx *listenerIndex, env *Env) *lis
 		idx.uany.clear()
 		clear(idx.addrs)
 	}
-	for i := range snap.Sockets {
-		if env.Quiet(i, quietNotListener) {
-			continue
-		}
-		s := &snap.Sockets[i]
+	env.visitSockets(snap, quietNotListener, func(s *collector.Socket) bool {
 		if !IsListener(s) {
-			env.SetQuiet(i, quietNotListener)
-			continue
+			return true
 		}
 		if !s.Local.IsValid() {
-			continue
+			return false
 		}
 		port, a := s.Local.Port(), s.Local.Addr().Unmap()
 		some, any := &idx.some, &idx.any
@@ -128,7 +123,8 @@ func buildListeners(snap *collector.Snapshot, idx *listenerIndex, env *Env) *lis
 		}
 		k := listenKey{s.Proto == "udp", port}
 		idx.addrs[k] = append(idx.addrs[k], a)
-	}
+		return false
+	})
 	return idx
 }
 

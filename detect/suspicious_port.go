@@ -128,14 +128,7 @@ func (d *suspiciousPort) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		out = append(out, d.outAlert(snap, env, s, closed))
 		return false
 	}
-	for i := range snap.Sockets {
-		if env.Quiet(i, quietSuspiciousPort) {
-			continue
-		}
-		if visit(&snap.Sockets[i], false) {
-			env.SetQuiet(i, quietSuspiciousPort)
-		}
-	}
+	env.visitSockets(snap, quietSuspiciousPort, func(s *collector.Socket) bool { return visit(s, false) })
 	for i := range snap.Closed {
 		visit(&snap.Closed[i], true)
 	}

@@ -559,14 +559,7 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		out = append(out, d.connAlert(snap, env, s, reasons, closed, relays))
 		return false
 	}
-	for i := range snap.Sockets {
-		if env.Quiet(i, quietTor) {
-			continue
-		}
-		if visit(&snap.Sockets[i], false) {
-			env.SetQuiet(i, quietTor)
-		}
-	}
+	env.visitSockets(snap, quietTor, func(s *collector.Socket) bool { return visit(s, false) })
 	for i := range snap.Closed {
 		visit(&snap.Closed[i], true)
 	}

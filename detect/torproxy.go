@@ -61,12 +61,8 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 	// One pass finds the listeners and the connections to a proxy port;
 	// a socket that is neither is marked quiet (quiet.go: it reads only the
 	// socket and the configuration).
-	var fanout []int32
-	for i := range snap.Sockets {
-		if env.Quiet(i, quietProxy) {
-			continue
-		}
-		s := &snap.Sockets[i]
+	var fanout []*collector.Socket
+	env.visitSockets(snap, quietProxy, func(s *collector.Socket) bool {
 		switch {
 		case s.Proto == "tcp" && s.State == "LISTEN" && s.PID > 0 && s.Local.IsValid():
 			pp := procs[s.PID]
@@ -76,11 +72,12 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 			}
 			pp.listeners = append(pp.listeners, s)
 		case s.Remote.IsValid() && d.proxyPorts.Has(s.Remote.Port()):
-			fanout = append(fanout, int32(i))
+			fanout = append(fanout, s)
 		default:
-			env.SetQuiet(i, quietProxy)
+			return true
 		}
-	}
+		return false
+	})
 	if len(procs) == 0 {
 		return nil
 	}
@@ -93,8 +90,7 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 		}
 		return procs[s.PID]
 	}
-	for _, i := range fanout {
-		s := &snap.Sockets[i]
+	for _, s := range fanout {
 		pp := established(s)
 		if pp == nil || !env.IsExternal(s.Remote.Addr()) {
 			continue
