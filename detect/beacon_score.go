@@ -25,7 +25,10 @@ import (
 //     intervals, one in eight may be dropped as an outlier (a missed or
 //     extra connection), but only when what remains is tight
 //     (beaconTightJitter): dropping the tail of a heavy-tailed random series
-//     would otherwise make it look regular.
+//     would otherwise make it look regular. A series just outside the band
+//     (one connection made late pushes an edge interval out) may drop one in
+//     sixteen from 32 intervals if the rest then fits max_jitter, and then
+//     needs min_connections_at_max_jitter start times.
 //   - Evidence grows with jitter: min_connections start times at most
 //     beaconTightJitter, rising linearly to min_connections_at_max_jitter at
 //     max_jitter. A ±50 % band holds most of a random series' gaps now and
@@ -145,14 +148,22 @@ func analyzeBeacon(ev []beaconEvent, sizes []float32, c BeaconConfig) (beaconRes
 			kept, out = iv, 0
 		}
 	}
-	hi, lo := math.Inf(-1), math.Inf(1) // the narrowest band the slack allows
-	for _, x := range kept {
-		hi = math.Max(hi, x.d-x.below)
-		lo = math.Min(lo, x.d+x.above)
-	}
-	jNet := 0.0
-	if hi > lo {
-		jNet = (hi - lo) / (hi + lo)
+	jNet := netJitter(kept)
+	// One connection made late (a loaded host, a retransmitted SYN)
+	// lengthens one interval and shortens the next by the delay. In a
+	// series at the edge of max_jitter that pushes an interval out of the
+	// band, and every judgement until it leaves the history fails. From 32
+	// intervals, one in sixteen may be dropped from the ends when the rest
+	// then fits the band; such a series needs min_connections_at_max_jitter.
+	lateTrim := false
+	if out == 0 && jNet > c.MaxJitter && len(iv) >= 32 {
+		allowed := len(iv) / 16
+		for a := 0; a <= allowed; a++ {
+			sub := iv[a : len(iv)-(allowed-a)]
+			if j := netJitter(sub); j <= c.MaxJitter && j < jNet {
+				jNet, kept, out, lateTrim = j, sub, allowed, true
+			}
+		}
 	}
 	// The intervals whose length is known: all of them in a series known
 	// mostly to the poll (their rounding is part of the spread), only the
@@ -174,6 +185,9 @@ func analyzeBeacon(ev []beaconEvent, sizes []float32, c BeaconConfig) (beaconRes
 		return r, false
 	}
 	r.need = needConnections(c, jRaw)
+	if lateTrim {
+		r.need = c.MaxConnections
+	}
 	if len(ev) < r.need {
 		return r, false
 	}
@@ -215,6 +229,20 @@ func analyzeBeacon(ev []beaconEvent, sizes []float32, c BeaconConfig) (beaconRes
 	}
 	r.score /= float64(len(parts))
 	return r, r.score >= c.MinScore
+}
+
+// netJitter is the jitter J of the narrowest band T(1±J) that holds every
+// interval of iv once each is given its slack (poll rounding, stamp noise).
+func netJitter(iv []beaconInterval) float64 {
+	hi, lo := math.Inf(-1), math.Inf(1)
+	for _, x := range iv {
+		hi = math.Max(hi, x.d-x.below)
+		lo = math.Min(lo, x.d+x.above)
+	}
+	if hi <= lo {
+		return 0
+	}
+	return (hi - lo) / (hi + lo)
 }
 
 // spread is (max-min)/(max+min) of sorted intervals: the jitter J a period

@@ -183,6 +183,42 @@ func TestBeaconEdgeJitterOnALoadedHost(t *testing.T) {
 	}
 }
 
+// The same edge beacon, with one connection made 250 ms late (a SYN
+// retransmitted, the client descheduled): the 1.0 s interval it starts reads
+// 0.75 s, outside any ±50 % band with a 3 s interval. Without the late-trim
+// the series stayed unflagged until that interval left the history (64
+// connections); with it, it is flagged by the 48th.
+func TestBeaconEdgeJitterOneLateConnection(t *testing.T) {
+	const period, due = 2 * time.Second, 48
+	phi := (math.Sqrt(5) - 1) / 2
+	for seed := uint64(0); seed < 40; seed++ {
+		rng := beaconRNG(seed, 51)
+		at := bldT0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
+		var conns []beaconConn
+		for k := 0; k < due; k++ {
+			late := time.Duration(rng.Int64N(int64(40 * time.Millisecond)))
+			f := 0.5 + math.Mod(float64(k)*phi, 1)
+			if k == 3 {
+				f = 0.5 // the 1.0 s interval, begun by a late connection
+				late = 250 * time.Millisecond
+			}
+			if k == 20 {
+				f = 1.5
+			}
+			conns = append(conns, beaconConn{start: at.Add(late), exact: true, bytes: 700})
+			at = at.Add(time.Duration(float64(period) * f))
+		}
+		alertAt, alerts := beaconRun(t, newTestBeacon(t), conns, 4242, "203.0.113.7:443")
+		if alertAt == 0 || alertAt > due {
+			t.Fatalf("seed %d: flagged at connection %d of %d, want by the %dth", seed, alertAt, len(conns), due)
+		}
+		if ev := alerts[0].Evidence; ev["outliers"] == 0 || ev["connections_needed"] != defaultBeaconConfig().MaxConnections {
+			t.Fatalf("seed %d: want the late interval dropped as an outlier and %d connections needed: %v",
+				seed, defaultBeaconConfig().MaxConnections, ev)
+		}
+	}
+}
+
 // The false-positive budget and the detection rate, measured through
 // Detect on the sensor model of beaconRun: random traffic (exponential gaps,
 // and bursty Pareto gaps: shape 1.5, a floor of a third of the mean, so most
