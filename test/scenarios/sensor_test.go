@@ -3,6 +3,7 @@ package scenarios
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -234,8 +235,40 @@ func (s *sensor) expectWithin(t *testing.T, scenario, technique string, since ti
 	t.Logf("%s: %s after %.2f s", scenario, describe(e), lat.Seconds())
 	if lat > bound {
 		t.Errorf("%s: alert %.2f s after the behaviour became observable, want <= %s", scenario, lat.Seconds(), bound)
+		s.explainLate(t, since, at)
 	}
 	return e
+}
+
+// explainLate logs, for a late alert, the sensor's polls and the alerts that
+// arrived from a poll before since to the late one: whether the polls ran
+// late or ran on time without the alert.
+func (s *sensor) explainLate(t *testing.T, since, at time.Time) {
+	t.Helper()
+	from, to := since.Add(-pollInterval), at.Add(pollInterval/2)
+	var b strings.Builder
+	fmt.Fprintf(&b, "observable at %s, alert arrived %s; polls and alerts between:\n", since.UTC().Format("15:04:05.000"), at.UTC().Format("15:04:05.000"))
+	data, _ := os.ReadFile(s.stderr)
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var m struct {
+			TS   string `json:"ts"`
+			Msg  string `json:"msg"`
+			Poll int    `json:"poll"`
+		}
+		if json.Unmarshal(line, &m) != nil || m.Msg != "poll" {
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, m.TS)
+		if err == nil && ts.After(from) && ts.Before(to) {
+			fmt.Fprintf(&b, "  %s %s\n", ts.UTC().Format("15:04:05.000"), line)
+		}
+	}
+	for _, e := range s.events.Arrivals() {
+		if e.At.After(from) && e.At.Before(to) {
+			fmt.Fprintf(&b, "  %s alert @timestamp=%v %s\n", e.At.UTC().Format("15:04:05.000"), field(e.M, "@timestamp"), describe(e.M))
+		}
+	}
+	t.Log(b.String())
 }
 
 // wantField asserts a string field of an alert.

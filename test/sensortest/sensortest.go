@@ -132,6 +132,13 @@ func (s *EventStream) WaitFor(t *testing.T, what string, d time.Duration, fn fun
 	}
 }
 
+// Arrivals returns the events received so far with their arrival times.
+func (s *EventStream) Arrivals() []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Event(nil), s.events...)
+}
+
 // All returns the events received so far.
 func (s *EventStream) All() []map[string]any {
 	s.mu.Lock()
