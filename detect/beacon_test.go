@@ -150,29 +150,41 @@ func TestBeaconLowJitterFlaggedAtMinConnections(t *testing.T) {
 	}
 }
 
-// A 2 s beacon whose gaps spread evenly over ±50 % and reach both edges (1 s
-// and 3 s), on a loaded host where each connect (and the sensor's read of
-// its destroy notification) comes up to 40 ms late: the band check gives
+// edgeBeacon is due connections of a 2 s beacon whose gaps spread evenly
+// over ±50 % and reach both edges (1.0 s after connection 0, 3.0 s after
+// connection 20), on a loaded host where each connect comes up to 40 ms late.
+// Connection lateAt (none when negative) comes lateBy late and is followed
+// by a 1.0 s gap.
+func edgeBeacon(seed, salt uint64, due, lateAt int, lateBy time.Duration) []beaconConn {
+	const period = 2 * time.Second
+	phi := (math.Sqrt(5) - 1) / 2
+	rng := beaconRNG(seed, salt)
+	at := bldT0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
+	var conns []beaconConn
+	for k := 0; k < due; k++ {
+		late := time.Duration(rng.Int64N(int64(40 * time.Millisecond)))
+		f := 0.5 + math.Mod(float64(k)*phi, 1) // evenly over [0.5, 1.5): 0.5 at k = 0
+		switch k {
+		case lateAt:
+			f, late = 0.5, lateBy
+		case 20:
+			f = 1.5
+		}
+		conns = append(conns, beaconConn{start: at.Add(late), exact: true, bytes: 700})
+		at = at.Add(time.Duration(float64(period) * f))
+	}
+	return conns
+}
+
+// The edge beacon with only the loaded host's lateness: the band check gives
 // each exact stamp beaconStampNoise of slack, so it is still flagged by the
 // 48th connection (the scenario beacon_jitter50's bound). With 5 ms of slack,
 // as before, a 1.0 s gap read as 0.97 s and the series was never flagged.
 func TestBeaconEdgeJitterOnALoadedHost(t *testing.T) {
 	cfg := *defaultBeaconConfig()
-	const period, due = 2 * time.Second, 48
-	phi := (math.Sqrt(5) - 1) / 2
+	const due = 48
 	for seed := uint64(0); seed < 40; seed++ {
-		rng := beaconRNG(seed, 50)
-		at := bldT0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
-		var conns []beaconConn
-		for k := 0; k < due; k++ {
-			late := time.Duration(rng.Int64N(int64(40 * time.Millisecond)))
-			conns = append(conns, beaconConn{start: at.Add(late), exact: true, bytes: 700})
-			f := 0.5 + math.Mod(float64(k)*phi, 1) // evenly over [0.5, 1.5): 0.5 at k = 0
-			if k == 20 {
-				f = 1.5
-			}
-			at = at.Add(time.Duration(float64(period) * f))
-		}
+		conns := edgeBeacon(seed, 50, due, -1, 0)
 		alertAt, alerts := beaconRun(t, newTestBeacon(t), conns, 4242, "203.0.113.7:443")
 		if alertAt == 0 || alertAt > due {
 			t.Fatalf("seed %d: flagged at connection %d of %d, want by the %dth", seed, alertAt, len(conns), due)
@@ -183,38 +195,22 @@ func TestBeaconEdgeJitterOnALoadedHost(t *testing.T) {
 	}
 }
 
-// The same edge beacon, with one connection made 250 ms late (a SYN
+// The edge beacon with one connection made 250 ms late (a SYN
 // retransmitted, the client descheduled): the 1.0 s interval it starts reads
 // 0.75 s, outside any ±50 % band with a 3 s interval. Without the late-trim
 // the series stayed unflagged until that interval left the history (64
 // connections); with it, it is flagged by the 48th.
 func TestBeaconEdgeJitterOneLateConnection(t *testing.T) {
-	const period, due = 2 * time.Second, 48
-	phi := (math.Sqrt(5) - 1) / 2
+	need := defaultBeaconConfig().MaxConnections
+	const due = 48
 	for seed := uint64(0); seed < 40; seed++ {
-		rng := beaconRNG(seed, 51)
-		at := bldT0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
-		var conns []beaconConn
-		for k := 0; k < due; k++ {
-			late := time.Duration(rng.Int64N(int64(40 * time.Millisecond)))
-			f := 0.5 + math.Mod(float64(k)*phi, 1)
-			if k == 3 {
-				f = 0.5 // the 1.0 s interval, begun by a late connection
-				late = 250 * time.Millisecond
-			}
-			if k == 20 {
-				f = 1.5
-			}
-			conns = append(conns, beaconConn{start: at.Add(late), exact: true, bytes: 700})
-			at = at.Add(time.Duration(float64(period) * f))
-		}
+		conns := edgeBeacon(seed, 51, due, 3, 250*time.Millisecond)
 		alertAt, alerts := beaconRun(t, newTestBeacon(t), conns, 4242, "203.0.113.7:443")
 		if alertAt == 0 || alertAt > due {
 			t.Fatalf("seed %d: flagged at connection %d of %d, want by the %dth", seed, alertAt, len(conns), due)
 		}
-		if ev := alerts[0].Evidence; ev["outliers"] == 0 || ev["connections_needed"] != defaultBeaconConfig().MaxConnections {
-			t.Fatalf("seed %d: want the late interval dropped as an outlier and %d connections needed: %v",
-				seed, defaultBeaconConfig().MaxConnections, ev)
+		if ev := alerts[0].Evidence; ev["outliers"] == 0 || ev["connections_needed"] != need {
+			t.Fatalf("seed %d: want the late interval dropped as an outlier and %d connections needed: %v", seed, need, ev)
 		}
 	}
 }
