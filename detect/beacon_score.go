@@ -137,15 +137,8 @@ func analyzeBeacon(ev []beaconEvent, sizes []float32, c BeaconConfig) (beaconRes
 	kept, out := iv, 0
 	if len(iv) >= 16 {
 		allowed := len(iv) / 8
-		best := spread(iv)
-		for a := 0; a <= allowed; a++ {
-			sub := iv[a : len(iv)-(allowed-a)]
-			if j := spread(sub); j < best {
-				best, kept, out = j, sub, allowed
-			}
-		}
-		if best > beaconTightJitter {
-			kept, out = iv, 0
+		if sub, j := trimEnds(iv, allowed, spread); j < spread(iv) && j <= beaconTightJitter {
+			kept, out = sub, allowed
 		}
 	}
 	jNet := netJitter(kept)
@@ -158,11 +151,8 @@ func analyzeBeacon(ev []beaconEvent, sizes []float32, c BeaconConfig) (beaconRes
 	lateTrim := false
 	if out == 0 && jNet > c.MaxJitter && len(iv) >= 32 {
 		allowed := len(iv) / 16
-		for a := 0; a <= allowed; a++ {
-			sub := iv[a : len(iv)-(allowed-a)]
-			if j := netJitter(sub); j <= c.MaxJitter && j < jNet {
-				jNet, kept, out, lateTrim = j, sub, allowed, true
-			}
+		if sub, j := trimEnds(iv, allowed, netJitter); j <= c.MaxJitter {
+			jNet, kept, out, lateTrim = j, sub, allowed, true
 		}
 	}
 	// The intervals whose length is known: all of them in a series known
@@ -229,6 +219,20 @@ func analyzeBeacon(ev []beaconEvent, sizes []float32, c BeaconConfig) (beaconRes
 	}
 	r.score /= float64(len(parts))
 	return r, r.score >= c.MinScore
+}
+
+// trimEnds drops allowed intervals from the ends of sorted iv (a from the
+// short end, the rest from the long end) and returns the split whose
+// jitter is lowest (the first such) with that jitter.
+func trimEnds(iv []beaconInterval, allowed int, jitter func([]beaconInterval) float64) ([]beaconInterval, float64) {
+	best, bestJ := iv, math.Inf(1)
+	for a := 0; a <= allowed; a++ {
+		sub := iv[a : len(iv)-(allowed-a)]
+		if j := jitter(sub); j < bestJ {
+			best, bestJ = sub, j
+		}
+	}
+	return best, bestJ
 }
 
 // netJitter is the jitter J of the narrowest band T(1±J) that holds every
