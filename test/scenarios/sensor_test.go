@@ -251,9 +251,8 @@ func (s *sensor) explainLate(t *testing.T, since, at time.Time) {
 	data, _ := os.ReadFile(s.stderr)
 	for _, line := range bytes.Split(data, []byte("\n")) {
 		var m struct {
-			TS   string `json:"ts"`
-			Msg  string `json:"msg"`
-			Poll int    `json:"poll"`
+			TS  string `json:"ts"`
+			Msg string `json:"msg"`
 		}
 		if json.Unmarshal(line, &m) != nil || m.Msg != "poll" {
 			continue

@@ -141,10 +141,9 @@ func (s *EventStream) Arrivals() []Event {
 
 // All returns the events received so far.
 func (s *EventStream) All() []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]map[string]any, len(s.events))
-	for i, e := range s.events {
+	evs := s.Arrivals()
+	out := make([]map[string]any, len(evs))
+	for i, e := range evs {
 		out[i] = e.M
 	}
 	return out
