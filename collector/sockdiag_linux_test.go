@@ -250,7 +250,9 @@ func TestSockDiagTCPCompatMatchesPerFamilyDumps(t *testing.T) {
 	pick := func(socks []Socket) map[uint64]Socket {
 		m := map[uint64]Socket{}
 		for _, s := range socks {
-			if s.Proto == "tcp" && ours[s.Local] {
+			// A TIME_WAIT socket of an earlier connection may share a
+			// local port with ours (the ephemeral range is reused).
+			if s.Proto == "tcp" && ours[s.Local] && s.State != "TIME_WAIT" {
 				m[s.Cookie] = s
 			}
 		}
