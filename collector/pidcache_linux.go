@@ -19,7 +19,10 @@ import (
 //
 // Per Attribute call:
 //  1. Sockets whose inode is known to a still-running process (same PID and
-//     start time) get that PID: two map look-ups each, no I/O.
+//     start time) get that PID, no I/O. The kernel lists sockets in the same
+//     order poll after poll, so the last call's owners are kept in dump order
+//     (memo) and a socket found at the memo's cursor takes its owner without
+//     a look-up in the inode map; the rest look it up.
 //  2. Unknown inodes are looked for in the processes started since the last
 //     call, then in processes that recently gained sockets (servers,
 //     browsers), newest first, stopping as soon as all are found.
@@ -44,6 +47,8 @@ type pidCache struct {
 	gen  uint32 // Attribute call counter
 
 	owner   map[uint64]owner    // inode → owning process
+	memo    []memoEntry         // the last call's known owners, in dump order
+	memoNew []memoEntry         // this call's, built in step 1 (then swapped)
 	procs   map[int32]*pidState // processes known at the last call
 	pending map[uint64]uint32   // unknown inode → gen when first unknown
 	givenUp map[uint64]uint32   // inode → gen when a full walk missed it
@@ -68,6 +73,18 @@ type owner struct {
 	pid   int32
 	epoch uint32
 }
+
+// memoEntry is one socket's owner as step 1 of an Attribute call found it
+// (16 bytes a socket, twice: the last call's and this call's).
+type memoEntry struct {
+	ino uint64
+	o   owner
+}
+
+// memoSkip is how many memo entries past the cursor a socket is looked for:
+// sockets closed since the last call drop out of the dump order one or two at
+// a time. A new socket never matches and leaves the cursor where it is.
+const memoSkip = 3
 
 type pidState struct {
 	start      time.Time
@@ -152,16 +169,30 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 	clear(c.unknown)
 	triggers := 0
 	// A process's sockets are often listed together: the last owner's state
-	// saves the second map look-up.
+	// saves the process-table look-up.
 	var lastPID int32
 	var lastSt *pidState
+	memo, next, j := c.memo, c.memoNew[:0], 0
+	if cap(next) < len(socks) { // sized once, not grown by appends
+		next = make([]memoEntry, 0, len(socks)+len(socks)/8)
+	}
 	for i := range socks {
 		s := &socks[i]
 		s.PID = 0
 		if s.Inode == 0 {
 			continue
 		}
-		if o, ok := c.owner[s.Inode]; ok {
+		o, ok := owner{}, false
+		for k := j; k < len(memo) && k < j+memoSkip; k++ {
+			if memo[k].ino == s.Inode {
+				o, ok, j = memo[k].o, true, k+1
+				break
+			}
+		}
+		if !ok {
+			o, ok = c.owner[s.Inode]
+		}
+		if ok {
 			st := lastSt
 			if o.pid != lastPID || st == nil {
 				st = c.procs[o.pid]
@@ -169,6 +200,7 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 			}
 			if st != nil && st.epoch == o.epoch {
 				s.PID = o.pid
+				next = append(next, memoEntry{s.Inode, o})
 				continue
 			}
 			delete(c.owner, s.Inode) // owner exited or PID reused
@@ -184,6 +216,13 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 		}
 		c.unknown[s.Inode] = trig
 	}
+	// The entries are exactly the inode map's for live sockets (the map
+	// changes only here: stale owners are dropped above, walks add unknown
+	// inodes, prune keeps live ones), so the next call may trust them.
+	if cap(memo) > 4*len(next)+4096 {
+		memo = nil // a burst's memory is not kept
+	}
+	c.memo, c.memoNew = next, memo
 
 	// 2. New and young processes, then recently socket-active ones. A
 	// process often connects a little after it was first listed (exec,

@@ -466,6 +466,7 @@ func TestPIDCacheKnownOwnersMatchAFreshWalk(t *testing.T) {
 			}
 			return s
 		}(), procs},
+		{"every third back", slices.Clone(base), procs},
 		{"listed twice", append(slices.Clone(base), base...), procs},
 		{"owner not in the table", slices.Clone(base), without},
 		{"owner's PID reused", slices.Clone(base), reused},
