@@ -440,7 +440,7 @@ func TestPIDCacheKnownOwnersMatchAFreshWalk(t *testing.T) {
 	procs := refreshProcs(t, pt)
 	base := dumpAll(t, d)
 	me := int32(os.Getpid())
-	mine := 0
+	mine, twice := 0, 0
 	c := newPIDCache("/proc")
 	c.Attribute(slices.Clone(base), procs)
 	c.Attribute(slices.Clone(base), procs) // every owner known
@@ -484,9 +484,15 @@ func TestPIDCacheKnownOwnersMatchAFreshWalk(t *testing.T) {
 			if v.name == "same" && got[i].PID == me {
 				mine++
 			}
+			if v.name == "listed twice" && want[i].PID == me {
+				twice++ // a fresh cache: every listing of an unknown inode
+			}
 		}
 	}
 	if mine < 29 {
 		t.Fatalf("only %d of this process's sockets attributed to it, want its 29", mine)
+	}
+	if twice < 2*29 {
+		t.Fatalf("listed twice, a fresh cache attributed %d listings of this process's sockets, want both of its 29", twice)
 	}
 }
