@@ -64,10 +64,13 @@ func (p *loopPair) exchange(t testing.TB, n int) {
 
 func ap(a net.Addr) netip.AddrPort { return a.(interface{ AddrPort() netip.AddrPort }).AddrPort() }
 
+// findSock returns the socket with these endpoints; without a remote, the
+// one bound to local (a TIME_WAIT socket left by an earlier connection on the
+// same port is not it).
 func findSock(socks []Socket, proto string, local, remote netip.AddrPort) *Socket {
 	for i := range socks {
 		s := &socks[i]
-		if s.Proto == proto && s.Local == local && (!remote.IsValid() || s.Remote == remote) {
+		if s.Proto == proto && s.Local == local && (!remote.IsValid() && s.State != "TIME_WAIT" || s.Remote == remote) {
 			return s
 		}
 	}
