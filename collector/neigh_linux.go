@@ -57,7 +57,7 @@ func (d *neighDump) Dump(names *ifNames) ([]Neighbor, error) {
 	}
 	d.msg = d.msg[:0]
 	for { // bounded: a dump ends with NLMSG_DONE, an error or the receive timeout
-		n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
+		n, err := recvNL(d.fd, d.buf, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -85,7 +85,7 @@ func (d *neighDump) Dump(names *ifNames) ([]Neighbor, error) {
 // drain discards the rest of a dump after a parse error; bounded by count.
 func (d *neighDump) drain() {
 	for i := 0; i < 1<<12; i++ {
-		n, _, err := unix.Recvfrom(d.fd, d.buf, unix.MSG_DONTWAIT)
+		n, err := recvNL(d.fd, d.buf, unix.MSG_DONTWAIT)
 		if err != nil || n == 0 {
 			return
 		}

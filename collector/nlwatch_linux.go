@@ -84,7 +84,7 @@ func (w *nlWatcher) run(handle func(b []byte)) {
 		var n int
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			n, rerr = recvNL(int(fd), buf, 0)
 			return rerr != unix.EAGAIN && rerr != unix.EINTR
 		})
 		if err != nil { // closed

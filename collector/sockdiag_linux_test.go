@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -436,4 +437,64 @@ func writeFixture(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s (%d bytes)", path, len(data))
+}
+
+// TestSockDiagDumpAllocationsDoNotGrowWithSockets: a dump into a buffer
+// that is large enough allocates the same few objects whether it takes
+// tens or hundreds of receives (issue 11: no allocation per socket, nor per
+// receive, in steady state; each allocation is garbage every poll).
+func TestSockDiagDumpAllocationsDoNotGrowWithSockets(t *testing.T) {
+	d, err := openSockDiag()
+	if err != nil {
+		t.Fatalf("openSockDiag: %v", err)
+	}
+	defer d.Close()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	allocs := func() (float64, int) {
+		buf, err := d.Dump(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = slices.Grow(buf[:0], 2*len(buf)+1024) // room for connections closing or opening meanwhile
+		n := 0
+		a := testing.AllocsPerRun(5, func() {
+			socks, err := d.Dump(buf[:0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			n = len(socks)
+		})
+		return a, n
+	}
+	few, nFew := allocs()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 1500 { // 3,000 more sockets: ~35 more receives of 32 KiB
+		c, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c, s)
+	}
+	many, nMany := allocs()
+	t.Logf("%.0f allocations per dump of %d sockets, %.0f of %d", few, nFew, many, nMany)
+	if nMany < 3000 {
+		t.Fatalf("the second dump listed %d sockets, want at least the test's 3,000", nMany)
+	}
+	if many > few+2 || many > 8 {
+		t.Errorf("a dump of %d sockets allocates %.0f times, of %d sockets %.0f times: allocations grow with the receives",
+			nMany, many, nFew, few)
+	}
 }
