@@ -54,6 +54,7 @@ type pidCache struct {
 	givenUp map[uint64]uint32   // inode → gen when a full walk missed it
 	epoch   uint32              // increments per new pidState, detects PID reuse
 	unknown map[uint64]bool     // this call's unresolved inodes (scratch): true = triggers walks
+	later   []laterRef          // scratch: sockets unknown in step 1, in dump order
 	order   []int32             // scratch
 	seen    map[int32]struct{}  // scratch: PIDs walked this call
 	dirbuf  []byte              // getdents buffer
@@ -80,6 +81,10 @@ type memoEntry struct {
 	ino uint64
 	o   owner
 }
+
+// laterRef is a socket left to step 4 of an Attribute call: its index in the
+// socket list and that of its memo entry.
+type laterRef struct{ sock, memo int32 }
 
 // memoSkip is how many memo entries past the cursor a socket is looked for:
 // sockets closed since the last call drop out of the dump order one or two at
@@ -178,20 +183,21 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 	if cap(next) < len(socks) { // sized once, not grown by appends
 		next = make([]memoEntry, 0, len(socks)+len(socks)/8)
 	}
+	c.later = c.later[:0]
 	for i := range socks {
 		s := &socks[i]
 		s.PID = 0
 		if s.Inode == 0 {
 			continue
 		}
-		o, ok := owner{}, false
+		o, ok, memoHit := owner{}, false, false
 		for k := j; k < len(memo) && k < j+memoSkip; k++ {
 			if memo[k].ino == s.Inode {
-				o, ok, j = memo[k].o, true, k+1
+				o, ok, memoHit, j = memo[k].o, memo[k].o.pid != 0, true, k+1
 				break
 			}
 		}
-		if !ok {
+		if !memoHit {
 			o, ok = c.owner[s.Inode]
 		}
 		if ok {
@@ -207,6 +213,10 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 			}
 			delete(c.owner, s.Inode) // owner exited or PID reused
 		}
+		// Unknown here: step 4 sets its PID and its memo entry (pid 0
+		// while no owner is known, so the next call skips the map).
+		c.later = append(c.later, laterRef{sock: int32(i), memo: int32(len(next))})
+		next = append(next, memoEntry{ino: s.Inode})
 		if _, dup := c.unknown[s.Inode]; dup {
 			continue
 		}
@@ -219,8 +229,10 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 		c.unknown[s.Inode] = trig
 	}
 	// The entries are exactly the inode map's for live sockets (the map
-	// changes only here: stale owners are dropped above, walks add unknown
-	// inodes, prune keeps live ones), so the next call may trust them.
+	// changes only within a call: stale owners are dropped above, walks add
+	// unknown inodes, prune keeps live ones; step 4 completes the entries
+	// of the sockets unknown here from the map, or leaves them at pid 0
+	// when the map has none), so the next call may trust them.
 	if cap(memo) > 4*len(next)+4096 {
 		memo = nil // a burst's memory is not kept
 	}
@@ -302,13 +314,11 @@ func (c *pidCache) Attribute(socks []Socket, procs map[int32]*Process) {
 			c.pending[ino] = c.gen
 		}
 	}
-	for i := range socks {
-		s := &socks[i]
-		if s.PID != 0 || s.Inode == 0 {
-			continue
-		}
+	for _, r := range c.later {
+		s := &socks[r.sock]
 		if o, ok := c.owner[s.Inode]; ok {
 			s.PID = o.pid
+			next[r.memo].o = o
 		} else {
 			c.stats.Unresolved++
 		}

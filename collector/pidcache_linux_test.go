@@ -442,7 +442,25 @@ func TestPIDCacheKnownOwnersMatchAFreshWalk(t *testing.T) {
 	me := int32(os.Getpid())
 	mine, twice := 0, 0
 	c := newPIDCache("/proc")
-	c.Attribute(slices.Clone(base), procs)
+	first := slices.Clone(base)
+	c.Attribute(first, procs)
+	// The first call finds every owner by walking; its memo must hold
+	// them all, in dump order, so the second poll needs no map look-up.
+	var inodes []memoEntry
+	for _, s := range first {
+		if s.Inode != 0 {
+			inodes = append(inodes, memoEntry{s.Inode, owner{pid: s.PID}})
+		}
+	}
+	if len(c.memo) != len(inodes) {
+		t.Fatalf("after the first call the memo has %d entries, want one per listed inode (%d)", len(c.memo), len(inodes))
+	}
+	for i, e := range c.memo {
+		if e.ino != inodes[i].ino || e.o.pid != inodes[i].o.pid {
+			t.Fatalf("memo entry %d: inode %d owner %d, the listing has inode %d attributed to %d",
+				i, e.ino, e.o.pid, inodes[i].ino, inodes[i].o.pid)
+		}
+	}
 	c.Attribute(slices.Clone(base), procs) // every owner known
 	without := maps.Clone(procs)
 	delete(without, me)
