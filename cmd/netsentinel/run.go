@@ -142,9 +142,16 @@ func cmdRun(ctx context.Context, rf *runFlags, stdout, stderr io.Writer, mode ru
 		StateDir:     stateDir,
 	}, src, eng, formatter, outs, reportWriter(eng, outs, host, version), log)
 
+	var metrics pipeline.Metrics
 	if mon != nil {
-		p.SetMetrics(mon)
+		metrics = mon
 	}
+	if os.Getenv("GOGC") == "" {
+		g := &steadyGC{next: metrics}
+		defer g.restore()
+		metrics = g
+	}
+	p.SetMetrics(metrics)
 
 	if mode.recordPath != "" {
 		rec, err := collector.CreateRecording(mode.recordPath)
