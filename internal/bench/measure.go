@@ -116,15 +116,18 @@ func reportPolls(path string) (int, error) {
 
 // Steady measures the agent's CPU share once it is past its first polls: it
 // runs the agent for warm+window and samples its CPU time at warm and at
-// warm+window. The result is CPU seconds per second (1.0 = one core).
-func (n *Namespace) Steady(ctx context.Context, bins Binaries, dir string, interval, warm, window time.Duration) (float64, error) {
+// warm+window. The share is CPU seconds per second (1.0 = one core); maxRSS
+// is the run's peak resident set in bytes (a longer run than the table's:
+// the heap grows between collections, so a long window shows what a
+// service settles at).
+func (n *Namespace) Steady(ctx context.Context, bins Binaries, dir string, interval, warm, window time.Duration) (share float64, maxRSS int64, err error) {
 	res, err := n.RunSampled(ctx, dir, []time.Duration{warm, warm + window},
 		bins.Agent, "-d", (warm + window + interval).String(), "--interval", interval.String(),
 		"-o", filepath.Join(dir, "steady.json"), "--log-level", "warn")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return (res.Samples[1] - res.Samples[0]).Seconds() / window.Seconds(), nil
+	return (res.Samples[1] - res.Samples[0]).Seconds() / window.Seconds(), res.MaxRSS, nil
 }
 
 // Median returns the median of f over rs (the lower middle for an even count).

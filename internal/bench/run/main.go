@@ -87,6 +87,8 @@ type row struct {
 	conns  int
 	rounds []bench.Round
 	steady map[time.Duration][]float64
+	// steadyRSS is each steady run's peak RSS in MiB.
+	steadyRSS map[time.Duration][]float64
 }
 
 func run(ctx context.Context, out io.Writer, conns []int, rounds, perHolder int, plan bench.Plan,
@@ -115,7 +117,7 @@ func run(ctx context.Context, out io.Writer, conns []int, rounds, perHolder int,
 
 func measure(ctx context.Context, bins bench.Binaries, tmp string, n, rounds, perHolder int, plan bench.Plan,
 	steadyConns int, steady []time.Duration, steadyWindow time.Duration) (row, error) {
-	r := row{conns: n, steady: map[time.Duration][]float64{}}
+	r := row{conns: n, steady: map[time.Duration][]float64{}, steadyRSS: map[time.Duration][]float64{}}
 	ns, err := bench.NewNamespace(ctx, "")
 	if err != nil {
 		return r, err
@@ -141,12 +143,13 @@ func measure(ctx context.Context, bins bench.Binaries, tmp string, n, rounds, pe
 	if n == steadyConns {
 		for i := 0; i < rounds; i++ {
 			for _, iv := range steady {
-				share, err := ns.Steady(ctx, bins, tmp, iv, 2*iv+2*time.Second, steadyWindow)
+				share, rss, err := ns.Steady(ctx, bins, tmp, iv, 2*iv+2*time.Second, steadyWindow)
 				if err != nil {
 					return r, err
 				}
-				logf("%d connections, steady at %v, round %d: %.2f%% of one core", n, iv, i+1, 100*share)
+				logf("%d connections, steady at %v, round %d: %.2f%% of one core, peak RSS %.1f MiB", n, iv, i+1, 100*share, mib(rss))
 				r.steady[iv] = append(r.steady[iv], share)
+				r.steadyRSS[iv] = append(r.steadyRSS[iv], mib(rss))
 			}
 		}
 	}
@@ -197,11 +200,13 @@ func printTable(out io.Writer, rows []row, rounds int, plan bench.Plan, steady [
 		if len(r.steady) == 0 {
 			continue
 		}
-		fmt.Fprintf(out, "\nSteady CPU share of the agent at %d connections (CPU time sampled over %v after a warm-up, median of %d):\n\n", r.conns, steadyWindow, rounds)
-		fmt.Fprintln(out, "| poll interval | % of one core |")
-		fmt.Fprintln(out, "|---|---|")
+		fmt.Fprintf(out, "\nSteady CPU share of the agent at %d connections (CPU time sampled over %v after a warm-up of two intervals + 2s, median of %d;\n", r.conns, steadyWindow, rounds)
+		fmt.Fprintf(out, "peak RSS = the whole run's, warm-up included):\n\n")
+		fmt.Fprintln(out, "| poll interval | % of one core | peak RSS MiB |")
+		fmt.Fprintln(out, "|---|---|---|")
 		for _, iv := range steady {
-			fmt.Fprintf(out, "| %v | %.2f %% |\n", iv, 100*bench.Median(r.steady[iv], func(x float64) float64 { return x }))
+			id := func(x float64) float64 { return x }
+			fmt.Fprintf(out, "| %v | %.2f %% | %.1f |\n", iv, 100*bench.Median(r.steady[iv], id), bench.Median(r.steadyRSS[iv], id))
 		}
 	}
 }
