@@ -66,7 +66,7 @@ func TestDestroyWatcherReportsClosedTCPWithCounters(t *testing.T) {
 		t.Fatalf("destroy events for cookies %d/%d not received; got %d events", cliCookie, srvCookie, len(got))
 	}
 	for _, s := range []*Socket{dc, ds} {
-		if !s.Destroyed || s.Proto != "tcp" || s.Family != 6 {
+		if !s.Destroyed || s.Proto != ProtoTCP || s.Family != 6 {
 			t.Errorf("destroyed socket %+v: want Destroyed tcp family 6", *s)
 		}
 	}
@@ -110,7 +110,7 @@ func TestDestroyWatcherReportsUDPAndCountsOverflow(t *testing.T) {
 		}
 		lost += l
 		for _, s := range got {
-			if s.Proto == "udp" && ports[s.Local.Port()] && s.Remote.Port() == 53 {
+			if s.Proto == ProtoUDP && ports[s.Local.Port()] && s.Remote.Port() == 53 {
 				mine = append(mine, s)
 			}
 		}

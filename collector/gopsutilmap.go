@@ -22,25 +22,25 @@ const (
 
 // portableTCPStates maps the state names of lsof (macOS, BSD) and of the
 // Windows TCP table to the Linux names used in Socket.State.
-var portableTCPStates = map[string]string{
-	"ESTABLISHED":  "ESTABLISHED",
-	"SYN_SENT":     "SYN_SENT",
-	"SYN_RECV":     "SYN_RECV",
-	"SYN_RECEIVED": "SYN_RECV",
-	"FIN_WAIT1":    "FIN_WAIT1",
-	"FIN_WAIT_1":   "FIN_WAIT1",
-	"FIN_WAIT2":    "FIN_WAIT2",
-	"FIN_WAIT_2":   "FIN_WAIT2",
-	"TIME_WAIT":    "TIME_WAIT",
-	"CLOSE":        "CLOSE",
-	"CLOSED":       "CLOSE",
-	"DELETE":       "CLOSE",
-	"CLOSE_WAIT":   "CLOSE_WAIT",
-	"LAST_ACK":     "LAST_ACK",
-	"LISTEN":       "LISTEN",
-	"CLOSING":      "CLOSING",
-	"BOUND":        "CLOSE",
-	"IDLE":         "CLOSE",
+var portableTCPStates = map[string]State{
+	"ESTABLISHED":  StateEstablished,
+	"SYN_SENT":     StateSynSent,
+	"SYN_RECV":     StateSynRecv,
+	"SYN_RECEIVED": StateSynRecv,
+	"FIN_WAIT1":    StateFinWait1,
+	"FIN_WAIT_1":   StateFinWait1,
+	"FIN_WAIT2":    StateFinWait2,
+	"FIN_WAIT_2":   StateFinWait2,
+	"TIME_WAIT":    StateTimeWait,
+	"CLOSE":        StateClose,
+	"CLOSED":       StateClose,
+	"DELETE":       StateClose,
+	"CLOSE_WAIT":   StateCloseWait,
+	"LAST_ACK":     StateLastAck,
+	"LISTEN":       StateListen,
+	"CLOSING":      StateClosing,
+	"BOUND":        StateClose,
+	"IDLE":         StateClose,
 }
 
 // socketFromConnection maps one gopsutil connection. afInet and afInet6 are
@@ -51,9 +51,9 @@ func socketFromConnection(c psnet.ConnectionStat, afInet, afInet6 uint32) (Socke
 	var s Socket
 	switch c.Type {
 	case psSockStream:
-		s.Proto = "tcp"
+		s.Proto = ProtoTCP
 	case psSockDgram:
-		s.Proto = "udp"
+		s.Proto = ProtoUDP
 	default:
 		return s, false
 	}
@@ -72,16 +72,18 @@ func socketFromConnection(c psnet.ConnectionStat, afInet, afInet6 uint32) (Socke
 	if s.Remote, ok = portableAddrPort(c.Raddr, s.Family); !ok {
 		return s, false
 	}
-	if s.Proto == "udp" {
+	if s.Proto == ProtoUDP {
 		if s.Remote.Port() != 0 {
-			s.State = "ESTABLISHED"
+			s.State = StateEstablished
 		} else {
-			s.State = "UNCONN"
+			s.State = StateUnconn
 		}
 	} else if st, known := portableTCPStates[strings.ToUpper(c.Status)]; known {
 		s.State = st
+	} else if st, known := ParseState(strings.ToUpper(c.Status)); known {
+		s.State = st
 	} else {
-		s.State = strings.ToUpper(c.Status)
+		s.State = StateUnknown // a status this table does not name
 	}
 	if len(c.Uids) > 0 && c.Uids[0] >= 0 {
 		s.UID = uint32(c.Uids[0])
@@ -120,7 +122,7 @@ func portableAddrPort(a psnet.Addr, family uint8) (netip.AddrPort, bool) {
 // portableTupleKey identifies a socket between polls when there is no kernel
 // cookie: protocol, local and remote address and port.
 type portableTupleKey struct {
-	proto         string
+	proto         Proto
 	local, remote netip.AddrPort
 }
 

@@ -24,35 +24,35 @@ func TestSocketFromConnection(t *testing.T) {
 			name: "lsof established tcp4",
 			in: psnet.ConnectionStat{Family: testAFInet, Type: psSockStream, Status: "ESTABLISHED", Pid: 42, Uids: []int32{501},
 				Laddr: psnet.Addr{IP: "127.0.0.1", Port: 5000}, Raddr: psnet.Addr{IP: "127.0.0.1", Port: 6000}},
-			want: Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: ap("127.0.0.1:5000"), Remote: ap("127.0.0.1:6000"), PID: 42, UID: 501},
+			want: Socket{Proto: ProtoTCP, Family: 4, State: StateEstablished, Local: ap("127.0.0.1:5000"), Remote: ap("127.0.0.1:6000"), PID: 42, UID: 501},
 			ok:   true,
 		},
 		{
 			name: "lsof listener with star address, v6",
 			in: psnet.ConnectionStat{Family: testAFInet6, Type: psSockStream, Status: "LISTEN", Pid: 7,
 				Laddr: psnet.Addr{IP: "*", Port: 22}},
-			want: Socket{Proto: "tcp", Family: 6, State: "LISTEN", Local: ap("[::]:22"), Remote: ap("[::]:0"), PID: 7},
+			want: Socket{Proto: ProtoTCP, Family: 6, State: StateListen, Local: ap("[::]:22"), Remote: ap("[::]:0"), PID: 7},
 			ok:   true,
 		},
 		{
 			name: "windows state names",
 			in: psnet.ConnectionStat{Family: testAFInet, Type: psSockStream, Status: "SYN_RECEIVED",
 				Laddr: psnet.Addr{IP: "192.0.2.2", Port: 443}, Raddr: psnet.Addr{IP: "198.51.100.7", Port: 50000}},
-			want: Socket{Proto: "tcp", Family: 4, State: "SYN_RECV", Local: ap("192.0.2.2:443"), Remote: ap("198.51.100.7:50000")},
+			want: Socket{Proto: ProtoTCP, Family: 4, State: StateSynRecv, Local: ap("192.0.2.2:443"), Remote: ap("198.51.100.7:50000")},
 			ok:   true,
 		},
 		{
 			name: "udp unconnected",
 			in: psnet.ConnectionStat{Family: testAFInet, Type: psSockDgram, Status: "NONE",
 				Laddr: psnet.Addr{IP: "0.0.0.0", Port: 53}},
-			want: Socket{Proto: "udp", Family: 4, State: "UNCONN", Local: ap("0.0.0.0:53"), Remote: ap("0.0.0.0:0")},
+			want: Socket{Proto: ProtoUDP, Family: 4, State: StateUnconn, Local: ap("0.0.0.0:53"), Remote: ap("0.0.0.0:0")},
 			ok:   true,
 		},
 		{
 			name: "udp connected, bracketed v6",
 			in: psnet.ConnectionStat{Family: testAFInet6, Type: psSockDgram,
 				Laddr: psnet.Addr{IP: "[::1]", Port: 4000}, Raddr: psnet.Addr{IP: "::1", Port: 53}},
-			want: Socket{Proto: "udp", Family: 6, State: "ESTABLISHED", Local: ap("[::1]:4000"), Remote: ap("[::1]:53")},
+			want: Socket{Proto: ProtoUDP, Family: 6, State: StateEstablished, Local: ap("[::1]:4000"), Remote: ap("[::1]:53")},
 			ok:   true,
 		},
 		{name: "unix socket", in: psnet.ConnectionStat{Family: 1, Type: psSockStream, Laddr: psnet.Addr{IP: "/tmp/s"}}},
@@ -75,9 +75,9 @@ func TestSocketFromConnection(t *testing.T) {
 
 func TestPortableTracker(t *testing.T) {
 	ap := netip.MustParseAddrPort
-	a := Socket{Proto: "tcp", Local: ap("127.0.0.1:1000"), Remote: ap("127.0.0.1:2000"), PID: 1}
-	b := Socket{Proto: "tcp", Local: ap("127.0.0.1:1001"), Remote: ap("127.0.0.1:2000"), PID: 2}
-	c := Socket{Proto: "udp", Local: ap("127.0.0.1:1000"), Remote: ap("127.0.0.1:2000"), PID: 3}
+	a := Socket{Proto: ProtoTCP, Local: ap("127.0.0.1:1000"), Remote: ap("127.0.0.1:2000"), PID: 1}
+	b := Socket{Proto: ProtoTCP, Local: ap("127.0.0.1:1001"), Remote: ap("127.0.0.1:2000"), PID: 2}
+	c := Socket{Proto: ProtoUDP, Local: ap("127.0.0.1:1000"), Remote: ap("127.0.0.1:2000"), PID: 3}
 	t0 := time.Unix(1000, 0)
 	var tr portableTracker
 

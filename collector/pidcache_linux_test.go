@@ -205,7 +205,7 @@ func findSockAddrs(socks []Socket, local, remote net.Addr) *Socket {
 			continue
 		}
 		if remote == nil {
-			if s.State == "LISTEN" {
+			if s.State == StateListen {
 				return s
 			}
 			continue
@@ -250,7 +250,7 @@ func TestPIDCacheFindsSocketOfQuietProcessAfterOnePoll(t *testing.T) {
 	port, _ := strconv.Atoi(strings.TrimSpace(line))
 	find := func(socks []Socket) *Socket {
 		for i := range socks {
-			if socks[i].Proto == "udp" && socks[i].Local.Port() == uint16(port) {
+			if socks[i].Proto == ProtoUDP && socks[i].Local.Port() == uint16(port) {
 				return &socks[i]
 			}
 		}
@@ -371,7 +371,7 @@ func TestPIDCacheUnprivilegedReportsUnreadableSocketsWithoutPID(t *testing.T) {
 	socks := rep.Sockets
 	own := false
 	for _, s := range socks {
-		if s.State == "LISTEN" && s.Local.String() == rep.Listener {
+		if s.State == StateListen && s.Local.String() == rep.Listener {
 			own = true
 			if s.PID != int32(rep.PID) || s.UID != 65534 {
 				t.Errorf("helper's own listener %s: PID %d uid %d, want %d/65534", rep.Listener, s.PID, s.UID, rep.PID)

@@ -21,7 +21,7 @@ func TestRecordingRoundTrip(t *testing.T) {
 			t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 			want := []*Snapshot{
 				{Time: t0, Hostname: "h", Processes: map[int32]*Process{42: {PID: 42, PPID: 1, Name: "ncat", Cmdline: []string{"ncat", "x"}, StartTime: t0}},
-					Sockets: []Socket{{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: netip.MustParseAddrPort("10.0.0.2:40000"),
+					Sockets: []Socket{{Proto: ProtoTCP, Family: 4, State: StateEstablished, Local: netip.MustParseAddrPort("10.0.0.2:40000"),
 						Remote: netip.MustParseAddrPort("198.51.100.10:4444"), PID: 42, Inode: 7, BytesAcked: 100, FirstSeen: t0}},
 					Nameservers: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
 				{Time: t0.Add(2 * time.Second), Processes: map[int32]*Process{}},

@@ -20,13 +20,13 @@ import (
 // Socket is one TCP or UDP socket as seen by a poll or a destroy notification.
 type Socket struct {
 	// The fields are ordered so that the struct packs without padding
-	// (176 bytes): the collector holds two lists of them (the tracker
-	// points into the latest).
-	Proto     string         `json:"proto"`               // "tcp" or "udp"
+	// (144 bytes; protocol and state are one byte each): the collector
+	// holds two lists of them (the tracker points into the latest).
+	Proto     Proto          `json:"proto"`               // tcp or udp
 	Family    uint8          `json:"family"`              // 4 or 6
 	Destroyed bool           `json:"destroyed,omitempty"` // delivered by a socket-destroy notification
+	State     State          `json:"state"`               // ESTABLISHED, LISTEN, SYN_SENT, SYN_RECV, TIME_WAIT, CLOSE ...; UNCONN for unconnected UDP
 	UID       uint32         `json:"uid"`
-	State     string         `json:"state"` // ESTABLISHED, LISTEN, SYN_SENT, SYN_RECV, TIME_WAIT, CLOSE ... ("" for UDP unconnected is "UNCONN")
 	Local     netip.AddrPort `json:"local"`
 	Remote    netip.AddrPort `json:"remote"`
 	Inode     uint64         `json:"inode,omitempty"`

@@ -97,7 +97,7 @@ func (d *sockDiag) Dump(dst []Socket) ([]Socket, error) {
 		var err error
 		dst, err = d.dumpOne(dst, t.family, t.proto, t.ext, false)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("sock_diag: dump %s family %d: %w", protoName(t.proto), t.family, err))
+			errs = append(errs, fmt.Errorf("sock_diag: dump %s family %d: %w", protoOf(t.proto), t.family, err))
 		}
 	}
 	return dst, errors.Join(errs...)

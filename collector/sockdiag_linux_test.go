@@ -71,7 +71,7 @@ func ap(a net.Addr) netip.AddrPort { return a.(interface{ AddrPort() netip.AddrP
 func findSock(socks []Socket, proto string, local, remote netip.AddrPort) *Socket {
 	for i := range socks {
 		s := &socks[i]
-		if s.Proto == proto && s.Local == local && (!remote.IsValid() && s.State != "TIME_WAIT" || s.Remote == remote) {
+		if s.Proto.String() == proto && s.Local == local && (!remote.IsValid() && s.State != StateTimeWait || s.Remote == remote) {
 			return s
 		}
 	}
@@ -102,7 +102,7 @@ func TestSockDiagDumpFindsLoopbackSocketsWithCounters(t *testing.T) {
 			}
 			lnAddr := ap(p.ln.Addr())
 			l := findSock(socks, "tcp", lnAddr, netip.AddrPort{})
-			if l == nil || l.State != "LISTEN" {
+			if l == nil || l.State != StateListen {
 				t.Fatalf("listener %s not found as LISTEN: %+v", lnAddr, l)
 			}
 			cli := findSock(socks, "tcp", ap(p.client.LocalAddr()), ap(p.client.RemoteAddr()))
@@ -122,7 +122,7 @@ func TestSockDiagDumpFindsLoopbackSocketsWithCounters(t *testing.T) {
 					t.Errorf("socket %s family %d, want %d", s.Local, s.Family, wantFam)
 				}
 			}
-			if cli.State != "ESTABLISHED" || srv.State != "ESTABLISHED" {
+			if cli.State != StateEstablished || srv.State != StateEstablished {
 				t.Errorf("states client %q server %q, want ESTABLISHED", cli.State, srv.State)
 			}
 			// tcpi_bytes_acked counts the SYN as one acknowledged byte.
@@ -182,7 +182,7 @@ func TestSockDiagDumpTimeWaitAndUDP(t *testing.T) {
 			t.Fatalf("Dump: %v", err)
 		}
 		tw = findSock(socks, "tcp", cliLocal, cliRemote)
-		if tw != nil && tw.State != "TIME_WAIT" {
+		if tw != nil && tw.State != StateTimeWait {
 			tw = nil
 		}
 		if tw == nil {
@@ -196,11 +196,11 @@ func TestSockDiagDumpTimeWaitAndUDP(t *testing.T) {
 		t.Errorf("TIME_WAIT inode %d, want 0", tw.Inode)
 	}
 	u := findSock(socks, "udp", ap(uc.LocalAddr()), netip.AddrPort{})
-	if u == nil || u.State != "UNCONN" || u.Inode == 0 {
+	if u == nil || u.State != StateUnconn || u.Inode == 0 {
 		t.Errorf("unconnected UDP socket %s: %+v", uc.LocalAddr(), u)
 	}
 	u6 := findSock(socks, "udp", ap(uc6.LocalAddr()), ap(uc6.RemoteAddr()))
-	if u6 == nil || u6.State != "ESTABLISHED" || u6.Family != 6 {
+	if u6 == nil || u6.State != StateEstablished || u6.Family != 6 {
 		t.Errorf("connected UDP6 socket %s: %+v", uc6.LocalAddr(), u6)
 	}
 }
@@ -256,7 +256,7 @@ func TestSockDiagTCPCompatMatchesPerFamilyDumps(t *testing.T) {
 		for _, s := range socks {
 			// A TIME_WAIT socket of an earlier connection may share a
 			// local port with ours (the ephemeral range is reused).
-			if s.Proto == "tcp" && ours[s.Local] && s.State != "TIME_WAIT" {
+			if s.Proto == ProtoTCP && ours[s.Local] && s.State != StateTimeWait {
 				m[s.Cookie] = s
 			}
 		}
@@ -385,10 +385,10 @@ func TestRecordNetlinkFixtures(t *testing.T) {
 		kept := keepMessages(buf[:n], ports)
 		socks, _, _ := parseDiagMessages(kept, 0, 0, true, nil)
 		for _, s := range socks {
-			if s.Proto == "tcp" && s.Local.String() == sc.Client6 && len(tcpRaw) == 0 {
+			if s.Proto == ProtoTCP && s.Local.String() == sc.Client6 && len(tcpRaw) == 0 {
 				tcpRaw = kept
 			}
-			if s.Proto == "udp" && s.Local.String() == sc.UDP6Local && len(udpRaw) == 0 {
+			if s.Proto == ProtoUDP && s.Local.String() == sc.UDP6Local && len(udpRaw) == 0 {
 				udpRaw = kept
 			}
 		}

@@ -76,47 +76,47 @@ var (
 )
 
 // tcpStates maps the kernel's TCP state numbers (include/net/tcp_states.h) to
-// the names used in Socket.State. NEW_SYN_RECV (12) is reported by the kernel
-// as SYN_RECV already; it is mapped for safety.
-var tcpStates = [...]string{
-	0:  "UNKNOWN",
-	1:  "ESTABLISHED",
-	2:  "SYN_SENT",
-	3:  "SYN_RECV",
-	4:  "FIN_WAIT1",
-	5:  "FIN_WAIT2",
-	6:  "TIME_WAIT",
-	7:  "CLOSE",
-	8:  "CLOSE_WAIT",
-	9:  "LAST_ACK",
-	10: "LISTEN",
-	11: "CLOSING",
-	12: "SYN_RECV",
+// Socket.State. NEW_SYN_RECV (12) is reported by the kernel as SYN_RECV
+// already; it is mapped for safety.
+var tcpStates = [...]State{
+	0:  StateUnknown,
+	1:  StateEstablished,
+	2:  StateSynSent,
+	3:  StateSynRecv,
+	4:  StateFinWait1,
+	5:  StateFinWait2,
+	6:  StateTimeWait,
+	7:  StateClose,
+	8:  StateCloseWait,
+	9:  StateLastAck,
+	10: StateListen,
+	11: StateClosing,
+	12: StateSynRecv,
 }
 
-// stateName returns Socket.State for a kernel state of protocol proto. UDP
+// stateOf returns Socket.State for a kernel state of protocol proto. UDP
 // sockets are ESTABLISHED when connected and UNCONN otherwise (as ss prints).
-func stateName(proto uint8, st uint8) string {
+func stateOf(proto uint8, st uint8) State {
 	if proto == ipprotoUDP {
 		if st == 1 {
-			return "ESTABLISHED"
+			return StateEstablished
 		}
-		return "UNCONN"
+		return StateUnconn
 	}
 	if int(st) < len(tcpStates) {
 		return tcpStates[st]
 	}
-	return "UNKNOWN"
+	return StateUnknown
 }
 
-func protoName(proto uint8) string {
+func protoOf(proto uint8) Proto {
 	switch proto {
 	case ipprotoTCP:
-		return "tcp"
+		return ProtoTCP
 	case ipprotoUDP:
-		return "udp"
+		return ProtoUDP
 	}
-	return "unknown"
+	return ProtoUnknown
 }
 
 // appendDiagRequest appends a SOCK_DIAG_BY_FAMILY dump request for every
@@ -301,8 +301,8 @@ func parseInetDiagMsg(b []byte, defProto uint8, s *Socket) error {
 		}
 		attrs = attrs[next:]
 	}
-	s.Proto = protoName(proto)
-	s.State = stateName(proto, state)
+	s.Proto = protoOf(proto)
+	s.State = stateOf(proto, state)
 	if proto == ipprotoTCP && info != nil {
 		if len(info) >= tcpiLastDataRecvOff+4 {
 			s.DataIdleMs = min(ne.Uint32(info[tcpiLastDataSentOff:]), ne.Uint32(info[tcpiLastDataRecvOff:]))

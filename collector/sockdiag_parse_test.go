@@ -57,7 +57,7 @@ func parseFixture(t *testing.T, name string, proto uint8, destroyed bool) []Sock
 
 func sockAt(socks []Socket, local string, state string) *Socket {
 	for i := range socks {
-		if socks[i].Local.String() == local && (state == "" || socks[i].State == state) {
+		if socks[i].Local.String() == local && (state == "" || socks[i].State.String() == state) {
 			return &socks[i]
 		}
 	}
@@ -75,11 +75,11 @@ func TestParseTCP4DumpFixture(t *testing.T) {
 		t.Fatalf("listener %v client %v server %v time-wait %v", l, c, s, tw)
 	}
 	for _, x := range []*Socket{l, c, s, tw} {
-		if x.Proto != "tcp" || x.Family != 4 || x.Cookie == 0 {
+		if x.Proto != ProtoTCP || x.Family != 4 || x.Cookie == 0 {
 			t.Errorf("%s: proto %q family %d cookie %d", x.Local, x.Proto, x.Family, x.Cookie)
 		}
 	}
-	if c.State != "ESTABLISHED" || c.Remote.String() != sc.Listener4 || s.Remote.String() != sc.Client4 {
+	if c.State != StateEstablished || c.Remote.String() != sc.Listener4 || s.Remote.String() != sc.Client4 {
 		t.Errorf("client %s→%s %s, server %s→%s", c.Local, c.Remote, c.State, s.Local, s.Remote)
 	}
 	if c.BytesSent != sc.Bytes4 || c.BytesAcked != sc.Bytes4+1 || s.BytesReceived != sc.Bytes4 {
@@ -88,7 +88,7 @@ func TestParseTCP4DumpFixture(t *testing.T) {
 	if l.Inode == 0 || c.Inode == 0 || l.Inode == c.Inode {
 		t.Errorf("inodes listener %d client %d", l.Inode, c.Inode)
 	}
-	if tw.State != "TIME_WAIT" || tw.Inode != 0 || tw.Remote.String() != sc.TimeWaitRemote || tw.BytesAcked != 0 {
+	if tw.State != StateTimeWait || tw.Inode != 0 || tw.Remote.String() != sc.TimeWaitRemote || tw.BytesAcked != 0 {
 		t.Errorf("time-wait socket %+v", *tw)
 	}
 }
@@ -101,7 +101,7 @@ func TestParseTCP6AndUDPFixtures(t *testing.T) {
 		t.Errorf("v6 client %+v, want %d bytes sent to ::1", c, sc.Bytes6)
 	}
 	u4 := parseFixture(t, "udp4_dump.bin", ipprotoUDP, false)
-	if u := sockAt(u4, sc.UDP4, "UNCONN"); u == nil || u.Proto != "udp" || u.Remote.Port() != 0 || u.BytesSent != 0 {
+	if u := sockAt(u4, sc.UDP4, "UNCONN"); u == nil || u.Proto != ProtoUDP || u.Remote.Port() != 0 || u.BytesSent != 0 {
 		t.Errorf("unconnected UDP %s: %+v", sc.UDP4, u)
 	}
 	u6 := parseFixture(t, "udp6_dump.bin", ipprotoUDP, false)
@@ -115,14 +115,14 @@ func TestParseDestroyFixtures(t *testing.T) {
 	// The protocol comes from the INET_DIAG_PROTOCOL attribute, not the caller.
 	tcp := parseFixture(t, "destroy_tcp6.bin", 0, true)
 	c := sockAt(tcp, sc.Client6, "")
-	if c == nil || c.Proto != "tcp" || !c.Destroyed || c.Inode != 0 || c.Cookie == 0 {
+	if c == nil || c.Proto != ProtoTCP || !c.Destroyed || c.Inode != 0 || c.Cookie == 0 {
 		t.Fatalf("destroyed TCP client %+v", c)
 	}
 	if c.BytesSent != sc.Bytes6 || c.Remote.String() != sc.Server6 {
 		t.Errorf("destroyed client sent %d to %s, want %d to %s", c.BytesSent, c.Remote, sc.Bytes6, sc.Server6)
 	}
 	udp := parseFixture(t, "destroy_udp6.bin", 0, true)
-	if u := sockAt(udp, sc.UDP6Local, ""); u == nil || u.Proto != "udp" || !u.Destroyed {
+	if u := sockAt(udp, sc.UDP6Local, ""); u == nil || u.Proto != ProtoUDP || !u.Destroyed {
 		t.Errorf("destroyed UDP %+v", u)
 	}
 }
@@ -243,10 +243,10 @@ func TestParseTCPCompatReply(t *testing.T) {
 	if err != nil || !res.Done || res.Messages != 2 || len(socks) != 2 {
 		t.Fatalf("err %v done %v messages %d sockets %d", err, res.Done, res.Messages, len(socks))
 	}
-	if s := socks[0]; s.Proto != "tcp" || s.Family != 4 || s.State != "ESTABLISHED" || s.Local.Addr().String() != "127.0.0.1" {
+	if s := socks[0]; s.Proto != ProtoTCP || s.Family != 4 || s.State != StateEstablished || s.Local.Addr().String() != "127.0.0.1" {
 		t.Errorf("v4 socket %+v", s)
 	}
-	if s := socks[1]; s.Proto != "tcp" || s.Family != 6 || s.State != "LISTEN" || s.Local.Addr().String() != "::1" {
+	if s := socks[1]; s.Proto != ProtoTCP || s.Family != 6 || s.State != StateListen || s.Local.Addr().String() != "::1" {
 		t.Errorf("v6 socket %+v", s)
 	}
 	if n, err := countDiagMessages(buf, 3); err != nil || n.Messages != 2 || !n.Done {
@@ -272,7 +272,7 @@ func FuzzParseDiagMessages(f *testing.F) {
 			if s.Family != 4 && s.Family != 6 {
 				t.Fatalf("family %d", s.Family)
 			}
-			if s.State == "" || s.Proto == "" {
+			if s.State == StateNone || s.Proto == ProtoNone {
 				t.Fatalf("empty state/proto: %+v", s)
 			}
 		}

@@ -39,7 +39,7 @@ func collect(t *testing.T, src Source) *Snapshot {
 
 func findIn(socks []Socket, local, remote netip.AddrPort) *Socket {
 	for i := range socks {
-		if socks[i].Proto == "tcp" && socks[i].Local == local && socks[i].Remote == remote {
+		if socks[i].Proto == ProtoTCP && socks[i].Local == local && socks[i].Remote == remote {
 			return &socks[i]
 		}
 	}
@@ -197,7 +197,7 @@ func TestSourceTimeWaitListingKeepsItsOwner(t *testing.T) {
 	p.serv.Close()
 	var tw *Socket
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if s := findIn(collect(t, src).Sockets, cliL, cliR); s != nil && s.State == "TIME_WAIT" {
+		if s := findIn(collect(t, src).Sockets, cliL, cliR); s != nil && s.State == StateTimeWait {
 			tw = s
 			break
 		}
@@ -290,7 +290,7 @@ func TestSourceRecycleReusesSocketMemory(t *testing.T) {
 
 func findListener(socks []Socket, ap netip.AddrPort) *Socket {
 	for i := range socks {
-		if socks[i].Proto == "tcp" && socks[i].State == "LISTEN" && socks[i].Local == ap {
+		if socks[i].Proto == ProtoTCP && socks[i].State == StateListen && socks[i].Local == ap {
 			return &socks[i]
 		}
 	}

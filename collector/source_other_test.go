@@ -45,7 +45,7 @@ func TestPortableSourceSeesOwnListener(t *testing.T) {
 	}
 	found := false
 	for _, s := range snap.Sockets {
-		if s.Proto == "tcp" && s.State == "LISTEN" && s.Local.Port() == port {
+		if s.Proto == ProtoTCP && s.State == StateListen && s.Local.Port() == port {
 			found = true
 			if s.PID != 0 && s.PID != int32(os.Getpid()) {
 				t.Errorf("listener attributed to pid %d", s.PID)

@@ -80,7 +80,7 @@ const closedLinger = 2
 const destroyGrace = 750 * time.Millisecond
 
 type tupleKey struct {
-	proto         string
+	proto         Proto
 	local, remote netip.AddrPort
 }
 
@@ -205,7 +205,7 @@ func (e *trackEntry) closedView() Socket {
 	return s
 }
 
-func isEndState(st string) bool { return st == "TIME_WAIT" || st == "CLOSE" }
+func isEndState(st State) bool { return st == StateTimeWait || st == StateClose }
 
 // Update takes this poll's sockets (their FirstSeen is set here) and the
 // sockets destroyed since the last poll, and returns the sockets opened and
@@ -356,7 +356,7 @@ func (t *tracker) UpdateSame(now time.Time, socks []Socket, destroyed []Socket, 
 				if t.gen-max(e.closedGen, e.seenGen) >= closedLinger {
 					t.remove(e)
 				}
-			case e.sock.State == "SYN_RECV" && t.handover(e, socks, &opHidden):
+			case e.sock.State == StateSynRecv && t.handover(e, socks, &opHidden):
 				t.remove(e)
 			case !destroyActive || waited(e):
 				endNow(e)

@@ -13,7 +13,7 @@ func poll(i int) time.Time { return t0.Add(time.Duration(i) * 2 * time.Second) }
 
 func tcpSock(cookie uint64, lport, rport uint16, state string) Socket {
 	return Socket{
-		Proto: "tcp", Family: 4, State: state, Cookie: cookie,
+		Proto: ProtoTCP, Family: 4, State: mustState(state), Cookie: cookie,
 		Local:  netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), lport),
 		Remote: netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), rport),
 	}
@@ -27,12 +27,12 @@ func est(cookie uint64, pid int32, acked uint64) Socket {
 
 // timeWait is how a connection's cookie is listed after an active close.
 func timeWait(s Socket) Socket {
-	s.State, s.PID, s.Inode, s.UID, s.BytesAcked, s.BytesSent, s.BytesReceived = "TIME_WAIT", 0, 0, 0, 0, 0, 0
+	s.State, s.PID, s.Inode, s.UID, s.BytesAcked, s.BytesSent, s.BytesReceived = StateTimeWait, 0, 0, 0, 0, 0, 0
 	return s
 }
 
 func destroyedOf(s Socket, acked uint64) Socket {
-	s.State, s.PID, s.Inode, s.UID, s.Destroyed = "CLOSE", 0, 0, 0, true
+	s.State, s.PID, s.Inode, s.UID, s.Destroyed = StateClose, 0, 0, 0, true
 	s.BytesAcked, s.BytesSent = acked, acked
 	return s
 }
@@ -72,7 +72,7 @@ func TestTrackerTimeWaitClosesOnceWithLastKnownPIDAndCounters(t *testing.T) {
 		t.Fatalf("move to TIME_WAIT: opened %v closed %v", cookies(op), cookies(cl))
 	}
 	got := cl[0]
-	if got.PID != 42 || got.BytesAcked != 5000 || got.Inode != c.Inode || got.State != "TIME_WAIT" || !got.FirstSeen.Equal(poll(0)) {
+	if got.PID != 42 || got.BytesAcked != 5000 || got.Inode != c.Inode || got.State != StateTimeWait || !got.FirstSeen.Equal(poll(0)) {
 		t.Errorf("closed socket %+v: want PID 42, 5000 bytes, inode %d, first seen at poll 0", got, c.Inode)
 	}
 	for i := 2; i < 6; i++ { // still in TIME_WAIT, then gone
@@ -135,13 +135,13 @@ func TestTrackerDestroyOnlyAndSamePollDestroy(t *testing.T) {
 	tr.Update(poll(0), []Socket{live}, nil, true)
 	// 3 is listed and destroyed after the dump; 4 lived between polls.
 	short := destroyedOf(est(4, 0, 0), 64)
-	short.Proto = "udp"
+	short.Proto = ProtoUDP
 	op, cl := tr.Update(poll(1), []Socket{est(3, 9, 150)}, []Socket{destroyedOf(live, 160), short}, true)
 	if len(op) != 0 || len(cl) != 2 {
 		t.Fatalf("opened %v closed %v", cookies(op), cookies(cl))
 	}
 	for _, s := range cl {
-		if s.Cookie == 4 && (!s.FirstSeen.Equal(poll(1)) || !s.Destroyed || s.PID != 0 || s.Proto != "udp") {
+		if s.Cookie == 4 && (!s.FirstSeen.Equal(poll(1)) || !s.Destroyed || s.PID != 0 || s.Proto != ProtoUDP) {
 			t.Errorf("destroy-only socket %+v", s)
 		}
 		if s.Cookie == 3 && (s.BytesAcked != 160 || s.PID != 9) {
@@ -274,7 +274,7 @@ func TestTrackerListingKeepsOwnerThroughTimeWaitAndDestroy(t *testing.T) {
 		_, cl := tr.Update(poll(i), list, destroyed, true)
 		closed = append(closed, cl...)
 		got := list[0]
-		if got.PID != 13 || got.Inode != c.Inode || got.UID != 1001 || got.State != "TIME_WAIT" {
+		if got.PID != 13 || got.Inode != c.Inode || got.UID != 1001 || got.State != StateTimeWait {
 			t.Errorf("poll %d: TIME_WAIT listing pid %d inode %d uid %d state %s, want pid 13 inode %d uid 1001",
 				i, got.PID, got.Inode, got.UID, got.State, c.Inode)
 		}
@@ -380,8 +380,8 @@ func sameCookies(a, b []uint64) bool {
 // entry per socket, so at 100,000 sockets every 16 bytes of a Socket is
 // 3.2 MB of peak RSS (issue 11: 40 MB at 10,000 connections, 120 MB at 50,000).
 func TestSocketMemoryPerConnection(t *testing.T) {
-	if n := unsafe.Sizeof(Socket{}); n > 176 {
-		t.Errorf("collector.Socket is %d bytes, want at most 176 (check field order for padding)", n)
+	if n := unsafe.Sizeof(Socket{}); n > 144 {
+		t.Errorf("collector.Socket is %d bytes, want at most 144 (check field order for padding)", n)
 	}
 	// 64 is a Go allocation size class: one byte more costs 80. An entry
 	// points at its socket instead of copying it.
@@ -414,7 +414,7 @@ func TestTrackerSurvivesReuseOfEarlierLists(t *testing.T) {
 	}
 	_, cl = tr.Update(poll(2), append(lists[0][:0], est(1, 0, 170)), nil, true)
 	if len(cl) != 1 || cl[0].Cookie != 2 || cl[0].PID != 20 || cl[0].BytesAcked != 200 ||
-		cl[0].State != "ESTABLISHED" || cl[0].Local.Port() != 40002 || !cl[0].FirstSeen.Equal(poll(0)) {
+		cl[0].State != StateEstablished || cl[0].Local.Port() != 40002 || !cl[0].FirstSeen.Equal(poll(0)) {
 		t.Fatalf("poll 2 closed %+v, want cookie 2 as poll 0 listed it", cl)
 	}
 	if s := lists[0][0]; s.PID != 10 || !s.FirstSeen.Equal(poll(0)) {
@@ -471,4 +471,13 @@ func TestTrackerSameAsOnlyForUnchangedSockets(t *testing.T) {
 	eq(same(poll(6), []Socket{timeWait(est(1, 0, 0)), est(4, 11, 1)}, nil), -1, 0)
 	// A socket listed twice in one dump: the second listing is never the same.
 	eq(same(poll(7), []Socket{est(4, 11, 1), est(4, 11, 1)}, nil), 1, -1)
+}
+
+// mustState is the State named s; a name it does not know fails loudly.
+func mustState(s string) State {
+	st, ok := ParseState(s)
+	if !ok {
+		panic("unknown socket state " + s)
+	}
+	return st
 }

@@ -246,19 +246,19 @@ func (d *beacon) eligible(snap *collector.Snapshot, env *Env, s *collector.Socke
 // keyFor is eligible's part that reads the owner: the series key of s (to
 // ra, its remote address), false when the owner is excluded.
 func (d *beacon) keyFor(snap *collector.Snapshot, env *Env, s *collector.Socket, ra netip.Addr) (beaconKey, bool) {
-	dst := beaconKey{proto: s.Proto, dst: netip.AddrPortFrom(ra, s.Remote.Port())}
+	dst := beaconKey{proto: s.Proto.String(), dst: netip.AddrPortFrom(ra, s.Remote.Port())}
 	proc := d.entity(snap, env, s, dst)
 	if d.exclProc[proc] {
 		return beaconKey{}, false
 	}
-	return beaconKey{proc: proc, proto: s.Proto, dst: dst.dst}, true
+	return beaconKey{proc: proc, proto: s.Proto.String(), dst: dst.dst}, true
 }
 
 // eligibleDst is eligible's part that reads only the socket, the
 // configuration and the listeners: a socket it rejects stays rejected while
 // it is listed unchanged (quiet.go).
 func (d *beacon) eligibleDst(snap *collector.Snapshot, env *Env, s *collector.Socket) (netip.Addr, string, bool) {
-	if !s.Remote.IsValid() || IsListener(s) || (s.Proto != "tcp" && s.Proto != "udp") {
+	if !s.Remote.IsValid() || IsListener(s) || (s.Proto != collector.ProtoTCP && s.Proto != collector.ProtoUDP) {
 		return netip.Addr{}, "", false
 	}
 	// The address test before Direction: it rejects loopback and home_net
@@ -321,7 +321,7 @@ func (d *beacon) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		// A connection entering TIME_WAIT is destroyed and replaced by a
 		// timewait socket with a new cookie: the same 4-tuple is the same
 		// connection, not a second one.
-		tuple := s.Proto + "|" + s.Local.String() + "|" + s.Remote.String()
+		tuple := s.Proto.String() + "|" + s.Local.String() + "|" + s.Remote.String()
 		if _, seen := d.seen.Get(tuple); seen {
 			dup = true
 		}
@@ -411,7 +411,7 @@ func (d *beacon) followStreams(snap *collector.Snapshot, env *Env, first bool, p
 	// Quiet (true): not an established TCP connection, or not one the
 	// rule follows whoever owns it.
 	env.visitSockets(snap, quietBeacon, func(s *collector.Socket) bool {
-		if s.Proto != "tcp" || s.State != "ESTABLISHED" {
+		if s.Proto != collector.ProtoTCP || s.State != collector.StateEstablished {
 			return true
 		}
 		ra, dir, ok := d.eligibleDst(snap, env, s)

@@ -67,10 +67,10 @@ func beaconFeed(t *testing.T, d *beacon, conns []beaconConn, pid int32, dst stri
 		bldProc(s, pid, 1, "implant")
 		for ; i < len(conns) && !conns[i].start.Add(100*time.Millisecond).After(p); i++ {
 			c := conns[i]
-			sock := collector.Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: bldAP(fmt.Sprintf("10.0.0.5:%d", 30000+i%30000)),
+			sock := collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, Local: bldAP(fmt.Sprintf("10.0.0.5:%d", 30000+i%30000)),
 				Remote: bldAP(dst), PID: pid, Cookie: uint64(i + 1), BytesAcked: c.bytes}
 			if c.exact {
-				sock.State, sock.Destroyed = "CLOSE", true
+				sock.State, sock.Destroyed = collector.StateClose, true
 				sock.FirstSeen = c.start.Add(100 * time.Millisecond)
 				s.Closed = append(s.Closed, sock)
 			} else {
@@ -319,7 +319,7 @@ func TestBeaconExclusionsAndBoundedMemory(t *testing.T) {
 		s := bldSnap(bldT0.Add(time.Hour + time.Duration(i)*2*time.Second))
 		for j := 0; j < 1000; j++ {
 			n := i*1000 + j
-			s.Opened = append(s.Opened, collector.Socket{Proto: "tcp", State: "ESTABLISHED", Local: bldAP("10.0.0.5:40000"), Cookie: uint64(n + 1),
+			s.Opened = append(s.Opened, collector.Socket{Proto: collector.ProtoTCP, State: collector.StateEstablished, Local: bldAP("10.0.0.5:40000"), Cookie: uint64(n + 1),
 				Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(n >> 16), byte(n >> 8), byte(n)}), 443), PID: 3})
 		}
 		d.Detect(s, env)
@@ -347,14 +347,14 @@ func TestBeaconOwnerlessConnectionsJoinTheOwnersSeries(t *testing.T) {
 				start := t0.Add(time.Duration(i) * 3 * time.Second)
 				s := bldSnap(start.Add(time.Second))
 				bldProc(s, 42, 1, "curl")
-				sock := collector.Socket{Proto: "tcp", Family: 4, Local: bldAP(fmt.Sprintf("10.0.0.5:%d", 40000+i)),
+				sock := collector.Socket{Proto: collector.ProtoTCP, Family: 4, Local: bldAP(fmt.Sprintf("10.0.0.5:%d", 40000+i)),
 					Remote: bldAP("198.51.100.7:443"), Cookie: uint64(i + 1), BytesAcked: 700}
 				if i == knownAt {
-					sock.State, sock.PID, sock.FirstSeen = "ESTABLISHED", 42, s.Time
+					sock.State, sock.PID, sock.FirstSeen = collector.StateEstablished, 42, s.Time
 					s.Opened = append(s.Opened, sock)
 					s.Sockets = append(s.Sockets, sock)
 				} else {
-					sock.State, sock.Destroyed, sock.FirstSeen = "CLOSE", true, start.Add(20*time.Millisecond)
+					sock.State, sock.Destroyed, sock.FirstSeen = collector.StateClose, true, start.Add(20*time.Millisecond)
 					s.Closed = append(s.Closed, sock)
 				}
 				got := d.Detect(s, env)
@@ -392,7 +392,7 @@ func TestBeaconHeartbeatOverOneConnection(t *testing.T) {
 			}
 			s := bldSnap(bldT0.Add(time.Duration(poll) * beaconPoll))
 			bldProc(s, 31, 1, "implant")
-			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: bldAP("10.0.0.5:41000"),
+			s.Sockets = append(s.Sockets, collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, Local: bldAP("10.0.0.5:41000"),
 				Remote: bldAP("203.0.113.9:8443"), PID: 31, Inode: 99, Cookie: 5, BytesAcked: 300 + total, BytesReceived: 200 + total/2})
 			alerts = append(alerts, d.Detect(s, env)...)
 		}
@@ -446,7 +446,7 @@ func TestBeaconHeartbeatOverOneConnection(t *testing.T) {
 				}
 				s := bldSnap(now)
 				bldProc(s, 31, 1, "implant")
-				sock := collector.Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: bldAP("10.0.0.5:41000"),
+				sock := collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, Local: bldAP("10.0.0.5:41000"),
 					Remote: bldAP("203.0.113.9:8443"), PID: 31, Inode: 99, Cookie: 5, BytesAcked: 300 + total, BytesReceived: 200}
 				if !last.IsZero() {
 					sock.DataIdleMs = uint32(now.Sub(last).Milliseconds())
@@ -484,7 +484,7 @@ func TestBeaconExitedProcessesJoinTheOwnersSeries(t *testing.T) {
 		if i == 0 {
 			bldProc(s, pid, 1, "curl") // later PIDs: the process is gone
 		}
-		sock := collector.Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: bldAP(fmt.Sprintf("10.0.0.5:%d", 40000+i)),
+		sock := collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, Local: bldAP(fmt.Sprintf("10.0.0.5:%d", 40000+i)),
 			Remote: bldAP("198.51.100.7:443"), PID: pid, Inode: uint64(500 + i), Cookie: uint64(i + 1), FirstSeen: s.Time.Add(-time.Second)}
 		s.Opened = append(s.Opened, sock)
 		s.Sockets = append(s.Sockets, sock)

@@ -109,9 +109,9 @@ func steadySnapshots(conns, polls int, proxy bool) []*collector.Snapshot {
 		port := uint16(10000 + i%50000)
 		pid := int32(9000 + i%holders)
 		c := conn{
-			client: collector.Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: netip.AddrPortFrom(lo, port),
+			client: collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, Local: netip.AddrPortFrom(lo, port),
 				Remote: netip.AddrPortFrom(lo, 8080), Inode: 1e6 + 2*cookie, Cookie: cookie, PID: pid, FirstSeen: t0},
-			server: collector.Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: netip.AddrPortFrom(lo, 8080),
+			server: collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, Local: netip.AddrPortFrom(lo, 8080),
 				Remote: netip.AddrPortFrom(lo, port), Inode: 1e6 + 2*cookie + 1, Cookie: cookie + 1, PID: pid, FirstSeen: t0},
 		}
 		if proxy {
@@ -131,15 +131,15 @@ func steadySnapshots(conns, polls int, proxy bool) []*collector.Snapshot {
 	const external = 300
 	ext := make([]collector.Socket, external)
 	for i := range ext {
-		ext[i] = collector.Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED", Local: netip.AddrPortFrom(lan, uint16(40000+i)),
+		ext[i] = collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, Local: netip.AddrPortFrom(lan, uint16(40000+i)),
 			Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i % 250)}), 443), Inode: 5e6 + uint64(i),
 			Cookie: 1e9 + uint64(i), PID: 9100, UID: 33, FirstSeen: t0}
 	}
-	listener := collector.Socket{Proto: "tcp", Family: 4, State: "LISTEN", Local: netip.AddrPortFrom(lo, 8080), Inode: 999, Cookie: 999, PID: 9000}
+	listener := collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateListen, Local: netip.AddrPortFrom(lo, 8080), Inode: 999, Cookie: 999, PID: 9000}
 	if proxy {
 		listener.Local = netip.AddrPortFrom(netip.IPv4Unspecified(), 443)
 	}
-	sshL := collector.Socket{Proto: "tcp", Family: 4, State: "LISTEN", Local: netip.AddrPortFrom(netip.IPv4Unspecified(), 22), Inode: 998, Cookie: 998, PID: 2}
+	sshL := collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateListen, Local: netip.AddrPortFrom(netip.IPv4Unspecified(), 22), Inode: 998, Cookie: 998, PID: 2}
 
 	churn := conns / 200
 	var snaps []*collector.Snapshot

@@ -203,7 +203,7 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		ra := s.Remote.Addr().Unmap()
 		name := procName(snap, env, s.PID)
 		pkey := OwnerKey(snap, env, s)
-		isDNS := port == 53 || (port == 853 && s.Proto == "tcp")
+		isDNS := port == 53 || (port == 853 && s.Proto == collector.ProtoTCP)
 		if isDNS && fresh {
 			st := d.rates.Touch(pkey, now, nil)
 			st.times = append(st.times, now)
@@ -224,7 +224,7 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			proc := ownerContext(snap, env, s, ev)
 			out = append(out, Alert{
 				ThreatType: ThreatSuspiciousDNS, Technique: "T1071.004", Severity: sev, Message: msg,
-				Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: netip.AddrPortFrom(ra, port),
+				Transport: s.Proto.String(), Direction: Direction(snap, env, s), Source: s.Local, Dest: netip.AddrPortFrom(ra, port),
 				Process: proc, Evidence: ev,
 				Recommendation: Recommendation(ThreatSuspiciousDNS), Entity: entity,
 			})
@@ -233,10 +233,10 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		case port == 53 && !configured[ra] && !d.extra[ra] && !isResolver(s, name):
 			mk("unconfigured", fmt.Sprintf("DNS to %s, a server not in the resolver configuration, by %s", ra, pkey), SeverityMedium,
 				map[string]any{"server": ra.String(), "configured_nameservers": addrStrings(snap.Nameservers), "port": port})
-		case port == 853 && s.Proto == "tcp" && !isResolver(s, name):
+		case port == 853 && s.Proto == collector.ProtoTCP && !isResolver(s, name):
 			mk("dot", fmt.Sprintf("DNS over TLS to %s by %s (bypasses the configured resolvers)", ra, pkey), SeverityMedium,
 				map[string]any{"server": ra.String(), "port": port})
-		case d.dohPorts.Has(port) && s.Proto == "tcp" && d.doh[ra] && !d.browsers[name] && !isResolver(s, name):
+		case d.dohPorts.Has(port) && s.Proto == collector.ProtoTCP && d.doh[ra] && !d.browsers[name] && !isResolver(s, name):
 			sev := SeverityMedium
 			if name == "" {
 				if browserUID[s.UID] {
@@ -258,10 +258,10 @@ func (d *suspiciousDNS) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return true
 		}
 		port := s.Remote.Port()
-		if port == 53 || (port == 853 && s.Proto == "tcp") {
+		if port == 53 || (port == 853 && s.Proto == collector.ProtoTCP) {
 			_, dup := d.seen.Upsert(connIDOf(s), now)
 			check(s, !dup)
-		} else if s.Proto == "tcp" && d.dohPorts.Has(port) && d.doh[s.Remote.Addr().Unmap()] {
+		} else if s.Proto == collector.ProtoTCP && d.dohPorts.Has(port) && d.doh[s.Remote.Addr().Unmap()] {
 			check(s, false)
 		} else {
 			return true

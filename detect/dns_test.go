@@ -10,7 +10,7 @@ import (
 )
 
 func dnsUDP(local, remote string, pid int32) collector.Socket {
-	return collector.Socket{Proto: "udp", Family: 4, State: "ESTABLISHED", Local: bldAP(local), Remote: bldAP(remote), PID: pid}
+	return collector.Socket{Proto: collector.ProtoUDP, Family: 4, State: collector.StateEstablished, Local: bldAP(local), Remote: bldAP(remote), PID: pid}
 }
 
 func dnsSnap(i int, socks ...collector.Socket) *collector.Snapshot {
@@ -100,7 +100,7 @@ func TestSuspiciousDNS(t *testing.T) {
 			name: "browser using DoH and a server's inbound DNS stay silent", steps: 2,
 			snap: func(i int) *collector.Snapshot {
 				s := dnsSnap(i, bldTCP("10.0.0.5:50010", "8.8.8.8:443", "ESTABLISHED", 60),
-					collector.Socket{Proto: "udp", State: "UNCONN", Local: bldAP("0.0.0.0:53"), Remote: bldAP("0.0.0.0:0"), PID: 61},
+					collector.Socket{Proto: collector.ProtoUDP, State: collector.StateUnconn, Local: bldAP("0.0.0.0:53"), Remote: bldAP("0.0.0.0:0"), PID: 61},
 					bldListen("0.0.0.0:53", 61), bldTCP("10.0.0.5:53", "198.51.100.99:40000", "ESTABLISHED", 61))
 				bldProc(s, 60, 1, "firefox")
 				bldProc(s, 61, 1, "named")
@@ -140,7 +140,7 @@ func TestSuspiciousDNSBoundedMemory(t *testing.T) {
 		s := dnsSnap(i)
 		for j := 0; j < 1000; j++ {
 			n := i*1000 + j
-			s.Closed = append(s.Closed, collector.Socket{Proto: "udp", Local: bldAP("10.0.0.5:40000"), Cookie: uint64(n + 1), PID: int32(n + 2),
+			s.Closed = append(s.Closed, collector.Socket{Proto: collector.ProtoUDP, Local: bldAP("10.0.0.5:40000"), Cookie: uint64(n + 1), PID: int32(n + 2),
 				Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 53}), 53)})
 		}
 		d.Detect(s, env)

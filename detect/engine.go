@@ -433,7 +433,7 @@ func (e *Env) Claim(s *collector.Socket, rules ...string) {
 	if e.claims == nil {
 		e.claims = map[string]map[string]struct{}{}
 	}
-	k := tupleKey(s.Proto, s.Local, s.Remote)
+	k := tupleKey(s.Proto.String(), s.Local, s.Remote)
 	for _, r := range rules {
 		m := e.claims[r]
 		if m == nil {

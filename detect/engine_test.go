@@ -246,7 +246,7 @@ func (sockAlerter) Rules() []RuleInfo { return nil }
 func (sockAlerter) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	var out []Alert
 	for _, s := range snap.Sockets {
-		out = append(out, Alert{Transport: s.Proto, Source: s.Local, Dest: s.Remote, Entity: s.Remote.String(), Technique: "T1571"})
+		out = append(out, Alert{Transport: s.Proto.String(), Source: s.Local, Dest: s.Remote, Entity: s.Remote.String(), Technique: "T1571"})
 	}
 	return out
 }

@@ -309,7 +309,7 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	// count returns true when it ignored s for reasons that hold as long as
 	// s is listed unchanged (quiet.go).
 	count := func(s *collector.Socket, closed bool) (quiet bool) {
-		if s.Proto != "tcp" || !s.Remote.IsValid() || IsListener(s) {
+		if s.Proto != collector.ProtoTCP || !s.Remote.IsValid() || IsListener(s) {
 			return true
 		}
 		// Bytes to a loopback peer count nowhere (neither upload nor

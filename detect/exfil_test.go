@@ -39,7 +39,7 @@ func TestExfil(t *testing.T) {
 				bldProc(s, 60, 1, "curl")
 				if i == 1 {
 					c := exfSock("10.0.0.5:40001", "203.0.113.9:80", 60, 9, 120*mb, 500)
-					c.Destroyed, c.State, c.FirstSeen = true, "CLOSE", s.Time
+					c.Destroyed, c.State, c.FirstSeen = true, collector.StateClose, s.Time
 					s.Closed = append(s.Closed, c)
 				}
 				return s
@@ -66,10 +66,10 @@ func TestExfil(t *testing.T) {
 					s.Sockets = append(s.Sockets, exfSock("10.0.0.5:40002", "198.51.100.40:22", 80, 77, 40*mb, 0))
 				case i == 3:
 					tw := exfSock("10.0.0.5:40002", "198.51.100.40:22", 0, 77, 0, 0)
-					tw.State = "TIME_WAIT"
+					tw.State = collector.StateTimeWait
 					s.Sockets = append(s.Sockets, tw)
 					c := exfSock("10.0.0.5:40002", "198.51.100.40:22", 80, 77, 45*mb, 0)
-					c.State, c.Destroyed, c.FirstSeen = "CLOSE", true, bldT0.Add(2*time.Second)
+					c.State, c.Destroyed, c.FirstSeen = collector.StateClose, true, bldT0.Add(2*time.Second)
 					s.Closed = append(s.Closed, c)
 				}
 				return s
@@ -86,7 +86,7 @@ func TestExfil(t *testing.T) {
 				case 1, 2:
 					s.Sockets = append(s.Sockets, c)
 				case 3:
-					c.BytesAcked, c.State, c.Destroyed = 60*mb, "CLOSE", true
+					c.BytesAcked, c.State, c.Destroyed = 60*mb, collector.StateClose, true
 					s.Closed = append(s.Closed, c)
 				}
 				return s
@@ -143,11 +143,11 @@ func TestExfilBoundedMemory(t *testing.T) {
 		s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
 		for j := 0; j < 1000; j++ {
 			n := i*1000 + j
-			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED", Local: bldAP("10.0.0.5:40000"), Cookie: uint64(n + 1),
+			s.Sockets = append(s.Sockets, collector.Socket{Proto: collector.ProtoTCP, State: collector.StateEstablished, Local: bldAP("10.0.0.5:40000"), Cookie: uint64(n + 1),
 				Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(n >> 16), byte(n >> 8), byte(n)}), 443), PID: int32(n), BytesAcked: 1000})
 			// Every user stages 60 MB on an internal host and uploads.
 			for _, dst := range []netip.Addr{netip.AddrFrom4([4]byte{10, 1, byte(n >> 8), byte(n)}), netip.AddrFrom4([4]byte{198, 51, 100, byte(n)})} {
-				s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED", Local: bldAP("10.0.0.5:40001"), Cookie: uint64(1<<40 + n<<1 + int(dst.As4()[0]&1)),
+				s.Sockets = append(s.Sockets, collector.Socket{Proto: collector.ProtoTCP, State: collector.StateEstablished, Local: bldAP("10.0.0.5:40001"), Cookie: uint64(1<<40 + n<<1 + int(dst.As4()[0]&1)),
 					Remote: netip.AddrPortFrom(dst, 22), Inode: 7, UID: uint32(n), BytesAcked: 60_000_000})
 			}
 		}
@@ -170,7 +170,7 @@ func TestExfilRemembersOnlyConnectionsThatMovedBytes(t *testing.T) {
 		s := bldSnap(bldT0.Add(time.Duration(i) * 2 * time.Second))
 		for j := 0; j < 1000; j++ {
 			n := i*1000 + j
-			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED", Local: bldAP("10.0.0.5:40000"), Cookie: uint64(n + 1),
+			s.Sockets = append(s.Sockets, collector.Socket{Proto: collector.ProtoTCP, State: collector.StateEstablished, Local: bldAP("10.0.0.5:40000"), Cookie: uint64(n + 1),
 				Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(n >> 16), byte(n >> 8), byte(n)}), 443), PID: int32(n)})
 		}
 		s.Sockets = append(s.Sockets, exfSock("10.0.0.5:40001", "198.51.100.9:443", 1, 1<<40, uint64(i+1)*1000, 0))
@@ -213,7 +213,7 @@ func TestExfilAcrossDestinations(t *testing.T) {
 				exfProc(s, 50, 50, 1000, "python3")
 				if i > 0 { // each poll one 10 MB connection to the next address, closed by the next poll
 					c := exfUp(fmt.Sprintf("10.0.0.5:%d", 42000+i), fmt.Sprintf("203.0.113.%d:443", 100+i), 50, 1000, uint64(i), 10*mb)
-					c.State, c.Destroyed, c.FirstSeen = "CLOSE", true, s.Time
+					c.State, c.Destroyed, c.FirstSeen = collector.StateClose, true, s.Time
 					s.Closed = append(s.Closed, c)
 				}
 				return s

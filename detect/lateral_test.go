@@ -43,7 +43,7 @@ func TestLateral(t *testing.T) {
 			snap: func(i int) *collector.Snapshot {
 				s := bldSnap(bldT0)
 				for h := 0; h < 4; h++ {
-					s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "SYN_SENT", Local: bldAP(fmt.Sprintf("[fd00::5]:%d", 40000+h)), Remote: bldAP(fmt.Sprintf("[fd00::%d]:3389", h+10)), PID: 9})
+					s.Sockets = append(s.Sockets, collector.Socket{Proto: collector.ProtoTCP, State: collector.StateSynSent, Local: bldAP(fmt.Sprintf("[fd00::5]:%d", 40000+h)), Remote: bldAP(fmt.Sprintf("[fd00::%d]:3389", h+10)), PID: 9})
 				}
 				bldProc(s, 9, 1, "xfreerdp")
 				return s
@@ -127,7 +127,7 @@ func TestLateralBoundedMemory(t *testing.T) {
 		s := bldSnap(bldT0.Add(time.Duration(i) * time.Second))
 		for j := 0; j < 1000; j++ {
 			n := i*1000 + j
-			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED", Local: bldAP("10.0.0.5:40000"),
+			s.Sockets = append(s.Sockets, collector.Socket{Proto: collector.ProtoTCP, State: collector.StateEstablished, Local: bldAP("10.0.0.5:40000"),
 				Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 22), PID: int32(n + 2)})
 		}
 		d.Detect(s, env)
@@ -222,7 +222,7 @@ func TestLateralClientsOnAnyPort(t *testing.T) {
 			snap: func() *collector.Snapshot {
 				s := lateralFanOut(false, "ssh", []string{"ssh", "10.0.0.21", "10.0.0.22", "10.0.0.23"}, "10.0.0.21:2222", "10.0.0.22:2222", "10.0.0.23:2222")
 				for i := range s.Sockets {
-					s.Sockets[i].State, s.Sockets[i].UID, s.Sockets[i].Inode = "TIME_WAIT", 0, 0
+					s.Sockets[i].State, s.Sockets[i].UID, s.Sockets[i].Inode = collector.StateTimeWait, 0, 0
 				}
 				s.Processes[40].UID = 0
 				return s

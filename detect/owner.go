@@ -152,7 +152,7 @@ func InferOwner(snap *collector.Snapshot, env *Env, s *collector.Socket) (int32,
 			return 0, "" // unrelated processes name the peer: ambiguous
 		}
 	}
-	if s.UID == 0 || s.Inode == 0 || s.Destroyed || s.State == "TIME_WAIT" || s.State == "CLOSE" {
+	if s.UID == 0 || s.Inode == 0 || s.Destroyed || s.State == collector.StateTimeWait || s.State == collector.StateClose {
 		return 0, ""
 	}
 	var only *collector.Process

@@ -62,7 +62,7 @@ func TestInferOwnerOnRealProc(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range snap.Sockets {
-			if c := &snap.Sockets[i]; c.Proto == "tcp" && c.Remote == peer && c.PID > 0 {
+			if c := &snap.Sockets[i]; c.Proto == collector.ProtoTCP && c.Remote == peer && c.PID > 0 {
 				s = c
 			}
 		}

@@ -15,7 +15,7 @@ func TestOwnerKey(t *testing.T) {
 	gonePID := collector.Socket{PID: 301, Inode: 2, UID: 1000}
 	unreadable := collector.Socket{Inode: 3, UID: 33}
 	root := collector.Socket{Inode: 4, UID: 0}
-	closedOnly := collector.Socket{State: "TIME_WAIT"} // no inode, no uid
+	closedOnly := collector.Socket{State: collector.StateTimeWait} // no inode, no uid
 	for _, c := range []struct {
 		s    collector.Socket
 		want string
@@ -124,7 +124,7 @@ func TestInferOwner(t *testing.T) {
 	owned := conn("198.51.100.10:4444", 0)
 	owned.PID = 99
 	tw := conn("203.0.113.5:443", 33)
-	tw.State = "TIME_WAIT"
+	tw.State = collector.StateTimeWait
 	noUID := conn("198.51.100.10:4444", 0)
 	noUID.Inode = 0
 	for _, s := range []collector.Socket{owned, tw, noUID} {

@@ -166,14 +166,14 @@ const ephemeralLow = 32768
 // opened to this host: to a listening port, or (listener gone, TIME_WAIT /
 // SYN_RECV) to a low local port from an unprivileged remote port.
 func inboundAttempt(snap *collector.Snapshot, env *Env, s *collector.Socket) bool {
-	if s.Proto != "tcp" || !s.Remote.IsValid() || IsListener(s) || s.Remote.Addr().Unmap().IsLoopback() {
+	if s.Proto != collector.ProtoTCP || !s.Remote.IsValid() || IsListener(s) || s.Remote.Addr().Unmap().IsLoopback() {
 		return false
 	}
 	if Direction(snap, env, s) == DirIngress {
 		return true
 	}
 	switch s.State {
-	case "SYN_RECV", "TIME_WAIT", "NEW_SYN_RECV":
+	case collector.StateSynRecv, collector.StateTimeWait: // the kernel lists NEW_SYN_RECV as SYN_RECV
 		return s.Local.Port() < ephemeralLow && s.Remote.Port() >= 1024
 	}
 	return false
@@ -185,13 +185,13 @@ func inboundAttempt(snap *collector.Snapshot, env *Env, s *collector.Socket) boo
 // tcp_info's bytes_acked and bytes_received both 0; a connection that was
 // established has at least its SYN or FIN acknowledged).
 func outboundAttempt(snap *collector.Snapshot, env *Env, s *collector.Socket) bool {
-	if s.Proto != "tcp" || !s.Remote.IsValid() || s.Remote.Addr().Unmap().IsLoopback() || s.Remote.Port() == 0 {
+	if s.Proto != collector.ProtoTCP || !s.Remote.IsValid() || s.Remote.Addr().Unmap().IsLoopback() || s.Remote.Port() == 0 {
 		return false
 	}
 	switch {
-	case s.State == "SYN_SENT":
+	case s.State == collector.StateSynSent:
 		return true
-	case s.Destroyed && s.State == "CLOSE" && s.BytesAcked == 0 && s.BytesReceived == 0:
+	case s.Destroyed && s.State == collector.StateClose && s.BytesAcked == 0 && s.BytesReceived == 0:
 		return Direction(snap, env, s) == DirEgress
 	}
 	return false

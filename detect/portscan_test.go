@@ -27,11 +27,11 @@ func bldAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 // bldTCP is a TCP socket local->remote in state.
 func bldTCP(local, remote, state string, pid int32) collector.Socket {
-	return collector.Socket{Proto: "tcp", Family: 4, State: state, Local: bldAP(local), Remote: bldAP(remote), PID: pid}
+	return collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: testState(state), Local: bldAP(local), Remote: bldAP(remote), PID: pid}
 }
 
 func bldListen(local string, pid int32) collector.Socket {
-	return collector.Socket{Proto: "tcp", Family: 4, State: "LISTEN", Local: bldAP(local), Remote: bldAP("0.0.0.0:0"), PID: pid}
+	return collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateListen, Local: bldAP(local), Remote: bldAP("0.0.0.0:0"), PID: pid}
 }
 
 func bldProc(snap *collector.Snapshot, pid, ppid int32, name string, cmd ...string) *collector.Process {
@@ -273,8 +273,8 @@ func TestPortScanBoundedMemory(t *testing.T) {
 		for j := 0; j < 1000; j++ {
 			n := i*1000 + j
 			remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(n >> 16), byte(n >> 8), byte(n)}), 50000)
-			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED", Local: bldAP("10.0.0.5:80"), Remote: remote})
-			s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", State: "SYN_SENT", Local: bldAP("10.0.0.5:40000"), Remote: remote, PID: int32(n + 2)})
+			s.Sockets = append(s.Sockets, collector.Socket{Proto: collector.ProtoTCP, State: collector.StateEstablished, Local: bldAP("10.0.0.5:80"), Remote: remote})
+			s.Sockets = append(s.Sockets, collector.Socket{Proto: collector.ProtoTCP, State: collector.StateSynSent, Local: bldAP("10.0.0.5:40000"), Remote: remote, PID: int32(n + 2)})
 		}
 		d.Detect(s, env)
 		if d.inbound.Len() > 1000 || d.out.groups.Len() > 1000 {

@@ -100,7 +100,7 @@ func TestQuietMarksCarryOnlyToTheNextUnchangedSnapshot(t *testing.T) {
 	}
 	// A new listener can turn an egress connection into an accepted one.
 	moved := *snaps[2]
-	moved.Sockets = append([]collector.Socket{{Proto: "tcp", Family: 4, State: "LISTEN",
+	moved.Sockets = append([]collector.Socket{{Proto: collector.ProtoTCP, Family: 4, State: collector.StateListen,
 		Local: netip.MustParseAddrPort("0.0.0.0:9999"), Cookie: 12345}}, snaps[2].Sockets...)
 	moved.SameAs = collector.LinkSameAs(snaps[1].Sockets, moved.Sockets)
 	if n := carried(&moved); n != 0 {

@@ -85,7 +85,7 @@ func (x *revIndex) indexSockets() {
 // outboundConn reports a connection this host opened to a non-loopback peer:
 // TCP being set up or established, or connected UDP.
 func outboundConn(snap *collector.Snapshot, env *Env, s *collector.Socket) bool {
-	if s.Proto == "tcp" && s.State != "ESTABLISHED" && s.State != "SYN_SENT" {
+	if s.Proto == collector.ProtoTCP && s.State != collector.StateEstablished && s.State != collector.StateSynSent {
 		return false
 	}
 	return Direction(snap, env, s) == DirEgress
@@ -430,7 +430,7 @@ func (d *processSpawn) relayedShell(x *revIndex, p *collector.Process, kind, kna
 		RuleID: RuleReverseShell, ThreatType: ThreatReverse, Technique: tech, Severity: SeverityCritical,
 		Message: fmt.Sprintf("reverse shell: %s (pid %d) %s, relayed by %s (pid %d, %s) over a %s connection to %s",
 			name, p.PID, where, r.relay.Name, r.relay.PID, r.role, s.Proto, s.Remote),
-		Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
+		Transport: s.Proto.String(), Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
 		Process: ProcessContext(snap, env, p.PID), Evidence: ev,
 		Entity: fmt.Sprintf("rev:%d@%d", p.PID, start), Recommendation: Recommendation(ThreatReverse),
 	}

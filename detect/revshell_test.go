@@ -11,7 +11,7 @@ import (
 const pts3 = 136<<8 | 3 // tty_nr of /dev/pts/3
 
 func revUDP(local, remote string, pid int32, uid uint32) collector.Socket {
-	return collector.Socket{Proto: "udp", Family: 4, State: "ESTABLISHED", Local: bldAP(local), Remote: bldAP(remote), PID: pid, UID: uid}
+	return collector.Socket{Proto: collector.ProtoUDP, Family: 4, State: collector.StateEstablished, Local: bldAP(local), Remote: bldAP(remote), PID: pid, UID: uid}
 }
 
 // Each case adds a relay and its shell to a base tree (sshd, a terminal).

@@ -18,10 +18,10 @@ const (
 // IsListener reports whether s is a listening socket: TCP in LISTEN, or UDP
 // with no remote peer.
 func IsListener(s *collector.Socket) bool {
-	if s.Proto == "udp" {
+	if s.Proto == collector.ProtoUDP {
 		return !s.Remote.IsValid() || s.Remote.Addr().IsUnspecified() || s.Remote.Port() == 0
 	}
-	return s.State == "LISTEN"
+	return s.State == collector.StateListen
 }
 
 // connID is ConnKey as a compact comparable value: the same identity
@@ -41,9 +41,9 @@ func connIDOf(s *collector.Socket) connID {
 	}
 	p := uint8(3)
 	switch s.Proto {
-	case "tcp":
+	case collector.ProtoTCP:
 		p = 1
-	case "udp":
+	case collector.ProtoUDP:
 		p = 2
 	}
 	return connID{proto: p, lport: s.Local.Port(), rport: s.Remote.Port(),
@@ -59,7 +59,7 @@ func ConnKey(s *collector.Socket) string {
 	if s.Cookie != 0 {
 		return string(strconv.AppendUint(append(b[:0], "c:"...), s.Cookie, 16))
 	}
-	k := append(append(b[:0], s.Proto...), '|')
+	k := append(append(b[:0], s.Proto.String()...), '|')
 	k = append(s.Local.AppendTo(k), '|')
 	return string(s.Remote.AppendTo(k))
 }
@@ -114,14 +114,14 @@ func buildListeners(snap *collector.Snapshot, idx *listenerIndex, env *Env) *lis
 		}
 		port, a := s.Local.Port(), s.Local.Addr().Unmap()
 		some, any := &idx.some, &idx.any
-		if s.Proto == "udp" {
+		if s.Proto == collector.ProtoUDP {
 			some, any = &idx.usome, &idx.uany
 		}
 		some.Add(port)
 		if a.IsUnspecified() {
 			any.Add(port)
 		}
-		k := listenKey{s.Proto == "udp", port}
+		k := listenKey{s.Proto == collector.ProtoUDP, port}
 		idx.addrs[k] = append(idx.addrs[k], a)
 		return false
 	})
@@ -131,7 +131,7 @@ func buildListeners(snap *collector.Snapshot, idx *listenerIndex, env *Env) *lis
 func (idx *listenerIndex) accepts(s *collector.Socket) bool {
 	port := s.Local.Port()
 	some, any := idx.some, idx.any
-	if s.Proto == "udp" {
+	if s.Proto == collector.ProtoUDP {
 		some, any = idx.usome, idx.uany
 	}
 	switch {
@@ -141,7 +141,7 @@ func (idx *listenerIndex) accepts(s *collector.Socket) bool {
 		return true
 	}
 	local := s.Local.Addr().Unmap()
-	for _, a := range idx.addrs[listenKey{s.Proto == "udp", port}] {
+	for _, a := range idx.addrs[listenKey{s.Proto == collector.ProtoUDP, port}] {
 		if a.IsUnspecified() || a == local {
 			return true
 		}

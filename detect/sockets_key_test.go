@@ -10,7 +10,7 @@ import (
 // ConnKey's format is what detectors store and compare across polls: the
 // cookie in hex, else proto|local|remote.
 func TestConnKeyFormat(t *testing.T) {
-	s := collector.Socket{Proto: "tcp", Local: netip.MustParseAddrPort("[2001:db8::1]:443"), Remote: netip.MustParseAddrPort("198.51.100.7:51000")}
+	s := collector.Socket{Proto: collector.ProtoTCP, Local: netip.MustParseAddrPort("[2001:db8::1]:443"), Remote: netip.MustParseAddrPort("198.51.100.7:51000")}
 	if got, want := ConnKey(&s), "tcp|[2001:db8::1]:443|198.51.100.7:51000"; got != want {
 		t.Errorf("ConnKey without cookie = %q, want %q", got, want)
 	}

@@ -9,7 +9,7 @@ import (
 
 // sock builds a socket; remote "" means a listener (0.0.0.0:0).
 func sock(proto, state, local, remote string, pid int32) collector.Socket {
-	s := collector.Socket{Proto: proto, State: state, Local: netip.MustParseAddrPort(local), PID: pid, Family: 4}
+	s := collector.Socket{Proto: testProto(proto), State: testState(state), Local: netip.MustParseAddrPort(local), PID: pid, Family: 4}
 	if remote == "" {
 		if s.Local.Addr().Is6() {
 			remote = "[::]:0"
@@ -57,4 +57,24 @@ func TestIsExternal(t *testing.T) {
 			t.Errorf("IsExternal(%s) = %v, want %v", a, got, want)
 		}
 	}
+}
+
+// testState is the socket state named s; a name it does not know fails
+// loudly.
+func testState(s string) collector.State {
+	st, ok := collector.ParseState(s)
+	if !ok {
+		panic("unknown socket state " + s)
+	}
+	return st
+}
+
+// testProto is the protocol named s ("tcp", "udp"); any other name fails
+// loudly.
+func testProto(s string) collector.Proto {
+	p, ok := collector.ParseProto(s)
+	if !ok {
+		panic("unknown socket protocol " + s)
+	}
+	return p
 }

@@ -344,7 +344,7 @@ func (d *processSpawn) Detect(snap *collector.Snapshot, env *Env) []Alert {
 				out = append(out, Alert{
 					RuleID: RuleReverseShell, ThreatType: ThreatReverse, Technique: spawnTechnique(kind, kname), Severity: SeverityCritical,
 					Message:   fmt.Sprintf("reverse shell: %s (pid %d) has its standard streams on a %s connection to %s", p.Name, pid, s.Proto, s.Remote),
-					Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
+					Transport: s.Proto.String(), Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
 					Process:  ProcessContext(snap, env, pid),
 					Evidence: map[string]any{"stdio_socket_inode": ino, "remote": s.Remote.String(), "kind": kind},
 					Entity:   fmt.Sprintf("rev:%d@%d", pid, k.start), Recommendation: Recommendation(ThreatReverse),

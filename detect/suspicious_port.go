@@ -119,7 +119,7 @@ func (d *suspiciousPort) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		}
 		// One alert per connection: its later listings (TIME_WAIT, closed)
 		// only keep it remembered.
-		k := tupleKey(s.Proto, s.Local, s.Remote)
+		k := tupleKey(s.Proto.String(), s.Local, s.Remote)
 		if _, done := d.alerted.Get(k); done {
 			d.alerted.Touch(k, snap.Time, nil)
 			return
@@ -142,7 +142,7 @@ func (d *suspiciousPort) base(s *collector.Socket, snap *collector.Snapshot, env
 		ThreatType: ThreatSuspiciousPort,
 		Technique:  "T1571",
 		Severity:   SeverityHigh,
-		Transport:  s.Proto,
+		Transport:  s.Proto.String(),
 		Source:     s.Local,
 	}
 }
@@ -161,7 +161,7 @@ func (d *suspiciousPort) outAlert(snap *collector.Snapshot, env *Env, s *collect
 	a.Entity = "out:" + OwnerKey(snap, env, s) + ":" + dst.String()
 	a.Evidence = map[string]any{
 		"port":      int(port),
-		"state":     s.State,
+		"state":     s.State.String(),
 		"port_list": portsAsInts(d.ports),
 		"closed":    closed,
 	}
@@ -174,7 +174,7 @@ func (d *suspiciousPort) listenAlert(snap *collector.Snapshot, env *Env, s *coll
 	a := d.base(s, snap, env)
 	a.Direction = DirIngress
 	port := s.Local.Port()
-	a.Entity = "listen:" + s.Proto + ":" + strconv.Itoa(int(port))
+	a.Entity = "listen:" + s.Proto.String() + ":" + strconv.Itoa(int(port))
 	a.Evidence = map[string]any{
 		"port":      int(port),
 		"listening": true,

@@ -208,9 +208,9 @@ func TestSuspiciousPortOneAlertPerConnection(t *testing.T) {
 	est := sock("tcp", "ESTABLISHED", "10.0.0.5:41000", "198.51.100.7:4444", 300)
 	est.Inode, est.UID, est.Cookie = 5001, 1000, 77
 	tw := est
-	tw.State, tw.PID, tw.Inode, tw.UID = "TIME_WAIT", 0, 0, 0
+	tw.State, tw.PID, tw.Inode, tw.UID = collector.StateTimeWait, 0, 0, 0
 	gone := tw
-	gone.State, gone.Destroyed = "CLOSE", true
+	gone.State, gone.Destroyed = collector.StateClose, true
 	second := sock("tcp", "ESTABLISHED", "10.0.0.5:41010", "198.51.100.7:4444", 300)
 	second.Inode, second.UID, second.Cookie = 5002, 1000, 78
 	unowned := second

@@ -223,12 +223,12 @@ func (d *threatIntel) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			return
 		}
 		done[entity] = true
-		ev := map[string]any{"lists": lists, "matched": p.String(), "state": s.State}
+		ev := map[string]any{"lists": lists, "matched": p.String(), "state": s.State.String()}
 		proc := ownerContext(snap, env, s, ev)
 		out = append(out, Alert{
 			RuleID: RuleThreatIntel, ThreatType: ThreatIntelMatch, Technique: "T1071", Severity: SeverityHigh,
 			Message:   fmt.Sprintf("connection to %s listed in threat-intel list %s (%s) by %s", ra, strings.Join(lists, ", "), p, describeOwner(snap, proc, s)),
-			Transport: s.Proto, Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
+			Transport: s.Proto.String(), Direction: Direction(snap, env, s), Source: s.Local, Dest: s.Remote,
 			Process: proc, Evidence: ev,
 			Entity: entity, Recommendation: Recommendation(ThreatIntelMatch),
 		})

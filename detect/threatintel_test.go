@@ -44,7 +44,7 @@ func TestThreatIntel(t *testing.T) {
 	}{
 		{name: "exact address", sock: bldTCP("10.0.0.5:40000", "203.0.113.66:443", "ESTABLISHED", 5), match: "203.0.113.66/32"},
 		{name: "inside a CIDR, seen only in Closed", sock: bldTCP("10.0.0.5:40001", "198.51.100.9:8080", "CLOSE", 5), closed: true, match: "198.51.100.0/28"},
-		{name: "IPv6 prefix", sock: collector.Socket{Proto: "tcp", State: "SYN_SENT", Local: bldAP("[2001:db8::5]:40000"), Remote: bldAP("[2001:db8:bad:1::1]:443"), PID: 5}, match: "2001:db8:bad::/48"},
+		{name: "IPv6 prefix", sock: collector.Socket{Proto: collector.ProtoTCP, State: collector.StateSynSent, Local: bldAP("[2001:db8::5]:40000"), Remote: bldAP("[2001:db8:bad:1::1]:443"), PID: 5}, match: "2001:db8:bad::/48"},
 		{name: "v4-mapped entry matches a v4 peer", sock: bldTCP("10.0.0.5:40002", "192.0.2.7:53", "ESTABLISHED", 5), match: "192.0.2.7/32"},
 		{name: "address just outside the CIDR", sock: bldTCP("10.0.0.5:40003", "198.51.100.16:443", "ESTABLISHED", 5)},
 		{name: "unlisted address", sock: bldTCP("10.0.0.5:40004", "93.184.216.34:443", "ESTABLISHED", 5)},

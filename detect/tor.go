@@ -448,7 +448,7 @@ func (g torGroups) owner(snap *collector.Snapshot, s *collector.Socket) (*torPro
 func (s *torSigns) configured(sock *collector.Socket) bool {
 	if IsListener(sock) {
 		for _, p := range s.socksPorts {
-			if sock.Proto == "tcp" && sock.Local.Port() == p {
+			if sock.Proto == collector.ProtoTCP && sock.Local.Port() == p {
 				return true
 			}
 		}
@@ -504,7 +504,7 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			if !s.Local.IsValid() {
 				return true
 			}
-			socks := s.Proto == "tcp" && d.socks.Has(s.Local.Port())
+			socks := s.Proto == collector.ProtoTCP && d.socks.Has(s.Local.Port())
 			if tp == nil && !socks {
 				return true
 			}
@@ -513,7 +513,7 @@ func (d *torDetector) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			}
 			switch {
 			case tp != nil:
-				tp.listeners = append(tp.listeners, s.Proto+"/"+s.Local.String())
+				tp.listeners = append(tp.listeners, s.Proto.String()+"/"+s.Local.String())
 				tp.socks = tp.socks || socks || tp.signs.configured(s)
 				if byUID {
 					tp.byUID++
@@ -594,7 +594,7 @@ func relayEvidence(ev map[string]any, relays *relaySet) {
 
 func (d *torDetector) connAlert(snap *collector.Snapshot, env *Env, s *collector.Socket, reasons []string, closed bool, relays *relaySet) Alert {
 	a := d.base(snap, env, s.PID)
-	a.Transport, a.Source, a.Dest = s.Proto, s.Local, s.Remote
+	a.Transport, a.Source, a.Dest = s.Proto.String(), s.Local, s.Remote
 	a.Direction = Direction(snap, env, s)
 	sort.Strings(reasons)
 	a.Entity = "conn:" + OwnerKey(snap, env, s) + ":" + s.Remote.Addr().Unmap().String() + ":" + strconv.Itoa(int(s.Remote.Port()))
@@ -602,7 +602,7 @@ func (d *torDetector) connAlert(snap *collector.Snapshot, env *Env, s *collector
 	a.Evidence = map[string]any{
 		"reasons":   reasons,
 		"port":      int(s.Remote.Port()),
-		"state":     s.State,
+		"state":     s.State.String(),
 		"closed":    closed,
 		"tor_ports": portsAsInts(d.ports),
 	}
@@ -613,10 +613,10 @@ func (d *torDetector) connAlert(snap *collector.Snapshot, env *Env, s *collector
 
 func (d *torDetector) listenAlert(snap *collector.Snapshot, env *Env, s *collector.Socket) Alert {
 	a := d.base(snap, env, s.PID)
-	a.Transport, a.Source = s.Proto, s.Local
+	a.Transport, a.Source = s.Proto.String(), s.Local
 	a.Direction = DirIngress
 	port := s.Local.Port()
-	a.Entity = "listen:" + s.Proto + ":" + strconv.Itoa(int(port))
+	a.Entity = "listen:" + s.Proto.String() + ":" + strconv.Itoa(int(port))
 	a.Message = fmt.Sprintf("SOCKS listener on Tor port %d (%s) by %s", port, s.Local, describeProc(a.Process, s.PID))
 	a.Evidence = map[string]any{
 		"reasons":     []string{"socks_listener"},

@@ -64,7 +64,7 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 	var fanout []*collector.Socket
 	env.visitSockets(snap, quietProxy, func(s *collector.Socket) bool {
 		switch {
-		case s.Proto == "tcp" && s.State == "LISTEN" && s.PID > 0 && s.Local.IsValid():
+		case s.Proto == collector.ProtoTCP && s.State == collector.StateListen && s.PID > 0 && s.Local.IsValid():
 			pp := procs[s.PID]
 			if pp == nil {
 				pp = &proxyProc{clients: map[uint16]int{}, hosts: map[netip.Addr]bool{}, dests: map[string]bool{}}
@@ -85,7 +85,7 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 	// can alert, so the local-client check below (an index of every local
 	// connection) runs only when there is one.
 	established := func(s *collector.Socket) *proxyProc {
-		if s.Proto != "tcp" || s.State != "ESTABLISHED" || !s.Remote.IsValid() {
+		if s.Proto != collector.ProtoTCP || s.State != collector.StateEstablished || !s.Remote.IsValid() {
 			return nil
 		}
 		return procs[s.PID]
@@ -119,7 +119,7 @@ func (d *torDetector) proxies(snap *collector.Snapshot, env *Env, g torGroups) [
 	local := map[ends]bool{}
 	for i := range snap.Sockets {
 		s := &snap.Sockets[i]
-		if s.Proto == "tcp" && s.State != "LISTEN" && s.Remote.IsValid() {
+		if s.Proto == collector.ProtoTCP && s.State != collector.StateListen && s.Remote.IsValid() {
 			local[ends{s.Local, s.Remote}] = true
 		}
 	}

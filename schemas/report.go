@@ -417,7 +417,7 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 	}
 	less := func(a, b *connRef) bool {
 		// Early returns: cmp.Or would compare every field every time.
-		if c := strings.Compare(a.so.Proto, b.so.Proto); c != 0 {
+		if c := strings.Compare(a.so.Proto.String(), b.so.Proto.String()); c != 0 {
 			return c < 0
 		}
 		if c := strings.Compare(a.raddr, b.raddr); c != 0 {
@@ -487,7 +487,7 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 			keep(connRef{raddr: str(so.Remote.Addr()), laddr: str(so.Local.Addr()),
 				rport: so.Remote.Port(), lport: so.Local.Port(), so: so})
 		case isListening(so):
-			lis = append(lis, Listener{Protocol: so.Proto, Address: addrString(so.Local.Addr()),
+			lis = append(lis, Listener{Protocol: so.Proto.String(), Address: addrString(so.Local.Addr()),
 				Port: int(so.Local.Port()), PID: so.PID, Process: procName(so.PID)})
 		}
 	}
@@ -505,9 +505,9 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 	for _, c := range conns {
 		so := c.so
 		ns.ActiveConnections = append(ns.ActiveConnections, Connection{
-			Protocol: so.Proto, LocalAddress: c.laddr, LocalPort: int(c.lport),
+			Protocol: so.Proto.String(), LocalAddress: c.laddr, LocalPort: int(c.lport),
 			RemoteAddress: c.raddr, RemotePort: int(c.rport),
-			Status: so.State, PID: so.PID, Process: procName(so.PID),
+			Status: so.State.String(), PID: so.PID, Process: procName(so.PID),
 		})
 	}
 	sort.Slice(lis, func(i, j int) bool {
@@ -540,9 +540,9 @@ func networkState(s *collector.Snapshot, maxListed int) NetworkState {
 // peer.
 func isActive(s *collector.Socket) bool {
 	switch s.Proto {
-	case "tcp":
-		return s.State == "ESTABLISHED"
-	case "udp":
+	case collector.ProtoTCP:
+		return s.State == collector.StateEstablished
+	case collector.ProtoUDP:
 		return hasPeer(s.Remote)
 	}
 	return false
@@ -552,9 +552,9 @@ func isActive(s *collector.Socket) bool {
 // peer (the original counted TCP LISTEN only; UDP services are listed too).
 func isListening(s *collector.Socket) bool {
 	switch s.Proto {
-	case "tcp":
-		return s.State == "LISTEN"
-	case "udp":
+	case collector.ProtoTCP:
+		return s.State == collector.StateListen
+	case collector.ProtoUDP:
 		return !hasPeer(s.Remote) && s.Local.Port() != 0
 	}
 	return false

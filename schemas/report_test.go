@@ -21,13 +21,13 @@ func reportSnapshot() *collector.Snapshot {
 	return &collector.Snapshot{
 		Time: t, Hostname: "sensor-01",
 		Sockets: []collector.Socket{
-			{Proto: "tcp", State: "ESTABLISHED", Local: ap("10.0.0.5:43122"), Remote: ap("203.0.113.7:4444"), PID: 4242},
-			{Proto: "tcp", State: "ESTABLISHED", Local: ap("[2001:db8::5]:50000"), Remote: ap("[2001:db8:1::9]:22")},
-			{Proto: "tcp", State: "TIME_WAIT", Local: ap("10.0.0.5:43000"), Remote: ap("203.0.113.9:80")},
-			{Proto: "tcp", State: "LISTEN", Local: ap("0.0.0.0:22"), PID: 1},
-			{Proto: "tcp", State: "LISTEN", Local: ap("[::]:22"), PID: 1},
-			{Proto: "udp", State: "UNCONN", Local: ap("127.0.0.53:53"), Remote: ap("0.0.0.0:0"), PID: 300},
-			{Proto: "udp", State: "ESTABLISHED", Local: ap("10.0.0.5:53211"), Remote: ap("198.51.100.53:53"), PID: 6001},
+			{Proto: collector.ProtoTCP, State: collector.StateEstablished, Local: ap("10.0.0.5:43122"), Remote: ap("203.0.113.7:4444"), PID: 4242},
+			{Proto: collector.ProtoTCP, State: collector.StateEstablished, Local: ap("[2001:db8::5]:50000"), Remote: ap("[2001:db8:1::9]:22")},
+			{Proto: collector.ProtoTCP, State: collector.StateTimeWait, Local: ap("10.0.0.5:43000"), Remote: ap("203.0.113.9:80")},
+			{Proto: collector.ProtoTCP, State: collector.StateListen, Local: ap("0.0.0.0:22"), PID: 1},
+			{Proto: collector.ProtoTCP, State: collector.StateListen, Local: ap("[::]:22"), PID: 1},
+			{Proto: collector.ProtoUDP, State: collector.StateUnconn, Local: ap("127.0.0.53:53"), Remote: ap("0.0.0.0:0"), PID: 300},
+			{Proto: collector.ProtoUDP, State: collector.StateEstablished, Local: ap("10.0.0.5:53211"), Remote: ap("198.51.100.53:53"), PID: 6001},
 		},
 		Processes: map[int32]*collector.Process{
 			1: {PID: 1, Name: "sshd"}, 300: {PID: 300, Name: "systemd-resolve"}, 4242: {PID: 4242, Name: "nc"}, 6001: {PID: 6001, Name: "dig"},
@@ -189,7 +189,7 @@ func TestReportDefaultConnectionCap(t *testing.T) {
 	snap.Sockets = nil
 	const n = DefaultMaxListed + 1500
 	for i := n - 1; i >= 0; i-- {
-		snap.Sockets = append(snap.Sockets, collector.Socket{Proto: "tcp", State: "ESTABLISHED",
+		snap.Sockets = append(snap.Sockets, collector.Socket{Proto: collector.ProtoTCP, State: collector.StateEstablished,
 			Local:  netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 8080),
 			Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, byte(i >> 8), byte(i)}), uint16(1024+i))})
 	}

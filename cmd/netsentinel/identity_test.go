@@ -26,7 +26,7 @@ func TestHostIdentityInEvents(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	nc := &collector.Process{PID: 42, PPID: 1, Name: "ncat", Cmdline: []string{"ncat", "198.51.100.10", "4444"}, StartTime: t0}
 	if err := r.Write(&collector.Snapshot{Time: t0, Hostname: "h", Processes: map[int32]*collector.Process{42: nc},
-		Sockets: []collector.Socket{{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: 42, Inode: 9, FirstSeen: t0,
+		Sockets: []collector.Socket{{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, PID: 42, Inode: 9, FirstSeen: t0,
 			Local: netip.MustParseAddrPort("10.66.0.10:40000"), Remote: netip.MustParseAddrPort("198.51.100.10:4444")}}}); err != nil {
 		t.Fatal(err)
 	}

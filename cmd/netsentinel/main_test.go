@@ -132,9 +132,9 @@ func TestReplayDeterministic(t *testing.T) {
 			Time: t0.Add(time.Duration(i) * 2 * time.Second), Hostname: "h",
 			Processes: map[int32]*collector.Process{42: ncat},
 			Sockets: []collector.Socket{
-				{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: 42, Inode: 9, FirstSeen: t0,
+				{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, PID: 42, Inode: 9, FirstSeen: t0,
 					Local: netip.MustParseAddrPort("10.66.0.10:40000"), Remote: netip.MustParseAddrPort("198.51.100.10:4444")},
-				{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: 42, Inode: 10, FirstSeen: t0,
+				{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, PID: 42, Inode: 10, FirstSeen: t0,
 					Local: netip.MustParseAddrPort("10.66.0.10:40001"), Remote: netip.MustParseAddrPort("198.51.100.11:9001")},
 			},
 		}

@@ -52,12 +52,12 @@ func snapshot(n int) *collector.Snapshot {
 		if i%10 == 0 {
 			remote = netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
 		}
-		s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", Family: 4, State: "ESTABLISHED",
+		s.Sockets = append(s.Sockets, collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished,
 			Local:  netip.AddrPortFrom(netip.MustParseAddr("10.0.0.5"), uint16(30000+i%30000)),
 			Remote: netip.AddrPortFrom(remote, 443), PID: int32(100 + i%len(hostile)), BytesReceived: uint64(i) * 100})
 	}
 	for _, port := range []uint16{22, 4444} {
-		s.Sockets = append(s.Sockets, collector.Socket{Proto: "tcp", Family: 4, State: "LISTEN",
+		s.Sockets = append(s.Sockets, collector.Socket{Proto: collector.ProtoTCP, Family: 4, State: collector.StateListen,
 			Local: netip.AddrPortFrom(netip.IPv4Unspecified(), port), PID: 100})
 	}
 	return s

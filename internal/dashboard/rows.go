@@ -222,15 +222,15 @@ func (c *classify) rows(snap *collector.Snapshot) ([]Conn, []Listener) {
 			if s.Local.Port() == 0 {
 				continue
 			}
-			lis = append(lis, Listener{Proto: s.Proto, Addr: s.Local.Addr().Unmap().String(), Port: s.Local.Port(),
+			lis = append(lis, Listener{Proto: s.Proto.String(), Addr: s.Local.Addr().Unmap().String(), Port: s.Local.Port(),
 				PID: s.PID, Process: name(s.PID).safe, Risky: c.risky.Has(s.Local.Port())})
 			continue
 		}
-		if s.Proto == "tcp" && s.State != "ESTABLISHED" && s.State != "SYN_SENT" {
+		if s.Proto == collector.ProtoTCP && s.State != collector.StateEstablished && s.State != collector.StateSynSent {
 			continue
 		}
 		pn := name(s.PID)
-		cn := Conn{Proto: s.Proto, Local: endpoint(s.Local), Remote: endpoint(s.Remote), State: s.State, PID: s.PID,
+		cn := Conn{Proto: s.Proto.String(), Local: endpoint(s.Local), Remote: endpoint(s.Remote), State: s.State.String(), PID: s.PID,
 			Process: pn.safe, Bytes: s.BytesReceived + max(s.BytesSent, s.BytesAcked),
 			External: c.external(s.Remote.Addr()), remote: s.Remote}
 		if cn.State == "" {

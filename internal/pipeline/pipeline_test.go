@@ -41,7 +41,7 @@ func recording(t *testing.T, n int, step time.Duration) string {
 		snap := &collector.Snapshot{
 			Time: ts, Hostname: "h",
 			Processes: map[int32]*collector.Process{pid: {PID: pid, PPID: 1, Name: "ncat", StartTime: ts}},
-			Sockets: []collector.Socket{{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: pid, Inode: uint64(pid), FirstSeen: ts,
+			Sockets: []collector.Socket{{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, PID: pid, Inode: uint64(pid), FirstSeen: ts,
 				Local:  netip.AddrPortFrom(netip.MustParseAddr("10.66.0.10"), uint16(40000+i)),
 				Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)}), 4444)}},
 		}

@@ -116,10 +116,10 @@ func suspiciousRecording(t *testing.T, dir string, polls int) string {
 		snap := &collector.Snapshot{Time: ts, Hostname: "e2e-host",
 			Processes: map[int32]*collector.Process{pid: {PID: pid, PPID: 1, Name: "implant", StartTime: ts}},
 			Sockets: []collector.Socket{
-				{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: pid, Inode: uint64(2 * pid), FirstSeen: ts,
+				{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, PID: pid, Inode: uint64(2 * pid), FirstSeen: ts,
 					Local:  netip.AddrPortFrom(netip.MustParseAddr("10.66.0.10"), uint16(40000+i)),
 					Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}), 4444)},
-				{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: pid, Inode: uint64(2*pid + 1), FirstSeen: ts,
+				{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, PID: pid, Inode: uint64(2*pid + 1), FirstSeen: ts,
 					Local:  netip.AddrPortFrom(netip.MustParseAddr("10.66.0.10"), uint16(50000+i)),
 					Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + i)}), 9001)},
 			}}

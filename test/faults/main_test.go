@@ -130,7 +130,7 @@ func (s *stream) send(t *testing.T) {
 	snap := &collector.Snapshot{
 		Time: ts, Hostname: "faults",
 		Processes: map[int32]*collector.Process{pid: {PID: pid, PPID: 1, Name: "ncat", StartTime: ts}},
-		Sockets: []collector.Socket{{Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: pid, Inode: uint64(pid), FirstSeen: ts,
+		Sockets: []collector.Socket{{Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, PID: pid, Inode: uint64(pid), FirstSeen: ts,
 			Local:  netip.AddrPortFrom(netip.MustParseAddr("10.66.0.10"), uint16(20000+i%40000)),
 			Remote: netip.AddrPortFrom(testNetAddr(i), 4444)}},
 	}

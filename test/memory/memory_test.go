@@ -59,7 +59,7 @@ func endpoints(t *testing.T, path string, snaps, procs, per int) int {
 					port = 4444 // one in a thousand alerts (suspicious_port)
 				}
 				snap.Sockets = append(snap.Sockets, collector.Socket{
-					Proto: "tcp", Family: 4, State: "ESTABLISHED", PID: pid, Inode: uint64(n + 1), FirstSeen: ts,
+					Proto: collector.ProtoTCP, Family: 4, State: collector.StateEstablished, PID: pid, Inode: uint64(n + 1), FirstSeen: ts,
 					Local:  netip.AddrPortFrom(netip.MustParseAddr("10.1.0.5"), uint16(1024+n%60000)),
 					Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), port),
 				})
