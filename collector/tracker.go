@@ -228,9 +228,13 @@ func (t *tracker) UpdateSame(now time.Time, socks []Socket, destroyed []Socket, 
 	since := now.Sub(t.base)
 	clear(t.newTuple)
 	t.newRefs, t.newTupleOK = t.newRefs[:0], false
-	if len(t.byCookie)+len(t.byTuple) == 0 && len(socks) > 1024 {
-		// The first poll: size the maps once instead of growing them.
+	first := len(t.byCookie)+len(t.byTuple) == 0 && len(socks) > 1024
+	if first {
+		// The first poll: size the maps and lists once instead of growing
+		// them (each growth copies what is there and leaves the old
+		// array as garbage).
 		t.byCookie = make(map[uint64]*trackEntry, len(socks))
+		t.newRefs = make([]newRef, 0, len(socks))
 	}
 	endNow := func(e *trackEntry) {
 		e.closedGen = t.gen
@@ -239,6 +243,9 @@ func (t *tracker) UpdateSame(now time.Time, socks []Socket, destroyed []Socket, 
 	}
 
 	t.next = t.next[:0]
+	if cap(t.next) < len(socks) { // sized, not grown by appends
+		t.next = make([]*trackEntry, 0, len(socks)+len(socks)/8)
+	}
 	j := 0 // cursor in t.order
 	// listed counts the distinct entries listed at this poll and waiting
 	// tells whether one of them waits for its destroy notification: when
@@ -401,6 +408,9 @@ func (t *tracker) UpdateSame(now time.Time, socks []Socket, destroyed []Socket, 
 				opened = append(opened, socks[r.sock])
 			}
 		}
+	}
+	if first {
+		t.newRefs = nil // scratch for what is new: later polls have few (480 kB at 20,000 sockets)
 	}
 	return opened, closed
 }
