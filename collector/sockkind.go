@@ -18,12 +18,7 @@ const (
 var protoNames = [...]string{ProtoNone: "", ProtoTCP: "tcp", ProtoUDP: "udp", ProtoUnknown: "unknown"}
 
 // String returns the protocol's name.
-func (p Proto) String() string {
-	if int(p) < len(protoNames) {
-		return protoNames[p]
-	}
-	return "unknown"
-}
+func (p Proto) String() string { return nameOf(protoNames[:], p, "unknown") }
 
 // MarshalText returns the protocol's name.
 func (p Proto) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
@@ -31,23 +26,11 @@ func (p Proto) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 // UnmarshalText reads a protocol's name; a name it does not know is an
 // error naming it.
 func (p *Proto) UnmarshalText(b []byte) error {
-	v, ok := ParseProto(string(b))
-	if !ok {
-		return fmt.Errorf("unknown socket protocol %q (want tcp or udp)", b)
-	}
-	*p = v
-	return nil
+	return unmarshalName(protoNames[:], b, "socket protocol", p)
 }
 
 // ParseProto returns the protocol named s.
-func ParseProto(s string) (Proto, bool) {
-	for i, n := range protoNames {
-		if n == s {
-			return Proto(i), true
-		}
-	}
-	return ProtoNone, false
-}
+func ParseProto(s string) (Proto, bool) { return parseName[Proto](protoNames[:], s) }
 
 // State is a socket's state, one byte in Socket, read and written as the
 // names ss prints (ESTABLISHED, LISTEN, ...; UNCONN for an unconnected UDP
@@ -91,12 +74,7 @@ var stateNames = [...]string{
 }
 
 // String returns the state's name.
-func (s State) String() string {
-	if int(s) < len(stateNames) {
-		return stateNames[s]
-	}
-	return "UNKNOWN"
-}
+func (s State) String() string { return nameOf(stateNames[:], s, "UNKNOWN") }
 
 // MarshalText returns the state's name.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
@@ -104,20 +82,37 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // UnmarshalText reads a state's name; a name it does not know is an error
 // naming it.
 func (s *State) UnmarshalText(b []byte) error {
-	v, ok := ParseState(string(b))
-	if !ok {
-		return fmt.Errorf("unknown socket state %q", b)
-	}
-	*s = v
-	return nil
+	return unmarshalName(stateNames[:], b, "socket state", s)
 }
 
 // ParseState returns the state named s.
-func ParseState(s string) (State, bool) {
-	for i, n := range stateNames {
+func ParseState(s string) (State, bool) { return parseName[State](stateNames[:], s) }
+
+// nameOf is names[v], or unknown past the table.
+func nameOf[T ~uint8](names []string, v T, unknown string) string {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return unknown
+}
+
+// unmarshalName sets *dst to the value named b; an unknown name is an error
+// naming it and what it was meant to be.
+func unmarshalName[T ~uint8](names []string, b []byte, what string, dst *T) error {
+	v, ok := parseName[T](names, string(b))
+	if !ok {
+		return fmt.Errorf("unknown %s %q (want one of %q)", what, b, names[1:])
+	}
+	*dst = v
+	return nil
+}
+
+// parseName is the value whose name is s (the zero value and false when none).
+func parseName[T ~uint8](names []string, s string) (T, bool) {
+	for i, n := range names {
 		if n == s {
-			return State(i), true
+			return T(i), true
 		}
 	}
-	return StateNone, false
+	return 0, false
 }
