@@ -21,24 +21,14 @@ const (
 )
 
 // portableTCPStates maps the state names of lsof (macOS, BSD) and of the
-// Windows TCP table to the Linux names used in Socket.State.
+// Windows TCP table that differ from the Linux names of Socket.State (those
+// are read with ParseState).
 var portableTCPStates = map[string]State{
-	"ESTABLISHED":  StateEstablished,
-	"SYN_SENT":     StateSynSent,
-	"SYN_RECV":     StateSynRecv,
 	"SYN_RECEIVED": StateSynRecv,
-	"FIN_WAIT1":    StateFinWait1,
 	"FIN_WAIT_1":   StateFinWait1,
-	"FIN_WAIT2":    StateFinWait2,
 	"FIN_WAIT_2":   StateFinWait2,
-	"TIME_WAIT":    StateTimeWait,
-	"CLOSE":        StateClose,
 	"CLOSED":       StateClose,
 	"DELETE":       StateClose,
-	"CLOSE_WAIT":   StateCloseWait,
-	"LAST_ACK":     StateLastAck,
-	"LISTEN":       StateListen,
-	"CLOSING":      StateClosing,
 	"BOUND":        StateClose,
 	"IDLE":         StateClose,
 }
@@ -78,9 +68,9 @@ func socketFromConnection(c psnet.ConnectionStat, afInet, afInet6 uint32) (Socke
 		} else {
 			s.State = StateUnconn
 		}
-	} else if st, known := portableTCPStates[strings.ToUpper(c.Status)]; known {
-		s.State = st
 	} else if st, known := ParseState(strings.ToUpper(c.Status)); known {
+		s.State = st
+	} else if st, known := portableTCPStates[strings.ToUpper(c.Status)]; known {
 		s.State = st
 	} else {
 		s.State = StateUnknown // a status this table does not name
