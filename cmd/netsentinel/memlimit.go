@@ -5,10 +5,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync/atomic"
-	"time"
 
 	"github.com/netsentinel/netsentinel/collector"
-	"github.com/netsentinel/netsentinel/detect"
 	"github.com/netsentinel/netsentinel/internal/pipeline"
 )
 
@@ -71,41 +69,21 @@ const steadyGCPercent = 50
 // the heap grows would cost CPU for no memory.
 const gcWarmPolls = 2
 
-// steadyGC is a pipeline.Metrics that passes every call on to next (when
-// not nil) and sets steadyGCPercent at the gcWarmPolls-th poll. restore puts
+// steadyGC is a pipeline.Metrics that passes every call on to the one it
+// wraps and sets steadyGCPercent at the gcWarmPolls-th poll. restore puts
 // the previous GC percent back (a run inside a test binary must not leave
 // its setting behind).
 type steadyGC struct {
-	next  pipeline.Metrics
+	pipeline.Metrics
 	polls int
 	prev  int
 	set   bool
 }
 
 func (g *steadyGC) Polled(st collector.Stats) {
-	if g.next != nil {
-		g.next.Polled(st)
-	}
+	g.Metrics.Polled(st)
 	if g.polls++; g.polls == gcWarmPolls {
 		g.prev, g.set = debug.SetGCPercent(steadyGCPercent), true
-	}
-}
-
-func (g *steadyGC) PollFailed() {
-	if g.next != nil {
-		g.next.PollFailed()
-	}
-}
-
-func (g *steadyGC) Alerted(a *detect.Alert) {
-	if g.next != nil {
-		g.next.Alerted(a)
-	}
-}
-
-func (g *steadyGC) Reported(t time.Time) {
-	if g.next != nil {
-		g.next.Reported(t)
 	}
 }
 

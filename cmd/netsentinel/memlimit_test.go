@@ -9,6 +9,7 @@ import (
 
 	"github.com/netsentinel/netsentinel/collector"
 	"github.com/netsentinel/netsentinel/detect"
+	"github.com/netsentinel/netsentinel/internal/pipeline"
 )
 
 // A live heap above the base limit raises the limit (the collector keeps
@@ -64,7 +65,7 @@ func TestSteadyGCPercentAfterWarmPolls(t *testing.T) {
 	percent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
 
 	next := &countingMetrics{}
-	g := &steadyGC{next: next}
+	g := &steadyGC{Metrics: next}
 	for i := 1; i < gcWarmPolls; i++ {
 		g.Polled(collector.Stats{})
 		if p := percent(); p != before {
@@ -86,6 +87,6 @@ func TestSteadyGCPercentAfterWarmPolls(t *testing.T) {
 	if p := percent(); p != before {
 		t.Errorf("GC percent %d after the run, want the previous %d back", p, before)
 	}
-	// Without a monitor behind it the calls go nowhere.
-	(&steadyGC{}).Alerted(&detect.Alert{})
+	// Without a monitor, run wraps the pipeline's no-op metrics.
+	(&steadyGC{Metrics: pipeline.NoMetrics{}}).Polled(collector.Stats{})
 }

@@ -142,12 +142,12 @@ func cmdRun(ctx context.Context, rf *runFlags, stdout, stderr io.Writer, mode ru
 		StateDir:     stateDir,
 	}, src, eng, formatter, outs, reportWriter(eng, outs, host, version), log)
 
-	var metrics pipeline.Metrics
+	var metrics pipeline.Metrics = pipeline.NoMetrics{}
 	if mon != nil {
 		metrics = mon
 	}
 	if os.Getenv("GOGC") == "" {
-		g := &steadyGC{next: metrics}
+		g := &steadyGC{Metrics: metrics}
 		defer g.restore()
 		metrics = g
 	}

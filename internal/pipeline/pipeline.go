@@ -89,12 +89,14 @@ type Metrics interface {
 	Reported(t time.Time)      // a window report written at t
 }
 
-type noMetrics struct{}
+// NoMetrics is a Metrics that does nothing: a pipeline's own until
+// SetMetrics.
+type NoMetrics struct{}
 
-func (noMetrics) Polled(collector.Stats) {}
-func (noMetrics) PollFailed()            {}
-func (noMetrics) Alerted(*detect.Alert)  {}
-func (noMetrics) Reported(time.Time)     {}
+func (NoMetrics) Polled(collector.Stats) {}
+func (NoMetrics) PollFailed()            {}
+func (NoMetrics) Alerted(*detect.Alert)  {}
+func (NoMetrics) Reported(time.Time)     {}
 
 // ReportFunc writes the report of window w to path.
 type ReportFunc func(w *Window, path string) error
@@ -120,7 +122,7 @@ func New(cfg Config, src collector.Source, eng *detect.Engine, f schemas.Formatt
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
-	p := &Pipeline{cfg: cfg, src: src, eng: eng, format: f, outs: outs, report: report, log: log, metrics: noMetrics{}}
+	p := &Pipeline{cfg: cfg, src: src, eng: eng, format: f, outs: outs, report: report, log: log, metrics: NoMetrics{}}
 	routes := make([]sinks.Route, len(outs))
 	for i, o := range outs {
 		routes[i] = o.Route
