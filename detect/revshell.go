@@ -47,7 +47,7 @@ type revIndex struct {
 	kind     func(p *collector.Process) (string, string)
 	snap     *collector.Snapshot
 	env      *Env
-	byPID    map[int32][]*collector.Socket  // outbound, by owner (nil until built)
+	byPID    map[int32]*collector.Socket    // an owner's first outbound connection (nil until built)
 	unowned  map[uint32][]*collector.Socket // outbound, no owner, by socket UID
 	children map[int32][]int32
 	pgroup   map[int32][]int32
@@ -68,13 +68,19 @@ func newRevIndex(snap *collector.Snapshot, env *Env) *revIndex {
 }
 
 func (x *revIndex) indexSockets() {
-	x.byPID, x.unowned = map[int32][]*collector.Socket{}, map[uint32][]*collector.Socket{}
+	x.byPID, x.unowned = map[int32]*collector.Socket{}, map[uint32][]*collector.Socket{}
 	x.env.visitSockets(x.snap, quietRelayConn, func(s *collector.Socket) bool {
+		if s.PID > 0 && x.byPID[s.PID] != nil {
+			// A relay is tied to its first outbound connection: a proxy's
+			// thousands of others are neither read nor kept (not quiet:
+			// unread).
+			return false
+		}
 		if !outboundConn(x.snap, x.env, s) {
 			return true // protocol, state and Direction only
 		}
 		if s.PID > 0 {
-			x.byPID[s.PID] = append(x.byPID[s.PID], s)
+			x.byPID[s.PID] = s
 		} else {
 			x.unowned[s.UID] = append(x.unowned[s.UID], s)
 		}
@@ -107,8 +113,8 @@ func (x *revIndex) conn(relay *collector.Process) (relayTie, bool) {
 	if x.byPID == nil {
 		x.indexSockets()
 	}
-	if ss := x.byPID[relay.PID]; len(ss) > 0 {
-		return relayTie{sock: ss[0]}, true
+	if s := x.byPID[relay.PID]; s != nil {
+		return relayTie{sock: s}, true
 	}
 	for _, ino := range relay.StdioSockets {
 		if s := x.env.stdioSocket(x.snap, ino); s != nil && outboundConn(x.snap, x.env, s) {
