@@ -82,6 +82,7 @@ func BenchmarkEngineReplay(b *testing.B) {
 			}
 			b.StopTimer()
 			cpu += cpuTime(b) - c0
+			failOnPanics(b, eng)
 			eng.Close()
 			b.StartTimer()
 		}

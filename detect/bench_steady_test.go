@@ -65,6 +65,7 @@ func BenchmarkEngineSteady(b *testing.B) {
 					eng.Run(s)
 					n += len(s.Sockets) + len(s.Closed)
 				}
+				failOnPanics(b, eng)
 				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "obs/s")
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/poll")
 			})
@@ -187,4 +188,15 @@ func steadySnapshots(conns, polls int, proxy bool) []*collector.Snapshot {
 		snaps = append(snaps, snap)
 	}
 	return snaps
+}
+
+// failOnPanics fails b when a detector panicked: the engine recovers and
+// drops that detector's work for the poll, which would make it look fast.
+func failOnPanics(b *testing.B, eng *Engine) {
+	b.Helper()
+	for _, d := range eng.Stats().Detectors {
+		if d.Panics > 0 {
+			b.Fatalf("detector %s panicked %d times: %s", d.Name, d.Panics, d.LastPanic)
+		}
+	}
 }

@@ -37,6 +37,7 @@ func (d *exfil) takeState(old Detector) {
 		d.last, d.sums = carry(d.last, o.last), carry(d.sums, o.sums)
 		d.started, d.prev = o.started, o.prev
 		d.evicted, d.droppedAt = o.evicted, o.droppedAt // evictions by the new cap count as drops
+		d.prevEnts, d.prevSeq = o.prevEnts, o.prevSeq   // handles into last, now d's
 	}
 }
 

@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -153,6 +154,34 @@ type exfil struct {
 	// before then may have had its counters dropped.
 	evicted   uint64
 	droppedAt time.Time
+	// ents holds, by index in the poll's sockets, the entry of last each
+	// open socket has (nil: none), and prevEnts the previous poll's, for
+	// snapshot prevSeq: a socket the collector lists unchanged
+	// (Snapshot.SameAs) finds its entry without hashing its 48-byte key,
+	// which on a proxy's table was most of this detector's time.
+	ents, prevEnts []*windowEntry[connID, connCounters]
+	prevSeq        uint64
+}
+
+// carryFrom returns snap.SameAs when it links snap to the previous poll's
+// sockets (so prevEnts applies), else nil, and sizes ents for snap. Off,
+// like the quiet marks, in an engine told to examine every socket.
+func (d *exfil) carryFrom(snap *collector.Snapshot, env *Env) []int32 {
+	n := len(snap.Sockets)
+	var same []int32
+	d.ents = d.ents[:0]
+	if snap.Seq != 0 && !env.quiet.off {
+		if snap.Seq == d.prevSeq+1 && len(snap.SameAs) == n {
+			same = snap.SameAs
+		}
+		d.prevSeq = snap.Seq
+		d.ents = slices.Grow(d.ents[:0], n)[:n]
+		clear(d.ents)
+	}
+	if same == nil {
+		d.prevEnts = d.prevEnts[:0]
+	}
+	return same
 }
 
 // mayHaveDropped reports whether last may have dropped, since t, the
@@ -308,7 +337,10 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 	var external []pending
 	// count returns true when it ignored s for reasons that hold as long as
 	// s is listed unchanged (quiet.go).
-	count := func(s *collector.Socket, closed bool) (quiet bool) {
+	// Entry handles of the open sockets, by index, for the next poll (see
+	// exfil.ents).
+	same := d.carryFrom(snap, env)
+	count := func(i int, s *collector.Socket, closed bool) (quiet bool) {
 		if s.Proto != collector.ProtoTCP || !s.Remote.IsValid() || IsListener(s) {
 			return true
 		}
@@ -319,25 +351,41 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		if s.Remote.Addr().Unmap().IsLoopback() || (!d.cfg.IncludeIngress && Direction(snap, env, s) != DirEgress) {
 			return true
 		}
+		if i >= 0 && same != nil && same[i] >= 0 && int(same[i]) < len(d.prevEnts) {
+			// Listed unchanged since the last poll, which left the entry's
+			// counters at the socket's (or kept them): nothing moved, the
+			// entry is only touched, without a look-up.
+			if e := d.prevEnts[same[i]]; e != nil && d.last.touchEntry(e, now) {
+				d.ents[i] = e
+				return false
+			}
+		}
 		// Only connections that moved bytes are remembered: one with none
 		// yet has nothing to subtract (its first bytes all count), and on a
 		// busy host most connections are idle.
 		id := connIDOf(s)
-		var cur *connCounters // the entry (nil when none is kept)
+		var e *windowEntry[connID, connCounters] // the entry (nil when none is kept)
 		var known bool
 		switch {
 		case closed:
-			cur, known = d.last.Get(id)
+			e, known = d.last.items[id]
 		case s.BytesAcked == 0:
-			if cur, known = d.last.Get(id); known {
-				d.last.Upsert(id, now) // touched: a TIME_WAIT row keeps its counters
-			} else if !closed {
+			if e, known = d.last.items[id]; known {
+				d.last.touchEntry(e, now) // a TIME_WAIT row keeps its counters
+			} else {
 				// No counters and none remembered: nothing to do until the
 				// socket changes (only its own sighting creates its entry).
 				quiet = true
 			}
 		default:
-			cur, known = d.last.Upsert(id, now)
+			e, known = d.last.upsertEntry(id, now)
+		}
+		var cur *connCounters
+		if e != nil {
+			cur = &e.val
+			if i >= 0 && i < len(d.ents) {
+				d.ents[i] = e
+			}
 		}
 		var prev connCounters
 		if known {
@@ -423,10 +471,11 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 			}
 		}
 	}
-	env.visitSockets(snap, quietExfil, func(s *collector.Socket) bool { return count(s, false) })
+	env.visitSocketsAt(snap, quietExfil, func(i int, s *collector.Socket) bool { return count(i, s, false) })
 	for i := range snap.Closed {
-		count(&snap.Closed[i], true)
+		count(-1, &snap.Closed[i], true)
 	}
+	d.prevEnts, d.ents = d.ents, d.prevEnts[:0]
 	for _, p := range external {
 		upload(p.s, p.delta)
 	}

@@ -3,6 +3,8 @@ package detect
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -397,5 +399,44 @@ func TestExfilConfigRejectsUnknownScope(t *testing.T) {
 	c.Scopes = []string{"process", "host"}
 	if _, err := newExfil(*c); err == nil {
 		t.Fatal("want error for an unknown scope")
+	}
+}
+
+// A connection listed unchanged finds its counters through the handle kept
+// from the previous poll (exfil.prevEnts) instead of a look-up; the counts
+// and alerts must be those of the look-ups, also when the handle went stale
+// because the size cap evicted its entry in between.
+func TestExfilHandlesCountAsLookUps(t *testing.T) {
+	cfg := *defaultExfilConfig()
+	cfg.ThresholdBytes, cfg.StagingBytes, cfg.StagedUploadBytes = 300_000, 1_000_000, 50_000
+	cfg.MaxConnections = 1500 // fewer than the connections that move bytes: evictions every poll
+	snaps := steadySnapshots(2000, 40, true)
+	run := func(handles bool) (alerts []string, carried int, evicted uint64) {
+		d, err := newExfil(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := testEnv()
+		env.quiet.off = !handles
+		for _, s := range snaps {
+			alerts = append(alerts, alertKeys(d.Detect(s, env))...)
+			for i, e := range d.prevEnts {
+				if e != nil && i < len(s.SameAs) && s.SameAs[i] >= 0 {
+					carried++
+				}
+			}
+		}
+		return alerts, carried, d.last.Evicted()
+	}
+	got, carried, evicted := run(true)
+	want, none, _ := run(false)
+	if len(want) == 0 || evicted == 0 {
+		t.Fatalf("the series raised %d alerts and evicted %d entries: it tests nothing", len(want), evicted)
+	}
+	if carried == 0 || none != 0 {
+		t.Fatalf("handles kept for unchanged sockets: %d with handles, %d without", carried, none)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("with handles:\n%s\nwith look-ups:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -168,12 +168,18 @@ func listenerHash(seed maphash.Seed, k listenKey, a netip.Addr) uint64 {
 // reason may read). Outside an engine's Run (a detector called on its own)
 // there are no marks: every socket is visited.
 func (e *Env) visitSockets(snap *collector.Snapshot, bit uint16, visit func(s *collector.Socket) (quiet bool)) {
+	e.visitSocketsAt(snap, bit, func(_ int, s *collector.Socket) bool { return visit(s) })
+}
+
+// visitSocketsAt is visitSockets giving visit each socket's index in
+// snap.Sockets too.
+func (e *Env) visitSocketsAt(snap *collector.Snapshot, bit uint16, visit func(i int, s *collector.Socket) (quiet bool)) {
 	mark := e.quiet.mark // sized for snap by begin; empty outside a Run
 	for i := range snap.Sockets {
 		if i < len(mark) && mark[i]&bit != 0 {
 			continue
 		}
-		if visit(&snap.Sockets[i]) && i < len(mark) {
+		if visit(i, &snap.Sockets[i]) && i < len(mark) {
 			mark[i] |= bit
 		}
 	}

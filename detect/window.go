@@ -60,20 +60,19 @@ func (w *Window[K, V]) Touch(k K, now time.Time, init func() V) *V {
 // was there: one map look-up for the detectors that read and update a key
 // for every socket of a poll.
 func (w *Window[K, V]) Upsert(k K, now time.Time) (v *V, existed bool) {
-	t := now.UnixNano()
-	if t < w.newest {
-		w.disordered = true
-	} else {
-		w.newest = t
-	}
+	e, existed := w.upsertEntry(k, now)
+	return &e.val, existed
+}
+
+// upsertEntry is Upsert returning k's entry, a handle that touchEntry
+// takes without a map look-up (for a detector that meets the same key at
+// every poll).
+func (w *Window[K, V]) upsertEntry(k K, now time.Time) (*windowEntry[K, V], bool) {
 	if e, ok := w.items[k]; ok {
-		if t > e.last {
-			e.last = t
-		}
-		w.unlink(e)
-		w.pushFront(e)
-		return &e.val, true
+		w.touchEntry(e, now)
+		return e, true
 	}
+	t := w.clock(now)
 	e := &windowEntry[K, V]{key: k, first: t, last: t}
 	w.items[k] = e
 	w.pushFront(e)
@@ -81,7 +80,38 @@ func (w *Window[K, V]) Upsert(k K, now time.Time) (v *V, existed bool) {
 		w.remove(w.back)
 		w.evicted++
 	}
-	return &e.val, false
+	return e, false
+}
+
+// entryGone marks, in last, an entry no longer in its window: a handle
+// kept across polls is checked before use.
+const entryGone = math.MinInt64
+
+// touchEntry marks e touched at now, as Upsert does its key, and reports
+// whether e is still in the window (false: deleted, expired or evicted since
+// the handle was taken; nothing is done).
+func (w *Window[K, V]) touchEntry(e *windowEntry[K, V], now time.Time) bool {
+	if e.last == entryGone {
+		return false
+	}
+	if t := w.clock(now); t > e.last {
+		e.last = t
+	}
+	w.unlink(e)
+	w.pushFront(e)
+	return true
+}
+
+// clock returns now in Unix nanoseconds and notes whether times came out
+// of order (see Expire).
+func (w *Window[K, V]) clock(now time.Time) int64 {
+	t := now.UnixNano()
+	if t < w.newest {
+		w.disordered = true
+	} else {
+		w.newest = t
+	}
+	return t
 }
 
 // Put sets k's value and marks it touched at now.
@@ -187,4 +217,5 @@ func (w *Window[K, V]) unlink(e *windowEntry[K, V]) {
 func (w *Window[K, V]) remove(e *windowEntry[K, V]) {
 	delete(w.items, e.key)
 	w.unlink(e)
+	e.last = entryGone
 }
