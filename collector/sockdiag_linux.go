@@ -35,8 +35,21 @@ type sockDiag struct {
 // per dump skb, so one recv never truncates.
 const dumpRecvBuf = 64 << 10
 
-// allTCPStates asks for every TCP state (bit n = state n).
+// allStates asks for every TCP state (bit n = state n).
 const allStates = 0xffffffff
+
+// tcpBoundInactive is the kernel's pseudo-state of a TCP socket that is
+// only bound: not listening, connecting or connected (Linux 6.6+).
+const tcpBoundInactive = 13
+
+// dumpStates is every state but bound-inactive. Asking for those makes the
+// kernel walk its whole bind hash on every dump (65,536 buckets, shared by
+// every namespace, on the development VM: one TCP walk and two UDP dumps
+// took 8.8 ms in an empty namespace with it, 5.2 ms without; 24.9 and
+// 19.2 ms at 20,000 sockets), for sockets that neither accept nor carry
+// traffic; they are listed once they listen or connect. ss leaves them out
+// too, unless asked for them (-B).
+const dumpStates = allStates &^ (1 << tcpBoundInactive)
 
 // dumpTargets are the four dumps of one poll when the kernel does not answer
 // TCPDIAG_GETSOCK; when it does (see Dump), the first two are one dump.
@@ -111,7 +124,7 @@ func (d *sockDiag) dumpTCPCompat(dst []Socket) ([]Socket, error) {
 	if d.seq == 0 {
 		d.seq = 1
 	}
-	d.req = appendTCPCompatRequest(d.req[:0], d.seq, allStates, 1<<(inetDiagInfo-1))
+	d.req = appendTCPCompatRequest(d.req[:0], d.seq, dumpStates, 1<<(inetDiagInfo-1))
 	if err := unix.Sendto(d.fd, d.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return dst, fmt.Errorf("send request: %w", err)
 	}
@@ -151,7 +164,7 @@ func (d *sockDiag) send(family, proto, ext uint8) error {
 	if d.seq == 0 {
 		d.seq = 1
 	}
-	d.req = appendDiagRequest(d.req[:0], d.seq, family, proto, allStates, ext)
+	d.req = appendDiagRequest(d.req[:0], d.seq, family, proto, dumpStates, ext)
 	if err := unix.Sendto(d.fd, d.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("send request: %w", err)
 	}

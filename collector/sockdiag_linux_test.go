@@ -498,3 +498,69 @@ func TestSockDiagDumpAllocationsDoNotGrowWithSockets(t *testing.T) {
 			nMany, many, nFew, few)
 	}
 }
+
+// A TCP socket that is only bound is not listed (asking for those costs a
+// walk of the kernel's whole bind hash on every dump); it is once it
+// listens.
+func TestSockDiagDumpLeavesOutBoundOnlySockets(t *testing.T) {
+	d, err := openSockDiag()
+	if err != nil {
+		t.Fatalf("openSockDiag: %v", err)
+	}
+	defer d.Close()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(sa.(*unix.SockaddrInet4).Port)
+	listed := func(socks []Socket) (State, bool) {
+		for _, s := range socks {
+			if s.Proto == ProtoTCP && s.Local.Port() == port && s.Local.Addr() == netip.AddrFrom4([4]byte{127, 0, 0, 1}) {
+				return s.State, true
+			}
+		}
+		return StateNone, false
+	}
+
+	// The kernel lists it when asked for every state (Linux 6.6 and later).
+	d.mu.Lock()
+	d.seq++
+	d.req = appendDiagRequest(d.req[:0], d.seq, afInet, ipprotoTCP, allStates, 0)
+	err = unix.Sendto(d.fd, d.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+	var all []Socket
+	if err == nil {
+		all, err = d.readDump(nil, ipprotoTCP, false)
+	}
+	d.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := listed(all); !ok {
+		t.Log("this kernel does not list bound-only sockets at all (before Linux 6.6)")
+	}
+
+	socks, err := d.Dump(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := listed(socks); ok {
+		t.Fatalf("the bound-only socket on port %d is listed (state %s)", port, st)
+	}
+	if err := unix.Listen(fd, 1); err != nil {
+		t.Fatal(err)
+	}
+	if socks, err = d.Dump(socks); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := listed(socks); !ok || st != StateListen {
+		t.Fatalf("once listening, port %d: listed %v in state %s, want LISTEN", port, ok, st)
+	}
+}

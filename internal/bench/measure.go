@@ -30,8 +30,9 @@ type Plan struct {
 // then --once.
 type Round struct {
 	Agent, Bare, PS, Once Result
-	// BareOneWalk is the bare dump with TCP as one TCPDIAG_GETSOCK request
-	// (sockdump -tcp-one-walk), as the agent sends it: the lower floor.
+	// BareOneWalk is the bare dump asked as the agent asks (sockdump
+	// -tcp-one-walk: TCP as one TCPDIAG_GETSOCK request, no bound-only
+	// sockets): the lower floor.
 	BareOneWalk Result
 	// Attributed is BareOneWalk plus one read of every process's fd links
 	// (sockdump -fd-walk): the floor of a sensor that ties every socket to
