@@ -171,8 +171,8 @@ func printTable(out io.Writer, rows []row, rounds int, plan bench.Plan, steady [
 	fmt.Fprintf(out, "agent = `netsentinel -d %v --interval %v` (start-up, every poll, detection, final report); bare dump and gopsutil\n",
 		time.Duration(plan.Polls)*plan.Interval, plan.Interval)
 	fmt.Fprintf(out, "run as many times as the agent polled, at the same interval; CPU = user + system of the process (wait4).\n")
-	fmt.Fprintf(out, "Bare dump = issue 11's floor: four SOCK_DIAG_BY_FAMILY requests (TCP v4, TCP v6 with tcp_info, UDP v4, UDP v6);\n")
-	fmt.Fprintf(out, "\"TCP in one walk\" = the same with TCP as one TCPDIAG_GETSOCK request, as the agent asks (`sockdump -tcp-one-walk`);\n")
+	fmt.Fprintf(out, "Bare dump = issue 11's floor: four SOCK_DIAG_BY_FAMILY requests (TCP v4, TCP v6 with tcp_info, UDP v4, UDP v6), every state;\n")
+	fmt.Fprintf(out, "\"TCP in one walk\" = the dump asked as the agent asks (`sockdump -tcp-one-walk`): TCP as one TCPDIAG_GETSOCK request, no bound-only TCP sockets;\n")
 	fmt.Fprintf(out, "\"+ fd walk\" = that, plus one read of every process's fd links (`sockdump -tcp-one-walk -fd-walk`): the floor of a\n")
 	fmt.Fprintf(out, "sensor that ties sockets to processes; the first-poll floor is the same with one dump.\n\n")
 	fmt.Fprintln(out, "| connections | sockets | agent polls | agent CPU s | bare dump CPU s | gopsutil CPU s | agent / bare (min-max) | agent / bare, TCP in one walk | agent / (one walk + fd walk) | gopsutil / bare | agent peak RSS MiB | first poll CPU ms (`--once`) | first-poll floor ms (one dump + fd walk) | `--once` peak RSS MiB |")
