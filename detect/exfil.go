@@ -164,23 +164,22 @@ type exfil struct {
 }
 
 // carryFrom returns snap.SameAs when it links snap to the previous poll's
-// sockets (so prevEnts applies), else nil, and sizes ents for snap. Off,
-// like the quiet marks, in an engine told to examine every socket.
+// sockets (so prevEnts applies), else nil, and sizes ents for snap (empty:
+// no handles are kept). Off, like the quiet marks, in an engine told to
+// examine every socket.
 func (d *exfil) carryFrom(snap *collector.Snapshot, env *Env) []int32 {
+	d.ents = d.ents[:0]
+	if snap.Seq == 0 || env.quiet.off {
+		return nil
+	}
 	n := len(snap.Sockets)
 	var same []int32
-	d.ents = d.ents[:0]
-	if snap.Seq != 0 && !env.quiet.off {
-		if snap.Seq == d.prevSeq+1 && len(snap.SameAs) == n {
-			same = snap.SameAs
-		}
-		d.prevSeq = snap.Seq
-		d.ents = slices.Grow(d.ents[:0], n)[:n]
-		clear(d.ents)
+	if snap.Seq == d.prevSeq+1 && len(snap.SameAs) == n {
+		same = snap.SameAs
 	}
-	if same == nil {
-		d.prevEnts = d.prevEnts[:0]
-	}
+	d.prevSeq = snap.Seq
+	d.ents = slices.Grow(d.ents, n)[:n]
+	clear(d.ents)
 	return same
 }
 
@@ -335,11 +334,10 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		delta uint64
 	}
 	var external []pending
-	// count returns true when it ignored s for reasons that hold as long as
-	// s is listed unchanged (quiet.go).
-	// Entry handles of the open sockets, by index, for the next poll (see
-	// exfil.ents).
 	same := d.carryFrom(snap, env)
+	// count returns true when it ignored s for reasons that hold as long as
+	// s is listed unchanged (quiet.go). i is s's index in snap.Sockets, -1
+	// for a closed socket.
 	count := func(i int, s *collector.Socket, closed bool) (quiet bool) {
 		if s.Proto != collector.ProtoTCP || !s.Remote.IsValid() || IsListener(s) {
 			return true
@@ -368,9 +366,9 @@ func (d *exfil) Detect(snap *collector.Snapshot, env *Env) []Alert {
 		var known bool
 		switch {
 		case closed:
-			e, known = d.last.items[id]
+			e, known = d.last.getEntry(id)
 		case s.BytesAcked == 0:
-			if e, known = d.last.items[id]; known {
+			if e, known = d.last.getEntry(id); known {
 				d.last.touchEntry(e, now) // a TIME_WAIT row keeps its counters
 			} else {
 				// No counters and none remembered: nothing to do until the

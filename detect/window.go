@@ -121,11 +121,17 @@ func (w *Window[K, V]) Put(k K, v V, now time.Time) {
 
 // Get returns a pointer to k's value without touching it.
 func (w *Window[K, V]) Get(k K) (*V, bool) {
-	e, ok := w.items[k]
+	e, ok := w.getEntry(k)
 	if !ok {
 		return nil, false
 	}
 	return &e.val, true
+}
+
+// getEntry is Get returning k's entry (a handle for touchEntry).
+func (w *Window[K, V]) getEntry(k K) (*windowEntry[K, V], bool) {
+	e, ok := w.items[k]
+	return e, ok
 }
 
 // Seen returns when k was first and last touched.
